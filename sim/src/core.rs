@@ -1,0 +1,85 @@
+//! The plugin every world starts from: its doors, clock, randomness and hash.
+
+use bevy_app::{App, Plugin};
+use bevy_ecs::schedule::{IntoScheduleConfigs, Schedule, SingleThreadedExecutor};
+
+use crate::{
+    entity::SimIds,
+    input::Inbox,
+    output::Outbox,
+    rng::SimRng,
+    schedule::{TickSchedule, TickSystems},
+    state_hash::{AppStateHashExt, StateHashes},
+    world::Tick,
+};
+
+/// Installs the tick schedule with its ordered sets, the `Tick`, `SimRng`,
+/// `SimIds`, `Inbox` and `Outbox` resources, and the state hash.
+#[derive(Debug, Clone, Default)]
+pub struct CorePlugin {
+    /// Seed of the world's random number generator.
+    pub seed: u64,
+}
+
+impl Plugin for CorePlugin {
+    fn build(&self, app: &mut App) {
+        let mut schedule = Schedule::new(TickSchedule);
+        // Parallelism comes from many worlds, never from inside one.
+        schedule.set_executor(SingleThreadedExecutor::new());
+        app.add_schedule(schedule);
+        use TickSystems::*;
+        app.configure_sets(
+            TickSchedule,
+            (
+                Input,
+                Movement,
+                Combat,
+                Social,
+                Interest,
+                Output,
+                Persistence,
+                Metrics,
+                Hash,
+            )
+                .chain(),
+        );
+
+        app.insert_resource(Tick(0))
+            .insert_resource(SimRng::from_seed(self.seed))
+            .init_resource::<SimIds>()
+            .init_resource::<Inbox>()
+            .init_resource::<Outbox>()
+            .init_resource::<StateHashes>();
+        app.hash_resource::<SimRng>().hash_resource::<SimIds>();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bevy_ecs::{resource::Resource, schedule::IntoScheduleConfigs, system::ResMut};
+
+    use crate::{SimWorld, TickSchedule, TickSystems, WorldSpec};
+
+    #[derive(Resource, Default)]
+    struct Ran(Vec<TickSystems>);
+
+    #[test]
+    fn stages_run_in_the_documented_order() {
+        let mut world = SimWorld::build(WorldSpec::default(), |app| {
+            app.init_resource::<Ran>();
+            // Registered in reverse to show the order comes from the sets, not from registration.
+            for set in TickSystems::ORDER.into_iter().rev() {
+                app.add_systems(
+                    TickSchedule,
+                    (move |mut ran: ResMut<Ran>| ran.0.push(set)).in_set(set),
+                );
+            }
+        })
+        .unwrap();
+        world.step();
+        assert_eq!(
+            world.world().resource::<Ran>().0,
+            TickSystems::ORDER.to_vec()
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! # tessera-sim
+//!
+//! The simulation: every room and zone is a fixed-tick `bevy_ecs` world,
+//! assembled from plugins as a `bevy_app::App` and then stepped by hand, one
+//! tick per call, on whichever worker thread owns it ([`SimWorld`]).
+//!
+//! Data flows one way through a tick: the host queues inputs in the
+//! [`Inbox`]; [`SimWorld::step`] runs the [`TickSchedule`] (its stages are
+//! listed on [`TickSystems`]); events come out of the [`Outbox`]; the tick
+//! ends with a 64-bit state hash ([`state_hash`]). Those doors are the only
+//! way in or out: no clock, socket, unseeded RNG or hash-map order reaches
+//! gameplay state, which is integer-only, so the same spec and inputs give
+//! the same hashes on any machine. [`replay`] records and re-checks that.
+
+pub mod core;
+pub mod driver;
+pub mod entity;
+pub mod hash;
+pub mod input;
+pub mod movement;
+pub mod output;
+pub mod players;
+pub mod replay;
+pub mod rng;
+pub mod schedule;
+pub mod state_hash;
+pub mod world;
+
+pub use crate::{
+    entity::SimId,
+    input::{Inbox, Input, InputEnvelope, PlayerId},
+    output::{OutEvent, Outbox, Rejection},
+    schedule::{TickSchedule, TickSystems},
+    world::{SimWorld, SpecError, Tick, TickReport, WorldSpec},
+};

@@ -1,0 +1,91 @@
+//! The node's HTTP API: liveness, readiness and metrics (login and admin
+//! join later).
+
+use std::{
+    fmt::Write as _,
+    sync::{Arc, atomic::Ordering},
+};
+
+use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
+use serde_json::json;
+
+use crate::scheduler::SchedulerStats;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Scheduler counters.
+    pub stats: Arc<SchedulerStats>,
+    /// Worker threads.
+    pub workers: usize,
+}
+
+/// The router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+    let s = &state.stats;
+    Json(json!({
+        "ready": true,
+        "workers": state.workers,
+        "worlds": s.worlds.load(Ordering::Relaxed),
+        "ticks": s.ticks.load(Ordering::Relaxed),
+        "overruns": s.overruns.load(Ordering::Relaxed),
+        "dropped_ticks": s.dropped_ticks.load(Ordering::Relaxed),
+        "panicked_worlds": s.panicked_worlds.load(Ordering::Relaxed),
+    }))
+}
+
+async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+    let s = &state.stats;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "tessera_ticks_total",
+        "counter",
+        "World ticks simulated.",
+        s.ticks.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_tick_overruns_total",
+        "counter",
+        "Ticks that started a full period or more after their deadline.",
+        s.overruns.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_dropped_ticks_total",
+        "counter",
+        "Ticks given up when a world fell too far behind and was re-anchored.",
+        s.dropped_ticks.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_worlds",
+        "gauge",
+        "Worlds ticking.",
+        s.worlds.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_panicked_worlds_total",
+        "counter",
+        "Worlds ended by a panic in their tick.",
+        s.panicked_worlds.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_tick_seconds_total_nanos",
+        "counter",
+        "Nanoseconds spent inside world ticks.",
+        s.tick_nanos.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,14 @@
+//! # tessera (the node)
+//!
+//! Composition only: configuration, the scheduler that ticks worlds on worker
+//! threads, replay recording, the HTTP API and the CLI commands. Gameplay
+//! lives in `tessera-sim`, networking in `tessera-net`, storage in
+//! `tessera-persistence`, game data in `tessera-tables`.
+
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod node;
+pub mod replay_cmd;
+pub mod replays;
+pub mod scheduler;

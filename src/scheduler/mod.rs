@@ -1,0 +1,271 @@
+//! The node scheduler: N worker threads, each owning a set of worlds and
+//! ticking each at its own deadline.
+//!
+//! Deadlines advance by exactly one period per tick from a fixed anchor, so
+//! a world never drifts. A tick that starts a full period or more after its
+//! deadline is an *overrun*: it still runs (catching up), and is counted. Only
+//! a world more than [`SchedulerConfig::max_catch_up`] behind is re-anchored,
+//! and the ticks it gives up are counted as dropped and logged. A panic in
+//! one world's tick ends that world alone.
+
+mod worker;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
+
+use crate::replays::ReplaySink;
+use worker::{Command, Worker};
+
+/// Identifies a world on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorldId(pub u64);
+
+impl std::fmt::Display for WorldId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "world:{}", self.0)
+    }
+}
+
+/// In-process input source stepped once per tick (synthetic players, tests).
+pub type InputDriver = Box<dyn FnMut(u64) -> Vec<InputEnvelope> + Send>;
+
+/// A tick as seen by an observer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TickEvent {
+    /// Which world ticked.
+    pub world: WorldId,
+    /// The tick and its hash.
+    pub report: TickReport,
+    /// Whether this tick started a full period or more after its deadline.
+    pub overrun: bool,
+}
+
+/// Why a world stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// [`Scheduler::end_world`] was called.
+    Requested,
+    /// The node is shutting down.
+    Shutdown,
+    /// A tick panicked; the message is the panic's.
+    Panicked(String),
+}
+
+/// Lifecycle notices from the workers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// A world stopped ticking and was dropped.
+    WorldEnded {
+        /// The world.
+        world: WorldId,
+        /// Its last tick.
+        last_tick: u64,
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// Counters shared by every worker; read by `/metrics` and `/readyz`.
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    /// Ticks simulated, all worlds.
+    pub ticks: AtomicU64,
+    /// Ticks that started a period or more late.
+    pub overruns: AtomicU64,
+    /// Ticks given up by re-anchoring a world that fell too far behind.
+    pub dropped_ticks: AtomicU64,
+    /// Worlds currently ticking.
+    pub worlds: AtomicU64,
+    /// Worlds ended by a panic since start.
+    pub panicked_worlds: AtomicU64,
+    /// Total nanoseconds spent inside ticks.
+    pub tick_nanos: AtomicU64,
+}
+
+/// How the scheduler runs.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Worker threads (0: one per available core).
+    pub workers: usize,
+    /// How far behind a world may fall before it is re-anchored.
+    pub max_catch_up: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            max_catch_up: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a new world comes with besides its simulation.
+#[derive(Default)]
+pub struct WorldOptions {
+    /// Synthetic inputs generated every tick.
+    pub driver: Option<InputDriver>,
+    /// Receives every tick's report (tests, tooling). Dropping the receiver is fine.
+    pub observer: Option<mpsc::Sender<TickEvent>>,
+    /// Record the world's ticks to this sink.
+    pub record: Option<ReplaySink>,
+}
+
+/// The way into a running world.
+#[derive(Clone, Debug)]
+pub struct WorldHandle {
+    /// Its id.
+    pub id: WorldId,
+    inbox: mpsc::Sender<InputEnvelope>,
+}
+
+impl WorldHandle {
+    /// Queues an input for the world's next tick; `false` if the world ended.
+    pub fn send(&self, envelope: InputEnvelope) -> bool {
+        self.inbox.send(envelope).is_ok()
+    }
+}
+
+/// Owns the worker threads.
+pub struct Scheduler {
+    workers: Vec<(mpsc::Sender<Command>, JoinHandle<()>)>,
+    loads: Vec<Arc<AtomicU64>>,
+    next_id: AtomicU64,
+    stats: Arc<SchedulerStats>,
+    events: mpsc::Sender<NodeEvent>,
+}
+
+/// The scheduler could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchedulerError {
+    /// A worker thread could not be started.
+    #[error("could not start worker thread: {0}")]
+    Spawn(#[from] std::io::Error),
+    /// The scheduler was shut down.
+    #[error("the scheduler has shut down")]
+    ShutDown,
+}
+
+impl Scheduler {
+    /// Starts the workers. Lifecycle notices go to the returned receiver.
+    pub fn start(
+        config: SchedulerConfig,
+    ) -> Result<(Self, mpsc::Receiver<NodeEvent>), SchedulerError> {
+        let count = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.workers
+        };
+        let stats = Arc::new(SchedulerStats::default());
+        let (events, events_rx) = mpsc::channel();
+        let mut workers = Vec::with_capacity(count);
+        let mut loads = Vec::with_capacity(count);
+        for index in 0..count {
+            let (tx, rx) = mpsc::channel();
+            let load = Arc::new(AtomicU64::new(0));
+            let worker = Worker::new(
+                index,
+                rx,
+                stats.clone(),
+                events.clone(),
+                load.clone(),
+                config.max_catch_up,
+            );
+            let handle = std::thread::Builder::new()
+                .name(format!("tessera-worker-{index}"))
+                .spawn(move || worker.run())?;
+            workers.push((tx, handle));
+            loads.push(load);
+        }
+        tracing::info!(workers = count, "scheduler started");
+        Ok((
+            Self {
+                workers,
+                loads,
+                next_id: AtomicU64::new(1),
+                stats,
+                events,
+            },
+            events_rx,
+        ))
+    }
+
+    /// Number of worker threads.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Shared counters.
+    pub fn stats(&self) -> Arc<SchedulerStats> {
+        self.stats.clone()
+    }
+
+    /// Hands `sim` to the least-loaded worker; it starts ticking right away.
+    pub fn add_world(
+        &self,
+        sim: SimWorld,
+        options: WorldOptions,
+    ) -> Result<WorldHandle, SchedulerError> {
+        let id = WorldId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (inbox, inbox_rx) = mpsc::channel();
+        let header = options
+            .record
+            .as_ref()
+            .map(|_| ReplayHeader::for_world(&sim));
+        let (index, _) = self
+            .loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, load)| load.load(Ordering::Relaxed))
+            .ok_or(SchedulerError::ShutDown)?;
+        self.loads[index].fetch_add(1, Ordering::Relaxed);
+        let command = Command::Add(Box::new(worker::NewWorld {
+            id,
+            sim,
+            inbox: inbox_rx,
+            options,
+            header,
+        }));
+        self.workers[index]
+            .0
+            .send(command)
+            .map_err(|_| SchedulerError::ShutDown)?;
+        tracing::info!(world = %id, worker = index, "world added");
+        Ok(WorldHandle { id, inbox })
+    }
+
+    /// Ends a world wherever it runs (no-op if it already ended).
+    pub fn end_world(&self, id: WorldId) {
+        for (tx, _) in &self.workers {
+            let _ = tx.send(Command::End(id));
+        }
+    }
+
+    /// A sender for lifecycle notices, for components that want to add their own.
+    pub fn event_sender(&self) -> mpsc::Sender<NodeEvent> {
+        self.events.clone()
+    }
+
+    /// Ends every world (flushing their recordings) and joins the workers.
+    pub fn shutdown(self) {
+        for (tx, _) in &self.workers {
+            let _ = tx.send(Command::Shutdown);
+        }
+        for (index, (_, handle)) in self.workers.into_iter().enumerate() {
+            if handle.join().is_err() {
+                tracing::error!(worker = index, "worker thread panicked outside a tick");
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+}

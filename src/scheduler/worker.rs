@@ -1,0 +1,274 @@
+//! One worker thread: its worlds, their deadlines, and panic isolation.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
+
+use super::{EndReason, NodeEvent, SchedulerStats, TickEvent, WorldId, WorldOptions};
+use crate::replays::Recording;
+
+pub(super) struct NewWorld {
+    pub id: WorldId,
+    pub sim: SimWorld,
+    pub inbox: mpsc::Receiver<InputEnvelope>,
+    pub options: WorldOptions,
+    pub header: Option<ReplayHeader>,
+}
+
+pub(super) enum Command {
+    Add(Box<NewWorld>),
+    End(WorldId),
+    Shutdown,
+}
+
+struct Slot {
+    id: WorldId,
+    sim: SimWorld,
+    inbox: mpsc::Receiver<InputEnvelope>,
+    options: WorldOptions,
+    recording: Option<Recording>,
+    period: Duration,
+    anchor: Instant,
+    /// Ticks run since `anchor`; the next deadline is `anchor + period * ticks`.
+    ticks_since_anchor: u32,
+}
+
+impl Slot {
+    fn deadline(&self) -> Instant {
+        self.anchor + self.period * self.ticks_since_anchor
+    }
+}
+
+pub(super) struct Worker {
+    index: usize,
+    commands: mpsc::Receiver<Command>,
+    stats: Arc<SchedulerStats>,
+    events: mpsc::Sender<NodeEvent>,
+    load: Arc<AtomicU64>,
+    max_catch_up: Duration,
+    slots: Vec<Slot>,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+impl Worker {
+    pub fn new(
+        index: usize,
+        commands: mpsc::Receiver<Command>,
+        stats: Arc<SchedulerStats>,
+        events: mpsc::Sender<NodeEvent>,
+        load: Arc<AtomicU64>,
+        max_catch_up: Duration,
+    ) -> Self {
+        Self {
+            index,
+            commands,
+            stats,
+            events,
+            load,
+            max_catch_up,
+            slots: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        let _span = tracing::info_span!("worker", index = self.index).entered();
+        loop {
+            self.tick_due_worlds();
+            let timeout = self
+                .slots
+                .iter()
+                .map(Slot::deadline)
+                .min()
+                .map_or(Duration::from_secs(3600), |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+            match self.commands.recv_timeout(timeout) {
+                Ok(command) => {
+                    if !self.handle(command) {
+                        break;
+                    }
+                    // Apply every queued command before ticking again.
+                    while let Ok(command) = self.commands.try_recv() {
+                        if !self.handle(command) {
+                            return self.end_all();
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.end_all();
+    }
+
+    /// Returns `false` on shutdown.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Add(new) => {
+                let NewWorld {
+                    id,
+                    sim,
+                    inbox,
+                    options,
+                    header,
+                } = *new;
+                let recording = match (&options.record, header) {
+                    (Some(sink), Some(header)) => sink.open(id, header),
+                    _ => None,
+                };
+                let mut sim = sim;
+                if recording.is_some() {
+                    sim.start_recording();
+                }
+                let period = Duration::from_nanos(sim.spec().tick_period_nanos());
+                self.stats.worlds.fetch_add(1, Ordering::Relaxed);
+                self.slots.push(Slot {
+                    id,
+                    sim,
+                    inbox,
+                    options,
+                    recording,
+                    period,
+                    anchor: Instant::now(),
+                    ticks_since_anchor: 0,
+                });
+                true
+            }
+            Command::End(id) => {
+                if let Some(position) = self.slots.iter().position(|s| s.id == id) {
+                    let slot = self.slots.swap_remove(position);
+                    self.end(slot, EndReason::Requested);
+                }
+                true
+            }
+            Command::Shutdown => false,
+        }
+    }
+
+    fn tick_due_worlds(&mut self) {
+        let mut index = 0;
+        while index < self.slots.len() {
+            let now = Instant::now();
+            let slot = &mut self.slots[index];
+            if slot.deadline() > now {
+                index += 1;
+                continue;
+            }
+            let late_by = now - slot.deadline();
+            if late_by > self.max_catch_up {
+                let behind = (late_by.as_nanos() / slot.period.as_nanos().max(1)) as u64;
+                tracing::warn!(world = %slot.id, behind_ticks = behind, "world fell too far behind; re-anchoring its clock");
+                self.stats
+                    .dropped_ticks
+                    .fetch_add(behind, Ordering::Relaxed);
+                slot.anchor = now;
+                slot.ticks_since_anchor = 0;
+            }
+            let overrun = late_by >= slot.period;
+            match Self::tick(slot) {
+                Ok((elapsed, report)) => {
+                    self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .tick_nanos
+                        .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+                    if overrun {
+                        self.stats.overruns.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let slot = &mut self.slots[index];
+                    slot.ticks_since_anchor += 1;
+                    if slot.ticks_since_anchor >= 1 << 30 {
+                        // Keep `period * ticks` far from overflow on long-lived zones.
+                        slot.anchor = slot.deadline();
+                        slot.ticks_since_anchor = 0;
+                    }
+                    if let Some(observer) = &slot.options.observer {
+                        let event = TickEvent {
+                            world: slot.id,
+                            report,
+                            overrun,
+                        };
+                        if observer.send(event).is_err() {
+                            slot.options.observer = None;
+                        }
+                    }
+                    index += 1;
+                }
+                Err(message) => {
+                    let slot = self.slots.swap_remove(index);
+                    tracing::error!(world = %slot.id, tick = slot.sim.tick(), panic = %message, "world tick panicked; ending the world");
+                    self.stats.panicked_worlds.fetch_add(1, Ordering::Relaxed);
+                    self.end(slot, EndReason::Panicked(message));
+                }
+            }
+        }
+    }
+
+    fn tick(slot: &mut Slot) -> Result<(Duration, TickReport), String> {
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let next = slot.sim.tick() + 1;
+            if let Some(driver) = slot.options.driver.as_mut() {
+                slot.sim.push_envelopes(driver(next));
+            }
+            slot.sim.push_envelopes(slot.inbox.try_iter());
+            let report = slot.sim.step();
+            // Nobody consumes world events yet beyond tests; the net layer will.
+            slot.sim.drain_events();
+            report
+        }));
+        match result {
+            Ok(report) => {
+                if let Some(recording) = slot.recording.as_mut() {
+                    recording.write(slot.sim.take_recorded());
+                }
+                Ok((started.elapsed(), report))
+            }
+            Err(payload) => Err(panic_message(payload.as_ref())),
+        }
+    }
+
+    fn end(&mut self, slot: Slot, reason: EndReason) {
+        let Slot {
+            id, sim, recording, ..
+        } = slot;
+        let last_tick = sim.tick();
+        if let Some(recording) = recording {
+            recording.close();
+        }
+        // A world that panicked may panic again while dropping: contain that too.
+        if catch_unwind(AssertUnwindSafe(move || drop(sim))).is_err() {
+            tracing::error!(world = %id, "world panicked while being dropped");
+        }
+        self.stats.worlds.fetch_sub(1, Ordering::Relaxed);
+        self.load.fetch_sub(1, Ordering::Relaxed);
+        tracing::info!(world = %id, last_tick, ?reason, "world ended");
+        let _ = self.events.send(NodeEvent::WorldEnded {
+            world: id,
+            last_tick,
+            reason,
+        });
+    }
+
+    fn end_all(&mut self) {
+        for slot in std::mem::take(&mut self.slots) {
+            self.end(slot, EndReason::Shutdown);
+        }
+    }
+}

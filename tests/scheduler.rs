@@ -1,0 +1,269 @@
+//! The node scheduler: deadlines, overruns, runtime world lifecycle, panic
+//! isolation, and determinism regardless of the number of worker threads.
+
+use std::{
+    collections::BTreeMap,
+    sync::{atomic::Ordering, mpsc},
+    time::{Duration, Instant},
+};
+
+use bevy_ecs::{resource::Resource, schedule::IntoScheduleConfigs, system::Res};
+use tessera::scheduler::{
+    EndReason, NodeEvent, Scheduler, SchedulerConfig, TickEvent, WorldId, WorldOptions,
+};
+use tessera_sim::{SimWorld, Tick, TickSchedule, TickSystems, WorldSpec, driver::RandomInputs};
+
+fn spec(seed: u64, tick_hz: u16) -> WorldSpec {
+    WorldSpec {
+        kind: format!("test-{seed}"),
+        seed,
+        tick_hz,
+        ..WorldSpec::default()
+    }
+}
+
+fn driven(seed: u64, players: u64) -> WorldOptions {
+    let mut driver = RandomInputs::new(seed, players);
+    WorldOptions {
+        driver: Some(Box::new(move |tick| driver.inputs_for(tick))),
+        ..Default::default()
+    }
+}
+
+/// Collects `ticks` reports from each of `worlds`, failing after `limit`.
+fn collect(
+    rx: &mpsc::Receiver<TickEvent>,
+    worlds: usize,
+    ticks: u64,
+    limit: Duration,
+) -> BTreeMap<WorldId, Vec<u64>> {
+    let deadline = Instant::now() + limit;
+    let mut hashes: BTreeMap<WorldId, Vec<u64>> = BTreeMap::new();
+    while hashes.len() < worlds || hashes.values().any(|h| (h.len() as u64) < ticks) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = rx
+            .recv_timeout(left)
+            .expect("worlds stopped ticking before the expected number of ticks");
+        let seen = hashes.entry(event.world).or_default();
+        assert_eq!(
+            event.report.tick,
+            seen.len() as u64 + 1,
+            "ticks of {} arrive in order, none skipped",
+            event.world
+        );
+        seen.push(event.report.hash);
+    }
+    hashes
+}
+
+/// Runs 4 seeded worlds on `workers` threads and returns their first 300 tick hashes, by seed.
+fn run_on(workers: usize) -> Vec<Vec<u64>> {
+    let (scheduler, _events) = Scheduler::start(SchedulerConfig {
+        workers,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(scheduler.worker_count(), workers);
+    let (tx, rx) = mpsc::channel();
+    let mut ids = Vec::new();
+    for seed in 1..=4 {
+        let mut options = driven(seed * 10, 25);
+        options.observer = Some(tx.clone());
+        ids.push(
+            scheduler
+                .add_world(SimWorld::new(spec(seed, 1000)).unwrap(), options)
+                .unwrap()
+                .id,
+        );
+    }
+    let mut hashes = collect(&rx, 4, 300, Duration::from_secs(60));
+    scheduler.shutdown();
+    ids.iter()
+        .map(|id| hashes.remove(id).unwrap()[..300].to_vec())
+        .collect()
+}
+
+#[test]
+fn hashes_are_identical_on_one_and_two_worker_threads() {
+    let one = run_on(1);
+    let two = run_on(2);
+    assert_eq!(one, two);
+    // And the worlds really differ from each other (the test is not vacuous).
+    assert_ne!(one[0], one[1]);
+}
+
+#[derive(Resource)]
+struct PanicAt(u64);
+
+fn panic_at(tick: Res<Tick>, at: Res<PanicAt>) {
+    if tick.0 == at.0 {
+        panic!("boom at tick {}", tick.0);
+    }
+}
+
+#[test]
+fn a_panicking_world_ends_alone_and_the_others_keep_ticking() {
+    let (scheduler, events) = Scheduler::start(SchedulerConfig {
+        workers: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let bad = SimWorld::build(spec(1, 200), |app| {
+        app.insert_resource(PanicAt(20))
+            .add_systems(TickSchedule, panic_at.in_set(TickSystems::Combat));
+    })
+    .unwrap();
+    let bad = scheduler.add_world(bad, WorldOptions::default()).unwrap();
+    let good = scheduler
+        .add_world(
+            SimWorld::new(spec(2, 200)).unwrap(),
+            WorldOptions {
+                observer: Some(tx),
+                ..driven(2, 5)
+            },
+        )
+        .unwrap();
+
+    match events
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the panic is reported")
+    {
+        NodeEvent::WorldEnded {
+            world,
+            last_tick,
+            reason: EndReason::Panicked(message),
+        } => {
+            assert_eq!(world, bad.id);
+            assert_eq!(last_tick, 20, "the tick number in which it panicked");
+            assert!(message.contains("boom at tick 20"), "{message}");
+        }
+        other => panic!("unexpected event {other:?}"),
+    }
+    // The good world, on the same worker thread, keeps going well past that.
+    let ticks = collect(&rx, 1, 100, Duration::from_secs(20));
+    assert!(ticks[&good.id].len() >= 100);
+    let stats = scheduler.stats();
+    assert_eq!(stats.panicked_worlds.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.worlds.load(Ordering::Relaxed), 1);
+    assert!(!bad.send(tessera_sim::InputEnvelope {
+        player: tessera_sim::PlayerId(1),
+        input: tessera_sim::Input::Join
+    }));
+    scheduler.shutdown();
+}
+
+#[test]
+fn worlds_are_created_and_ended_while_the_node_runs() {
+    let (scheduler, events) = Scheduler::start(SchedulerConfig {
+        workers: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let first = scheduler
+        .add_world(
+            SimWorld::new(spec(1, 500)).unwrap(),
+            WorldOptions {
+                observer: Some(tx.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    collect(&rx, 1, 20, Duration::from_secs(20));
+    let second = scheduler
+        .add_world(
+            SimWorld::new(spec(2, 500)).unwrap(),
+            WorldOptions {
+                observer: Some(tx),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    scheduler.end_world(first.id);
+    match events.recv_timeout(Duration::from_secs(10)).unwrap() {
+        NodeEvent::WorldEnded {
+            world,
+            reason: EndReason::Requested,
+            ..
+        } => assert_eq!(world, first.id),
+        other => panic!("unexpected event {other:?}"),
+    }
+    // Drain what the first world sent before it ended; from now on only the second ticks.
+    while rx.try_recv().is_ok() {}
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut second_ticks = 0;
+    while second_ticks < 50 {
+        let event = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap();
+        assert_eq!(event.world, second.id, "an ended world must not tick");
+        second_ticks += 1;
+    }
+    assert_eq!(scheduler.stats().worlds.load(Ordering::Relaxed), 1);
+    scheduler.shutdown();
+    match events.recv_timeout(Duration::from_secs(10)).unwrap() {
+        NodeEvent::WorldEnded {
+            world,
+            reason: EndReason::Shutdown,
+            ..
+        } => assert_eq!(world, second.id),
+        other => panic!("unexpected event {other:?}"),
+    }
+}
+
+#[derive(Resource)]
+struct StallAt(u64, Duration);
+
+fn stall_at(tick: Res<Tick>, stall: Res<StallAt>) {
+    if tick.0 == stall.0 {
+        std::thread::sleep(stall.1);
+    }
+}
+
+#[test]
+fn a_stalled_world_catches_up_and_counts_overruns_without_skipping_ticks() {
+    let (scheduler, _events) = Scheduler::start(SchedulerConfig {
+        workers: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    // 100 Hz; tick 5 stalls for 200 ms, i.e. 20 periods.
+    let world = SimWorld::build(spec(1, 100), |app| {
+        app.insert_resource(StallAt(5, Duration::from_millis(200)))
+            .add_systems(TickSchedule, stall_at.in_set(TickSystems::Metrics));
+    })
+    .unwrap();
+    scheduler
+        .add_world(
+            world,
+            WorldOptions {
+                observer: Some(tx),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut overruns = 0;
+    for expected in 1..=60u64 {
+        let event = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap();
+        assert_eq!(event.report.tick, expected, "no tick is skipped");
+        overruns += u64::from(event.overrun);
+    }
+    // Ticks 6.. started one or more periods late while catching up.
+    assert!(
+        overruns >= 10,
+        "only {overruns} overruns counted after a 20-period stall"
+    );
+    let stats = scheduler.stats();
+    assert!(stats.overruns.load(Ordering::Relaxed) >= overruns);
+    assert_eq!(
+        stats.dropped_ticks.load(Ordering::Relaxed),
+        0,
+        "a 200 ms stall is within the catch-up window"
+    );
+    scheduler.shutdown();
+}
