@@ -68,7 +68,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("tessera-io")
         .enable_all()
         .build()?;
-    runtime.block_on(node::serve(config, node::shutdown_signal()))
+    runtime.block_on(async {
+        let signals = node::ShutdownSignals::install()?;
+        node::serve(config, signals.wait()).await
+    })
 }
 
 fn main() -> ExitCode {
