@@ -1,10 +1,9 @@
-//! Node configuration: built-in defaults (`assets/config/tessera.toml`),
-//! overridden by a file, then by environment variables and flags (in `cli`).
+//! Node configuration: built-in defaults (`assets/config/tessera.toml`), or
+//! a complete file, with flags and environment variables on top (in `main`).
 
 use std::{net::SocketAddr, path::PathBuf};
 
 use serde::Deserialize;
-use tessera_sim::WorldSpec;
 
 /// The defaults, compiled in so a bare `cargo run --release` needs no file.
 pub const DEFAULT_CONFIG: &str = include_str!("../assets/config/tessera.toml");
@@ -17,48 +16,17 @@ pub struct NodeConfig {
     pub http: SocketAddr,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// Directory of `.xlsx` game tables.
+    pub tables_dir: PathBuf,
+    /// Poll interval for table changes, ms (0: reload on SIGHUP only).
+    pub tables_poll_ms: u64,
+    /// Seed of the first world.
+    pub seed: u64,
+    /// In-process synthetic players per zone world.
+    pub bots: u64,
     /// Where to record replays (empty: nowhere).
     #[serde(default)]
     pub record_dir: PathBuf,
-    /// Worlds started with the node.
-    #[serde(default)]
-    pub worlds: Vec<WorldConfig>,
-}
-
-/// One world the node runs from start.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct WorldConfig {
-    /// World kind.
-    pub kind: String,
-    /// RNG seed.
-    pub seed: u64,
-    /// Ticks per second.
-    pub tick_hz: u16,
-    /// Width in millimetres.
-    pub width: i32,
-    /// Height in millimetres.
-    pub height: i32,
-    /// Player capacity.
-    pub capacity: u32,
-    /// In-process synthetic players.
-    #[serde(default)]
-    pub bots: u64,
-}
-
-impl WorldConfig {
-    /// The simulation spec for this world.
-    pub fn spec(&self) -> WorldSpec {
-        WorldSpec {
-            kind: self.kind.clone(),
-            seed: self.seed,
-            tick_hz: self.tick_hz,
-            width: self.width,
-            height: self.height,
-            capacity: self.capacity,
-            tables_hash: 0,
-        }
-    }
 }
 
 /// A configuration that cannot be used.
@@ -80,39 +48,15 @@ pub enum ConfigError {
         /// What the parser said (with line and column).
         source: Box<toml::de::Error>,
     },
-    /// A world cannot be run.
-    #[error("world {index} ({kind}) in {origin}: {source}")]
-    World {
-        /// Where it came from.
-        origin: String,
-        /// Its position in `[[worlds]]`.
-        index: usize,
-        /// Its kind.
-        kind: String,
-        /// What is wrong.
-        source: tessera_sim::SpecError,
-    },
 }
 
 impl NodeConfig {
-    /// Parses TOML text and validates every world.
+    /// Parses TOML text.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.into(),
             source: Box::new(e),
-        })?;
-        for (index, world) in config.worlds.iter().enumerate() {
-            world
-                .spec()
-                .validate()
-                .map_err(|source| ConfigError::World {
-                    origin: origin.into(),
-                    index,
-                    kind: world.kind.clone(),
-                    source,
-                })?;
-        }
-        Ok(config)
+        })
     }
 
     /// The built-in defaults.
@@ -136,25 +80,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shipped_defaults_parse_and_run_worlds() {
+    fn shipped_defaults_parse() {
         let config = NodeConfig::defaults();
-        assert!(!config.worlds.is_empty());
         assert_eq!(config.http.ip().to_string(), "127.0.0.1");
+        assert_eq!(config.tables_dir, PathBuf::from("assets/tables"));
     }
 
     #[test]
-    fn unknown_keys_and_bad_worlds_are_named() {
-        let error = NodeConfig::parse(
-            "http = \"127.0.0.1:0\"\nworkers = 1\nwrokers = 2\n",
-            "t.toml",
-        )
-        .unwrap_err();
-        assert!(error.to_string().contains("wrokers"), "{error}");
-        let bad = "http = \"127.0.0.1:0\"\nworkers = 1\n[[worlds]]\nkind = \"z\"\nseed = 1\ntick_hz = 0\nwidth = 10\nheight = 10\ncapacity = 1\n";
-        let error = NodeConfig::parse(bad, "t.toml").unwrap_err();
+    fn unknown_and_mistyped_keys_are_named() {
+        let text = DEFAULT_CONFIG.replace("workers = 0", "wrokers = 0");
+        let error = NodeConfig::parse(&text, "t.toml").unwrap_err().to_string();
         assert!(
-            error.to_string().contains("world 0 (z)") && error.to_string().contains("tick rate 0"),
+            error.contains("wrokers") && error.contains("t.toml"),
             "{error}"
         );
+        let text = DEFAULT_CONFIG.replace("bots = 0", "bots = \"many\"");
+        let error = NodeConfig::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("bots"), "{error}");
     }
 }

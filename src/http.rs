@@ -9,6 +9,8 @@ use std::{
 use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
 use serde_json::json;
 
+use tessera_tables::TablesHandle;
+
 use crate::scheduler::SchedulerStats;
 
 /// What the handlers read.
@@ -18,6 +20,8 @@ pub struct HttpState {
     pub stats: Arc<SchedulerStats>,
     /// Worker threads.
     pub workers: usize,
+    /// The node's tables.
+    pub tables: TablesHandle,
 }
 
 /// The router.
@@ -31,7 +35,17 @@ pub fn router(state: HttpState) -> Router {
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let s = &state.stats;
+    let reload_error = state
+        .tables
+        .last_error()
+        .map(|failure| failure.report.to_string());
     Json(json!({
+        "tables": {
+            "dir": state.tables.dir().display().to_string(),
+            "hash": state.tables.current().hash().to_string(),
+            "version": state.tables.version(),
+            "last_reload_error": reload_error,
+        },
         "ready": true,
         "workers": state.workers,
         "worlds": s.worlds.load(Ordering::Relaxed),
@@ -86,6 +100,18 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "counter",
         "Nanoseconds spent inside world ticks.",
         s.tick_nanos.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_tables_version",
+        "gauge",
+        "Tables versions loaded since start (1 = the start-up load).",
+        state.tables.version(),
+    );
+    metric(
+        "tessera_tables_reload_failing",
+        "gauge",
+        "1 while the last tables reload was refused.",
+        u64::from(state.tables.last_error().is_some()),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -12,3 +12,6 @@ pub mod node;
 pub mod replay_cmd;
 pub mod replays;
 pub mod scheduler;
+pub mod signals;
+pub mod tables_cmd;
+pub mod zones;

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
-use tessera::{config::NodeConfig, logging, node, replay_cmd};
+use tessera::{config::NodeConfig, logging, node, replay_cmd, signals, tables_cmd};
 
 #[derive(Parser, Debug)]
 #[command(name = "tessera", version, about = "Tessera game simulation server")]
@@ -24,6 +24,37 @@ enum Command {
     Replay {
         /// The replay file.
         file: PathBuf,
+        /// The tables it was recorded with (read only if it used tables).
+        #[arg(long, default_value = tables_cmd::DEFAULT_TABLES_DIR)]
+        tables: PathBuf,
+    },
+    /// Check, dump or create the game's Excel tables.
+    #[command(subcommand)]
+    Tables(TablesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TablesCommand {
+    /// Load and validate; print every problem. Exit 0 valid, 1 invalid.
+    Check {
+        /// Directory of .xlsx workbooks.
+        #[arg(default_value = tables_cmd::DEFAULT_TABLES_DIR)]
+        dir: PathBuf,
+    },
+    /// Print every sheet as CSV (to review a change to a binary workbook).
+    Dump {
+        /// Directory of .xlsx workbooks.
+        #[arg(default_value = tables_cmd::DEFAULT_TABLES_DIR)]
+        dir: PathBuf,
+    },
+    /// Write the default game's workbooks.
+    Init {
+        /// Directory to write into.
+        #[arg(default_value = tables_cmd::DEFAULT_TABLES_DIR)]
+        dir: PathBuf,
+        /// Overwrite existing workbooks.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -41,7 +72,13 @@ struct ServeArgs {
     /// Record every world's replay into this directory.
     #[arg(long, env = "TESSERA_RECORD_DIR")]
     record: Option<PathBuf>,
-    /// Synthetic in-process players per configured world.
+    /// Directory of .xlsx game tables.
+    #[arg(long, env = "TESSERA_TABLES")]
+    tables: Option<PathBuf>,
+    /// Seed of the first world's RNG.
+    #[arg(long, env = "TESSERA_SEED")]
+    seed: Option<u64>,
+    /// Synthetic in-process players per zone world.
     #[arg(long, env = "TESSERA_BOTS")]
     bots: Option<u64>,
 }
@@ -60,8 +97,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.record {
         config.record_dir = dir;
     }
+    if let Some(tables) = args.tables {
+        config.tables_dir = tables;
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
     if let Some(bots) = args.bots {
-        config.worlds.iter_mut().for_each(|w| w.bots = bots);
+        config.bots = bots;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -69,17 +112,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let signals = node::ShutdownSignals::install()?;
-        node::serve(config, signals.wait()).await
+        let signals = signals::Signals::install()?;
+        node::serve(config, signals).await
     })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Replay { file }) => {
+        Some(Command::Replay { file, tables }) => {
             logging::init("warn");
-            replay_cmd::run(&file)
+            replay_cmd::run(&file, &tables)
+        }
+        Some(Command::Tables(command)) => {
+            logging::init("warn");
+            match command {
+                TablesCommand::Check { dir } => tables_cmd::check(&dir),
+                TablesCommand::Dump { dir } => tables_cmd::dump(&dir),
+                TablesCommand::Init { dir, force } => tables_cmd::init(&dir, force),
+            }
         }
         Some(Command::Serve(args)) => run_serve(args),
         None => run_serve(cli.serve),

@@ -1,26 +1,51 @@
-//! A running node: scheduler, configured worlds, replay recording and HTTP,
-//! until a shutdown signal.
+//! A running node: tables, scheduler, zone worlds, replay recording and
+//! HTTP, until a shutdown signal.
 //!
-//! Start-up order: replay writer -> scheduler -> worlds -> HTTP. Shutdown runs
-//! it backwards, so every world's last tick is recorded before exit.
+//! Start-up order: tables -> replay writer -> scheduler -> worlds -> HTTP.
+//! Shutdown runs it backwards, so every world's last tick is recorded
+//! before the process exits.
 
-use std::future::Future;
+use std::time::Duration;
 
 use anyhow::Context;
 use tessera_sim::{SimWorld, driver::RandomInputs};
+use tessera_tables::{LoadOptions, TablesHandle};
 
 use crate::{
     config::NodeConfig,
     http::{HttpState, router},
     replays::ReplayStore,
     scheduler::{EndReason, NodeEvent, Scheduler, SchedulerConfig, WorldOptions},
+    signals::Signals,
+    zones::persistent_zones,
 };
 
-/// Runs a node until `shutdown` resolves, then stops cleanly.
-pub async fn serve(
-    config: NodeConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// Runs a node until SIGINT or SIGTERM, then stops cleanly.
+pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
+    let (shutdown, mut reloads) = signals.split();
+    let dir = &config.tables_dir;
+    let tables = TablesHandle::load(dir, LoadOptions::default()).map_err(|report| {
+        anyhow::anyhow!(
+            "cannot start: the tables in {} are invalid (run `tessera tables check {}`):\n{report}",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    tracing::info!(dir = %dir.display(), hash = %tables.current().hash(), "tables loaded");
+    let _watcher = match config.tables_poll_ms {
+        0 => None,
+        ms => Some(tables.watch(Duration::from_millis(ms))?),
+    };
+    let on_hangup = tables.clone();
+    tokio::spawn(async move {
+        while reloads.next().await {
+            tracing::info!("SIGHUP received: reloading tables");
+            let handle = on_hangup.clone();
+            // Loading is file I/O and parsing: keep it off the async workers.
+            let _ = tokio::task::spawn_blocking(move || handle.reload()).await;
+        }
+    });
+
     let replays = if config.record_dir.as_os_str().is_empty() {
         None
     } else {
@@ -35,27 +60,26 @@ pub async fn serve(
     })?;
     std::thread::Builder::new().name("tessera-events".into()).spawn(move || {
         for event in events {
-            match event {
-                NodeEvent::WorldEnded { world, last_tick, reason: EndReason::Panicked(message) } => {
-                    tracing::error!(%world, last_tick, panic = %message, "world crashed and was removed");
-                }
-                NodeEvent::WorldEnded { .. } => {}
+            if let NodeEvent::WorldEnded { world, last_tick, reason: EndReason::Panicked(message) } = event {
+                tracing::error!(%world, last_tick, panic = %message, "world crashed and was removed");
             }
         }
     })?;
 
-    for world in &config.worlds {
-        let sim = SimWorld::new(world.spec()).with_context(|| format!("world {}", world.kind))?;
+    for spec in persistent_zones(&tables.current(), config.seed)? {
+        let (kind, tick_hz, seed) = (spec.kind.clone(), spec.tick_hz, spec.seed);
+        let sim = SimWorld::new(spec).with_context(|| format!("world {kind}"))?;
         let mut options = WorldOptions {
             record: replays.as_ref().map(ReplayStore::sink),
+            tables: Some(tables.clone()),
             ..Default::default()
         };
-        if world.bots > 0 {
-            let mut driver = RandomInputs::new(world.seed, world.bots);
+        if config.bots > 0 {
+            let mut driver = RandomInputs::new(seed, config.bots);
             options.driver = Some(Box::new(move |tick| driver.inputs_for(tick)));
         }
         let handle = scheduler.add_world(sim, options)?;
-        tracing::info!(world = %handle.id, kind = %world.kind, tick_hz = world.tick_hz, bots = world.bots, "world started");
+        tracing::info!(world = %handle.id, %kind, tick_hz, bots = config.bots, "world started");
     }
 
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -66,9 +90,10 @@ pub async fn serve(
     let app = router(HttpState {
         stats: scheduler.stats(),
         workers: scheduler.worker_count(),
+        tables: tables.clone(),
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(shutdown.wait())
         .await
         .context("http server failed")?;
 
@@ -82,47 +107,4 @@ pub async fn serve(
     .await?;
     tracing::info!("node stopped");
     Ok(())
-}
-
-/// SIGINT (Ctrl-C) and SIGTERM handlers, installed when created.
-///
-/// Installing them up front matters: a handler installed lazily, when a
-/// future is first polled, leaves a window in which a signal is lost (or,
-/// for a process started in the background by a shell, ignored).
-pub struct ShutdownSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl ShutdownSignals {
-    /// Installs the handlers. Needs a running tokio runtime.
-    pub fn install() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// Resolves on the first SIGINT or SIGTERM.
-    pub async fn wait(mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.interrupt.recv() => tracing::info!("SIGINT received"),
-            _ = self.terminate.recv() => tracing::info!("SIGTERM received"),
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = &mut self;
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("Ctrl-C received");
-        }
-    }
 }

@@ -134,6 +134,7 @@ fn what_the_node_records_replays_identically() {
         driver: Some(Box::new(move |tick| driver.inputs_for(tick))),
         observer: Some(tx),
         record: Some(store.sink()),
+        tables: None,
     };
     let spec = WorldSpec {
         kind: "recorded".into(),

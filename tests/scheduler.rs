@@ -267,3 +267,59 @@ fn a_stalled_world_catches_up_and_counts_overruns_without_skipping_ticks() {
     );
     scheduler.shutdown();
 }
+
+#[test]
+fn a_world_takes_new_tables_between_two_ticks_and_keeps_them() {
+    use tessera_tables::{LoadOptions, TablesHandle, generate};
+    let dir = tempfile::tempdir().unwrap();
+    generate::write_default_game(dir.path()).unwrap();
+    let tables = TablesHandle::load(dir.path(), LoadOptions::default()).unwrap();
+    let before = tables.current().hash();
+
+    let (scheduler, _events) = Scheduler::start(SchedulerConfig {
+        workers: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let options = WorldOptions {
+        observer: Some(tx),
+        tables: Some(tables.clone()),
+        ..driven(1, 5)
+    };
+    scheduler
+        .add_world(SimWorld::new(spec(1, 500)).unwrap(), options)
+        .unwrap();
+    let next = || rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    for _ in 0..20 {
+        assert_eq!(next().tables, before);
+    }
+
+    for (file, mut sheets) in generate::default_game() {
+        if let Some(npcs) = sheets.iter_mut().find(|s| s.name == "npcs") {
+            npcs.rows[1][2] = generate::CellValue::Number(450.0);
+        }
+        generate::write_workbook(&dir.path().join(file), &sheets).unwrap();
+    }
+    let after = tables.reload().unwrap();
+    assert_ne!(after, before);
+
+    // Every tick runs wholly on one version: old ones, then the new one from
+    // some tick on, and never back.
+    let mut switched_at = None;
+    let mut seen = 0;
+    while seen < 20 {
+        let event = next();
+        match (switched_at, event.tables) {
+            (None, hash) if hash == before => {}
+            (None, hash) if hash == after => switched_at = Some(event.report.tick),
+            (Some(_), hash) if hash == after => seen += 1,
+            (_, hash) => panic!(
+                "tick {} ran with unexpected tables {hash}",
+                event.report.tick
+            ),
+        }
+    }
+    assert!(switched_at.unwrap() > 20);
+    scheduler.shutdown();
+}

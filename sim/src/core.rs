@@ -1,10 +1,17 @@
 //! The plugin every world starts from: its doors, clock, randomness and hash.
 
+use std::sync::Arc;
+
 use bevy_app::{App, Plugin};
-use bevy_ecs::schedule::{IntoScheduleConfigs, Schedule, SingleThreadedExecutor};
+use bevy_ecs::{
+    resource::Resource,
+    schedule::{IntoScheduleConfigs, Schedule, SingleThreadedExecutor},
+};
+use tessera_tables::Tables;
 
 use crate::{
     entity::SimIds,
+    hash::{StableHasher, StateHash},
     input::Inbox,
     output::Outbox,
     rng::SimRng,
@@ -13,8 +20,19 @@ use crate::{
     world::Tick,
 };
 
+/// The game tables a world reads. Swapped only between ticks; its content
+/// hash is part of the state hash, so a replay notices different data.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct GameTables(pub Arc<Tables>);
+
+impl StateHash for GameTables {
+    fn hash_state(&self, hasher: &mut StableHasher) {
+        hasher.write_u64(self.0.hash().0);
+    }
+}
+
 /// Installs the tick schedule with its ordered sets, the `Tick`, `SimRng`,
-/// `SimIds`, `Inbox` and `Outbox` resources, and the state hash.
+/// `SimIds`, `Inbox`, `Outbox` and `GameTables` resources, and the state hash.
 #[derive(Debug, Clone, Default)]
 pub struct CorePlugin {
     /// Seed of the world's random number generator.
@@ -49,8 +67,11 @@ impl Plugin for CorePlugin {
             .init_resource::<SimIds>()
             .init_resource::<Inbox>()
             .init_resource::<Outbox>()
-            .init_resource::<StateHashes>();
-        app.hash_resource::<SimRng>().hash_resource::<SimIds>();
+            .init_resource::<StateHashes>()
+            .init_resource::<GameTables>();
+        app.hash_resource::<SimRng>()
+            .hash_resource::<SimIds>()
+            .hash_resource::<GameTables>();
     }
 }
 

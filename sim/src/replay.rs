@@ -4,9 +4,13 @@
 //! number of [`TickRecord`]s, each a separate value, so a recorder can append
 //! as it goes and a crash loses at most the record being written.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
+use tessera_tables::{Tables, TablesHash};
 
 use crate::{
     input::InputEnvelope,
@@ -25,8 +29,10 @@ pub struct ReplayHeader {
     pub magic: String,
     /// [`REPLAY_FORMAT_VERSION`] at the time of writing.
     pub format_version: u32,
-    /// The world's spec, including seed and tables hash.
+    /// The world's spec, including its seed.
     pub spec: WorldSpec,
+    /// Content hash of the game tables the world ran with (`tessera tables check` prints it).
+    pub tables_hash: u64,
     /// Names of the state hash parts, in order.
     pub hash_parts: Vec<String>,
     /// Version of the tessera-sim crate that recorded it.
@@ -40,6 +46,7 @@ impl ReplayHeader {
             magic: REPLAY_MAGIC.into(),
             format_version: REPLAY_FORMAT_VERSION,
             spec: world.spec().clone(),
+            tables_hash: world.tables_hash().0,
             hash_parts: world.hash_part_names(),
             recorded_by: env!("CARGO_PKG_VERSION").into(),
         }
@@ -106,6 +113,14 @@ pub enum ReplayError {
         recorded: Vec<String>,
         /// Part names in this build.
         current: Vec<String>,
+    },
+    /// The tables given are not the ones the replay was recorded with.
+    #[error("replay was recorded with tables {recorded} but the tables given are {given}")]
+    Tables {
+        /// Hash in the header.
+        recorded: TablesHash,
+        /// Hash of the tables given.
+        given: TablesHash,
     },
     /// Records are not consecutive ticks.
     #[error("tick record #{index} is tick {found}, expected tick {expected}")]
@@ -260,13 +275,23 @@ pub struct VerifyReport {
     pub divergence: Option<Divergence>,
 }
 
-/// Re-simulates a replay and compares every tick's hash with the recorded one,
+/// Re-simulates a replay with `tables` (which must be the ones it was
+/// recorded with) and compares every tick's hash with the recorded one,
 /// stopping at the first divergence. `progress` is called after each tick.
 pub fn verify<R: Read>(
     mut reader: ReplayReader<R>,
+    tables: Arc<Tables>,
     mut progress: impl FnMut(u64),
 ) -> Result<VerifyReport, ReplayError> {
+    let recorded = TablesHash(reader.header().tables_hash);
+    if tables.hash() != recorded {
+        return Err(ReplayError::Tables {
+            recorded,
+            given: tables.hash(),
+        });
+    }
     let mut world = SimWorld::new(reader.header().spec.clone())?;
+    world.set_tables(tables);
     let current = world.hash_part_names();
     if current != reader.header().hash_parts {
         return Err(ReplayError::HashLayout {
@@ -355,7 +380,12 @@ mod tests {
     #[test]
     fn ten_thousand_random_ticks_replay_identically() {
         let bytes = record(10_000, 40);
-        let report = verify(ReplayReader::new(&bytes[..]).unwrap(), |_| {}).unwrap();
+        let report = verify(
+            ReplayReader::new(&bytes[..]).unwrap(),
+            Arc::default(),
+            |_| {},
+        )
+        .unwrap();
         assert_eq!(
             report,
             VerifyReport {
@@ -390,7 +420,12 @@ mod tests {
         let corrupted_tick = records[index].tick;
 
         let bytes = rewrite(&header, &records);
-        let report = verify(ReplayReader::new(&bytes[..]).unwrap(), |_| {}).unwrap();
+        let report = verify(
+            ReplayReader::new(&bytes[..]).unwrap(),
+            Arc::default(),
+            |_| {},
+        )
+        .unwrap();
         let divergence = report.divergence.expect("the corruption must be noticed");
         assert_eq!(divergence.tick, corrupted_tick);
         assert_eq!(
@@ -436,11 +471,39 @@ mod tests {
     }
 
     #[test]
+    fn other_tables_are_refused() {
+        let (mut header, records) = record(5, 1).as_slice().pipe(records);
+        header.tables_hash = 42;
+        let bytes = rewrite(&header, &records);
+        let error = verify(
+            ReplayReader::new(&bytes[..]).unwrap(),
+            Arc::default(),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ReplayError::Tables {
+                    recorded: TablesHash(42),
+                    given: TablesHash(0)
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_gap_in_ticks_is_an_error_not_a_divergence() {
         let (header, mut records) = record(10, 2).as_slice().pipe(records);
         records.remove(4);
         let bytes = rewrite(&header, &records);
-        let error = verify(ReplayReader::new(&bytes[..]).unwrap(), |_| {}).unwrap_err();
+        let error = verify(
+            ReplayReader::new(&bytes[..]).unwrap(),
+            Arc::default(),
+            |_| {},
+        )
+        .unwrap_err();
         assert!(
             matches!(
                 error,

@@ -1,12 +1,15 @@
 //! A world: a bevy `App` assembled from plugins, then stepped by hand one
 //! tick per call on whatever thread owns it.
 
+use std::sync::Arc;
+
 use bevy_app::App;
 use bevy_ecs::{resource::Resource, world::World};
 use serde::{Deserialize, Serialize};
+use tessera_tables::{Tables, TablesHash};
 
 use crate::{
-    core::CorePlugin,
+    core::{CorePlugin, GameTables},
     input::{Inbox, Input, InputEnvelope, PlayerId},
     movement::MovementPlugin,
     output::{OutEvent, Outbox},
@@ -36,8 +39,6 @@ pub struct WorldSpec {
     pub height: i32,
     /// Most players at once.
     pub capacity: u32,
-    /// Content hash of the tables the world runs with (0: no tables).
-    pub tables_hash: u64,
 }
 
 impl Default for WorldSpec {
@@ -49,7 +50,6 @@ impl Default for WorldSpec {
             width: 200_000,
             height: 200_000,
             capacity: 1_000,
-            tables_hash: 0,
         }
     }
 }
@@ -163,6 +163,22 @@ impl SimWorld {
         self.tick
     }
 
+    /// The game tables this world reads.
+    pub fn tables(&self) -> &Arc<Tables> {
+        &self.world.resource::<GameTables>().0
+    }
+
+    /// The content hash of the tables this world reads.
+    pub fn tables_hash(&self) -> TablesHash {
+        self.tables().hash()
+    }
+
+    /// Replaces the game tables. Call between ticks only (this is how a hot
+    /// reload reaches a world: at a tick boundary, never mid-tick).
+    pub fn set_tables(&mut self, tables: Arc<Tables>) {
+        self.world.resource_mut::<GameTables>().0 = tables;
+    }
+
     /// Queues an input for the next tick.
     pub fn push_input(&mut self, player: PlayerId, input: Input) {
         self.world.resource_mut::<Inbox>().push(player, input);
@@ -214,6 +230,11 @@ impl SimWorld {
     /// Starts keeping a `TickRecord` for every tick from now on.
     pub fn start_recording(&mut self) {
         self.recording.get_or_insert_with(Vec::new);
+    }
+
+    /// Stops recording and drops records not yet taken.
+    pub fn stop_recording(&mut self) {
+        self.recording = None;
     }
 
     /// Whether ticks are being recorded.

@@ -21,6 +21,7 @@ use std::{
 };
 
 use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
+use tessera_tables::{TablesHandle, TablesHash};
 
 use crate::replays::ReplaySink;
 use worker::{Command, Worker};
@@ -47,6 +48,8 @@ pub struct TickEvent {
     pub report: TickReport,
     /// Whether this tick started a full period or more after its deadline.
     pub overrun: bool,
+    /// The tables the tick ran with.
+    pub tables: TablesHash,
 }
 
 /// Why a world stopped.
@@ -118,6 +121,9 @@ pub struct WorldOptions {
     pub observer: Option<mpsc::Sender<TickEvent>>,
     /// Record the world's ticks to this sink.
     pub record: Option<ReplaySink>,
+    /// Follow these tables: the world starts with the current version and
+    /// picks up each new one at its next tick boundary.
+    pub tables: Option<TablesHandle>,
 }
 
 /// The way into a running world.
@@ -213,10 +219,13 @@ impl Scheduler {
     /// Hands `sim` to the least-loaded worker; it starts ticking right away.
     pub fn add_world(
         &self,
-        sim: SimWorld,
+        mut sim: SimWorld,
         options: WorldOptions,
     ) -> Result<WorldHandle, SchedulerError> {
         let id = WorldId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        if let Some(tables) = &options.tables {
+            sim.set_tables(tables.current());
+        }
         let (inbox, inbox_rx) = mpsc::channel();
         let header = options
             .record

@@ -32,6 +32,8 @@ pub(super) enum Command {
 struct Slot {
     id: WorldId,
     sim: SimWorld,
+    /// The tables version this world last took from `options.tables`.
+    tables_version: u64,
     inbox: mpsc::Receiver<InputEnvelope>,
     options: WorldOptions,
     recording: Option<Recording>,
@@ -139,9 +141,11 @@ impl Worker {
                 }
                 let period = Duration::from_nanos(sim.spec().tick_period_nanos());
                 self.stats.worlds.fetch_add(1, Ordering::Relaxed);
+                let tables_version = options.tables.as_ref().map_or(0, |t| t.version());
                 self.slots.push(Slot {
                     id,
                     sim,
+                    tables_version,
                     inbox,
                     options,
                     recording,
@@ -202,6 +206,7 @@ impl Worker {
                         let event = TickEvent {
                             world: slot.id,
                             report,
+                            tables: slot.sim.tables_hash(),
                             overrun,
                         };
                         if observer.send(event).is_err() {
@@ -220,7 +225,35 @@ impl Worker {
         }
     }
 
+    /// Between two ticks: take a new tables version if there is one.
+    fn follow_tables(slot: &mut Slot) {
+        let Some(handle) = &slot.options.tables else {
+            return;
+        };
+        let version = handle.version();
+        if version == slot.tables_version {
+            return;
+        }
+        slot.tables_version = version;
+        let tables = handle.current();
+        let (old, new) = (slot.sim.tables_hash(), tables.hash());
+        if old == new {
+            return;
+        }
+        if let Some(mut recording) = slot.recording.take() {
+            // A replay file holds one tables version; a swap ends it honestly
+            // rather than writing ticks no replay could reproduce.
+            tracing::warn!(world = %slot.id, tick = slot.sim.tick(), "tables changed: this world's replay recording ends here");
+            recording.write(slot.sim.take_recorded());
+            recording.close();
+            slot.sim.stop_recording();
+        }
+        slot.sim.set_tables(tables);
+        tracing::info!(world = %slot.id, next_tick = slot.sim.tick() + 1, %old, %new, "world switched tables");
+    }
+
     fn tick(slot: &mut Slot) -> Result<(Duration, TickReport), String> {
+        Self::follow_tables(slot);
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
             let next = slot.sim.tick() + 1;
