@@ -12,7 +12,12 @@ fn world_with(players: u64) -> (SimWorld, RandomInputs) {
     };
     let mut world = SimWorld::new(spec).expect("valid spec");
     for id in 1..=players {
-        world.push_input(PlayerId(id), Input::Join);
+        world.push_input(
+            PlayerId(id),
+            Input::Join {
+                class: "warrior".into(),
+            },
+        );
     }
     world.step();
     let mut driver = RandomInputs::new(1, players);

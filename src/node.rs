@@ -16,7 +16,7 @@ use crate::{
     http::{HttpState, router},
     replays::ReplayStore,
     scheduler::{EndReason, NodeEvent, Scheduler, SchedulerConfig, WorldOptions},
-    signals::Signals,
+    signals::{Shutdown, Signals},
     zones::persistent_zones,
 };
 
@@ -66,16 +66,42 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
         }
     })?;
 
-    for spec in persistent_zones(&tables.current(), config.seed)? {
+    // Whatever happens from here (a world that cannot start, a busy HTTP
+    // port), the scheduler is shut down and the replays are flushed.
+    let served = start_and_serve(&config, &scheduler, replays.as_ref(), &tables, shutdown).await;
+    tracing::info!("shutting down: ending worlds");
+    tokio::task::spawn_blocking(move || {
+        scheduler.shutdown();
+        if let Some(replays) = replays {
+            replays.finish();
+        }
+    })
+    .await?;
+    served?;
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+async fn start_and_serve(
+    config: &NodeConfig,
+    scheduler: &Scheduler,
+    replays: Option<&ReplayStore>,
+    tables: &TablesHandle,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let current = tables.current();
+    let skills: Vec<&str> = current.skills.iter().map(|s| s.id.0.as_str()).collect();
+    for spec in persistent_zones(&current, config.seed)? {
         let (kind, tick_hz, seed) = (spec.kind.clone(), spec.tick_hz, spec.seed);
         let sim = SimWorld::new(spec).with_context(|| format!("world {kind}"))?;
         let mut options = WorldOptions {
-            record: replays.as_ref().map(ReplayStore::sink),
+            record: replays.map(ReplayStore::sink),
             tables: Some(tables.clone()),
             ..Default::default()
         };
         if config.bots > 0 {
-            let mut driver = RandomInputs::new(seed, config.bots);
+            let max_target = config.bots + 1_000;
+            let mut driver = RandomInputs::new(seed, config.bots).fighting(&skills, max_target);
             options.driver = Some(Box::new(move |tick| driver.inputs_for(tick)));
         }
         let handle = scheduler.add_world(sim, options)?;
@@ -95,16 +121,5 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait())
         .await
-        .context("http server failed")?;
-
-    tracing::info!("shutting down: ending worlds");
-    tokio::task::spawn_blocking(move || {
-        scheduler.shutdown();
-        if let Some(replays) = replays {
-            replays.finish();
-        }
-    })
-    .await?;
-    tracing::info!("node stopped");
-    Ok(())
+        .context("http server failed")
 }

@@ -66,7 +66,13 @@ impl ReplaySink {
                 }
             })
             .collect();
-        let path = self.dir.join(format!("{name}-{}-{stamp}.replay", id.0));
+        // World ids restart with the process: the pid keeps a restart within
+        // the same second from reusing a name, and `create_new` never truncates.
+        let path = self.dir.join(format!(
+            "{name}-{}-{stamp}-{}.replay",
+            id.0,
+            std::process::id()
+        ));
         self.tx
             .send(Message::Open(id, path, Box::new(header)))
             .ok()?;
@@ -132,7 +138,10 @@ fn write_loop(rx: mpsc::Receiver<Message>) {
         while let Some(message) = next.take() {
             match message {
                 Message::Open(id, path, header) => {
-                    match File::create(&path)
+                    match File::options()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
                         .map_err(Into::into)
                         .and_then(|f| Writer::new(BufWriter::new(f), &header))
                     {

@@ -146,10 +146,14 @@ fn what_the_node_records_replays_identically() {
         .add_world(SimWorld::new(spec).unwrap(), options)
         .unwrap();
     // Inputs from outside the driver (as the network will send) are recorded too.
-    handle.send(tessera_sim::InputEnvelope {
-        player: tessera_sim::PlayerId(999),
-        input: Input::Join,
-    });
+    handle
+        .send(tessera_sim::InputEnvelope {
+            player: tessera_sim::PlayerId(999),
+            input: Input::Join {
+                class: "warrior".into(),
+            },
+        })
+        .unwrap();
     let mut last = 0;
     while last < 500 {
         last = rx

@@ -146,10 +146,11 @@ fn a_panicking_world_ends_alone_and_the_others_keep_ticking() {
     let stats = scheduler.stats();
     assert_eq!(stats.panicked_worlds.load(Ordering::Relaxed), 1);
     assert_eq!(stats.worlds.load(Ordering::Relaxed), 1);
-    assert!(!bad.send(tessera_sim::InputEnvelope {
+    let ended = bad.send(tessera_sim::InputEnvelope {
         player: tessera_sim::PlayerId(1),
-        input: tessera_sim::Input::Join
-    }));
+        input: tessera_sim::Input::Leave,
+    });
+    assert_eq!(ended, Err(tessera::scheduler::InboxError::Ended));
     scheduler.shutdown();
 }
 
@@ -321,5 +322,44 @@ fn a_world_takes_new_tables_between_two_ticks_and_keeps_them() {
         }
     }
     assert!(switched_at.unwrap() > 20);
+    scheduler.shutdown();
+}
+
+#[test]
+fn a_flooded_inbox_refuses_input_instead_of_growing_and_ticks_stay_bounded() {
+    let config = SchedulerConfig {
+        workers: 1,
+        inbox_capacity: 64,
+        ..Default::default()
+    };
+    let (scheduler, _events) = Scheduler::start(config).unwrap();
+    let (tx, rx) = mpsc::channel();
+    // 1 Hz: the flood arrives long before the world's next tick drains it.
+    let handle = scheduler
+        .add_world(
+            SimWorld::new(spec(1, 1)).unwrap(),
+            WorldOptions {
+                observer: Some(tx),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let flood = tessera_sim::InputEnvelope {
+        player: tessera_sim::PlayerId(1),
+        input: tessera_sim::Input::Move {
+            seq: 1,
+            dir_x: 1,
+            dir_y: 0,
+        },
+    };
+    let results: Vec<_> = (0..1_000).map(|_| handle.send(flood.clone())).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 64);
+    assert!(
+        results
+            .iter()
+            .skip(64)
+            .all(|r| *r == Err(tessera::scheduler::InboxError::Full))
+    );
     scheduler.shutdown();
 }

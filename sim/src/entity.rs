@@ -4,7 +4,7 @@
 //! replays name entities by `SimId`, allocated in order from a counter that is
 //! itself part of the world state.
 
-use bevy_ecs::{component::Component, resource::Resource};
+use bevy_ecs::{component::Component, entity::Entity, resource::Resource};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{StableHasher, StateHash};
@@ -21,17 +21,45 @@ impl StateHash for SimId {
     }
 }
 
-/// Hands out `SimId`s in order.
+/// Hands out `SimId`s in order and finds an entity by its id.
 #[derive(Resource, Debug, Default, Clone)]
 pub struct SimIds {
     next: u64,
+    /// `entities[id - 1]`: ids are dense, so a vector beats a map.
+    entities: Vec<Option<Entity>>,
 }
 
 impl SimIds {
-    /// The next unused id.
-    pub fn allocate(&mut self) -> SimId {
+    /// The next unused id, bound to `entity`.
+    pub fn allocate(&mut self, entity: Entity) -> SimId {
         self.next += 1;
+        self.entities.push(Some(entity));
         SimId(self.next)
+    }
+
+    /// The live entity with this id.
+    pub fn get(&self, id: SimId) -> Option<Entity> {
+        let index = usize::try_from(id.0).ok()?.checked_sub(1)?;
+        self.entities.get(index).copied().flatten()
+    }
+
+    /// The id bound to `entity` (a linear scan: for rare events like leaving).
+    pub fn id_of(&self, entity: Entity) -> Option<SimId> {
+        self.entities
+            .iter()
+            .position(|e| *e == Some(entity))
+            .map(|i| SimId(i as u64 + 1))
+    }
+
+    /// Forgets a despawned entity.
+    pub fn release(&mut self, id: SimId) {
+        if let Some(slot) = usize::try_from(id.0)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| self.entities.get_mut(i))
+        {
+            *slot = None;
+        }
     }
 }
 

@@ -3,7 +3,10 @@
 use bevy_ecs::resource::Resource;
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{StableHasher, StateHash};
+use crate::{
+    entity::SimId,
+    hash::{StableHasher, StateHash},
+};
 
 /// A player's account-wide identity (stable across sessions and worlds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -21,6 +24,61 @@ impl std::fmt::Display for PlayerId {
     }
 }
 
+/// A team, numbered within its world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TeamId(pub u64);
+
+/// What a skill is aimed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SkillTarget {
+    /// An entity.
+    Entity(SimId),
+    /// A point on the ground, millimetres.
+    Point {
+        /// East.
+        x: i32,
+        /// North.
+        y: i32,
+    },
+    /// The caster itself.
+    Caster,
+}
+
+/// Team management.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TeamCommand {
+    /// Found a team and lead it.
+    Create,
+    /// Invite a player (leader only).
+    Invite(PlayerId),
+    /// Accept an invitation.
+    Accept(TeamId),
+    /// Decline an invitation.
+    Decline(TeamId),
+    /// Leave the team (a leader hands over to the longest-standing member).
+    Leave,
+    /// Remove a member (leader only).
+    Kick(PlayerId),
+    /// Hand leadership to a member (leader only).
+    Promote(PlayerId),
+}
+
+/// Who hears a chat message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChatChannel {
+    /// Everyone in the world.
+    Say,
+    /// The sender's team.
+    Team,
+}
+
+/// Commands inside a room world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoomCommand {
+    /// Start the countdown (the room's owner, with enough players).
+    Start,
+}
+
 /// Something a player asks the world to do. Inputs are the only thing from
 /// outside that changes a world, so a replay is exactly the list of them.
 ///
@@ -28,8 +86,11 @@ impl std::fmt::Display for PlayerId {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Input {
-    /// Enter the world: spawns the player's avatar.
-    Join,
+    /// Enter the world as `class` (a `classes` row): spawns the avatar.
+    Join {
+        /// The class id.
+        class: String,
+    },
     /// Leave the world: despawns the player's avatar.
     Leave,
     /// Steer. `dir_x`/`dir_y` give a direction (any length; zero stops);
@@ -42,6 +103,24 @@ pub enum Input {
         /// Direction, y component.
         dir_y: i16,
     },
+    /// Use a skill the avatar's class knows.
+    UseSkill {
+        /// The `skills` row id.
+        skill: String,
+        /// What it is aimed at.
+        target: SkillTarget,
+    },
+    /// Team management.
+    Team(TeamCommand),
+    /// A chat message.
+    Chat {
+        /// Who hears it.
+        channel: ChatChannel,
+        /// The text.
+        text: String,
+    },
+    /// A room command.
+    Room(RoomCommand),
 }
 
 /// One input from one player, as queued for a tick.
@@ -69,6 +148,20 @@ impl Inbox {
     /// The inputs queued for this tick, oldest first.
     pub fn pending(&self) -> &[InputEnvelope] {
         &self.pending
+    }
+
+    /// For each player who joined or left this tick, the position of their
+    /// last `Join`/`Leave` in the queue. An input queued before that belongs
+    /// to an avatar that is gone (or not there yet) and must not steer the
+    /// current one: systems that apply inputs after presence skip it.
+    pub fn presence_cutoffs(&self) -> std::collections::BTreeMap<PlayerId, usize> {
+        let mut cutoffs = std::collections::BTreeMap::new();
+        for (index, envelope) in self.pending.iter().enumerate() {
+            if matches!(envelope.input, Input::Join { .. } | Input::Leave) {
+                cutoffs.insert(envelope.player, index);
+            }
+        }
+        cutoffs
     }
 
     /// Takes every queued input, leaving the inbox empty.

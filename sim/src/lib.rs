@@ -12,23 +12,36 @@
 //! gameplay state, which is integer-only, so the same spec and inputs give
 //! the same hashes on any machine. [`replay`] records and re-checks that.
 
+pub mod chat;
+pub mod combat;
 pub mod core;
+pub mod directory;
 pub mod driver;
 pub mod entity;
 pub mod hash;
 pub mod input;
+pub mod matchmaking;
 pub mod movement;
+pub mod npc;
 pub mod output;
 pub mod players;
 pub mod replay;
 pub mod rng;
+pub mod room;
+pub mod rules;
 pub mod schedule;
+pub mod spatial;
 pub mod state_hash;
+pub mod teams;
 pub mod world;
+pub mod zone;
 
 pub use crate::{
     entity::SimId,
-    input::{Inbox, Input, InputEnvelope, PlayerId},
+    input::{
+        ChatChannel, Inbox, Input, InputEnvelope, PlayerId, RoomCommand, SkillTarget, TeamCommand,
+        TeamId,
+    },
     output::{OutEvent, Outbox, Rejection},
     schedule::{TickSchedule, TickSystems},
     world::{SimWorld, SpecError, Tick, TickReport, WorldSpec},

@@ -10,6 +10,7 @@ use bevy_ecs::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    combat::components::Health,
     hash::{StableHasher, StateHash},
     input::{Inbox, Input},
     output::{OutEvent, Outbox, Rejection},
@@ -84,14 +85,22 @@ impl Plugin for MovementPlugin {
 pub fn apply_move_inputs(
     inbox: Res<Inbox>,
     index: Res<PlayerIndex>,
-    mut avatars: Query<(&mut MoveIntent, &mut LastInputSeq)>,
+    mut avatars: Query<(&mut MoveIntent, &mut LastInputSeq, &Health)>,
     mut outbox: ResMut<Outbox>,
 ) {
-    for envelope in inbox.pending() {
+    let cutoffs = inbox.presence_cutoffs();
+    for (position, envelope) in inbox.pending().iter().enumerate() {
         let Input::Move { seq, dir_x, dir_y } = envelope.input else {
             continue;
         };
-        let Some((mut intent, mut last_seq)) = index
+        if cutoffs
+            .get(&envelope.player)
+            .is_some_and(|cut| position < *cut)
+        {
+            outbox.reject(envelope.player, Rejection::NotJoined);
+            continue;
+        }
+        let Some((mut intent, mut last_seq, health)) = index
             .get(envelope.player)
             .and_then(|entity| avatars.get_mut(entity).ok())
         else {
@@ -101,6 +110,10 @@ pub fn apply_move_inputs(
             });
             continue;
         };
+        if !health.alive() {
+            outbox.reject(envelope.player, Rejection::Dead);
+            continue;
+        }
         // Unreliable delivery reorders and duplicates: only newer inputs count.
         if seq <= last_seq.0 {
             continue;
@@ -141,8 +154,14 @@ pub fn step_position(
 }
 
 /// Moves every steering entity.
-pub fn integrate(spec: Res<WorldSpec>, mut movers: Query<(&mut Position, &MoveIntent, &Speed)>) {
-    for (mut position, intent, speed) in &mut movers {
+pub fn integrate(
+    spec: Res<WorldSpec>,
+    mut movers: Query<(&mut Position, &MoveIntent, &Speed, &Health)>,
+) {
+    for (mut position, intent, speed, health) in &mut movers {
+        if !health.alive() {
+            continue;
+        }
         let next = step_position(*position, *intent, speed.0, &spec);
         position.set_if_neq(next);
     }

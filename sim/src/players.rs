@@ -10,14 +10,24 @@ use bevy_ecs::{
     schedule::IntoScheduleConfigs,
     system::{Commands, Res, ResMut},
 };
+use tessera_tables::values::Id;
 
 use crate::{
+    combat::{
+        components::{
+            Allegiance, BaseStats, Buffs, Casting, CombatStats, Cooldowns, Experience, Health,
+            KnownSkills,
+        },
+        life::spawn_point,
+    },
+    core::GameTables,
     entity::{SimId, SimIds},
     hash::{StableHasher, StateHash},
     input::{Inbox, Input, PlayerId},
-    movement::{LastInputSeq, MoveIntent, Position, Speed},
+    movement::{LastInputSeq, MoveIntent, Speed},
     output::{OutEvent, Outbox, Rejection},
     rng::SimRng,
+    rules::WorldRules,
     schedule::{TickSchedule, TickSystems},
     state_hash::AppStateHashExt,
     world::WorldSpec,
@@ -30,6 +40,16 @@ pub struct Player(pub PlayerId);
 impl StateHash for Player {
     fn hash_state(&self, hasher: &mut StableHasher) {
         self.0.hash_state(hasher);
+    }
+}
+
+/// The class an avatar plays.
+#[derive(Component, Clone, Debug, PartialEq, Eq)]
+pub struct ClassOf(pub Id);
+
+impl StateHash for ClassOf {
+    fn hash_state(&self, hasher: &mut StableHasher) {
+        self.0.0.hash_state(hasher);
     }
 }
 
@@ -62,8 +82,11 @@ impl PlayerIndex {
     }
 }
 
-/// Default avatar speed until class tables drive it: 5 m/s at 20 Hz.
-pub const DEFAULT_SPEED_MM_PER_TICK: u32 = 250;
+/// Stats of an avatar in a world whose tables have no classes (sandboxes):
+/// 1,000 HP, 5 m/s, no skills.
+pub const SANDBOX_HP: i32 = 1_000;
+/// Sandbox speed, mm/s.
+pub const SANDBOX_SPEED_MM_S: u32 = 5_000;
 
 /// Spawns avatars on `Join` and despawns them on `Leave`.
 #[derive(Debug, Clone, Default)]
@@ -73,65 +96,102 @@ impl Plugin for PlayersPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<PlayerIndex>()
             .add_systems(TickSchedule, apply_presence.in_set(TickSystems::Input))
-            .hash_component::<Player>();
+            .hash_component::<Player>()
+            .hash_component::<ClassOf>();
     }
 }
 
 /// The presence system: joins and leaves, in arrival order.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_presence(
     mut commands: Commands,
     inbox: Res<Inbox>,
     spec: Res<WorldSpec>,
+    tables: Res<GameTables>,
+    rules: Res<WorldRules>,
     mut index: ResMut<PlayerIndex>,
     mut ids: ResMut<SimIds>,
     mut rng: ResMut<SimRng>,
     mut outbox: ResMut<Outbox>,
+    avatars: bevy_ecs::system::Query<&SimId>,
 ) {
     for envelope in inbox.pending() {
         let player = envelope.player;
-        match envelope.input {
-            Input::Join => {
+        match &envelope.input {
+            Input::Join { class } => {
                 if index.by_player.contains_key(&player) {
-                    outbox.push(OutEvent::Rejected {
-                        player,
-                        reason: Rejection::AlreadyJoined,
-                    });
+                    outbox.reject(player, Rejection::AlreadyJoined);
                     continue;
                 }
                 if index.len() >= spec.capacity as usize {
-                    outbox.push(OutEvent::Rejected {
-                        player,
-                        reason: Rejection::WorldFull,
-                    });
+                    outbox.reject(player, Rejection::WorldFull);
                     continue;
                 }
-                let id = ids.allocate();
-                let position = Position {
-                    x: rng.range_i32(0, spec.width),
-                    y: rng.range_i32(0, spec.height),
+                let (hp, speed, skills) = match tables.0.classes.get(class) {
+                    Some(row) => (
+                        i32::try_from(row.base_hp).unwrap_or(i32::MAX),
+                        u32::try_from(row.speed.mm).unwrap_or(0),
+                        row.skills.0.clone(),
+                    ),
+                    None if tables.0.classes.is_empty() => {
+                        (SANDBOX_HP, SANDBOX_SPEED_MM_S, Vec::new())
+                    }
+                    None => {
+                        outbox.reject(player, Rejection::UnknownClass);
+                        continue;
+                    }
                 };
-                let entity = commands
-                    .spawn((
+                let entity = commands.spawn_empty().id();
+                let id = ids.allocate(entity);
+                let position = spawn_point(&rules, &spec, &mut rng, id);
+                let tick_hz = u32::from(spec.tick_hz.max(1));
+                commands.entity(entity).insert((
+                    (
                         id,
                         Player(player),
+                        ClassOf(Id(class.clone())),
                         position,
                         MoveIntent::default(),
-                        Speed(DEFAULT_SPEED_MM_PER_TICK),
+                    ),
+                    (
+                        Speed(speed / tick_hz),
                         LastInputSeq(0),
-                    ))
-                    .id();
+                        Health::full(hp),
+                        Allegiance::PLAYER,
+                    ),
+                    (
+                        KnownSkills(skills),
+                        Cooldowns::default(),
+                        Casting::default(),
+                        Buffs::default(),
+                    ),
+                    (
+                        BaseStats {
+                            speed_mm_s: speed,
+                            base_hp: hp,
+                        },
+                        Experience { xp: 0, level: 1 },
+                    ),
+                    CombatStats::default(),
+                ));
                 index.by_player.insert(player, entity);
                 outbox.push(OutEvent::Joined { player, id });
             }
             Input::Leave => match index.by_player.remove(&player) {
                 Some(entity) => {
+                    // Joined earlier this tick, its components are not applied yet: scan.
+                    if let Some(id) = avatars
+                        .get(entity)
+                        .ok()
+                        .copied()
+                        .or_else(|| ids.id_of(entity))
+                    {
+                        ids.release(id);
+                    }
                     commands.entity(entity).despawn();
                     outbox.push(OutEvent::Left { player });
                 }
-                None => outbox.push(OutEvent::Rejected {
-                    player,
-                    reason: Rejection::NotJoined,
-                }),
+                None => outbox.reject(player, Rejection::NotJoined),
             },
             _ => {}
         }

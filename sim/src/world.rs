@@ -9,14 +9,20 @@ use serde::{Deserialize, Serialize};
 use tessera_tables::{Tables, TablesHash};
 
 use crate::{
+    chat::ChatPlugin,
+    combat::CombatPlugin,
     core::{CorePlugin, GameTables},
     input::{Inbox, Input, InputEnvelope, PlayerId},
     movement::MovementPlugin,
+    npc::NpcPlugin,
     output::{OutEvent, Outbox},
     players::PlayersPlugin,
     replay::TickRecord,
+    room::RoomPlugin,
     schedule::TickSchedule,
     state_hash::StateHashes,
+    teams::TeamsPlugin,
+    zone::ZonePlugin,
 };
 
 /// Fastest tick rate a world accepts. Game worlds run 10-60 Hz; tests and
@@ -137,8 +143,14 @@ impl SimWorld {
         app.insert_resource(spec.clone());
         app.add_plugins((
             CorePlugin { seed: spec.seed },
+            ZonePlugin::default(),
             PlayersPlugin,
             MovementPlugin,
+            CombatPlugin,
+            NpcPlugin,
+            TeamsPlugin::default(),
+            ChatPlugin::default(),
+            RoomPlugin,
         ));
         extra(&mut app);
         app.finish();
@@ -316,7 +328,12 @@ mod tests {
                 ..WorldSpec::default()
             })
             .unwrap();
-            world.push_input(PlayerId(1), Input::Join);
+            world.push_input(
+                PlayerId(1),
+                Input::Join {
+                    class: "warrior".into(),
+                },
+            );
             (0..50).map(|_| world.step().hash).collect::<Vec<_>>()
         };
         assert_eq!(run(1), run(1));

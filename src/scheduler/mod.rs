@@ -101,6 +101,9 @@ pub struct SchedulerConfig {
     pub workers: usize,
     /// How far behind a world may fall before it is re-anchored.
     pub max_catch_up: Duration,
+    /// Inputs a world's inbox holds; also the most one tick takes, so a
+    /// flood can neither grow memory nor stretch a tick without bound.
+    pub inbox_capacity: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -108,8 +111,20 @@ impl Default for SchedulerConfig {
         Self {
             workers: 0,
             max_catch_up: Duration::from_secs(1),
+            inbox_capacity: 65_536,
         }
     }
+}
+
+/// Why an input did not reach a world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InboxError {
+    /// The inbox is full: the world is not keeping up; the input is dropped.
+    #[error("the world's inbox is full")]
+    Full,
+    /// The world has ended.
+    #[error("the world has ended")]
+    Ended,
 }
 
 /// What a new world comes with besides its simulation.
@@ -131,13 +146,16 @@ pub struct WorldOptions {
 pub struct WorldHandle {
     /// Its id.
     pub id: WorldId,
-    inbox: mpsc::Sender<InputEnvelope>,
+    inbox: mpsc::SyncSender<InputEnvelope>,
 }
 
 impl WorldHandle {
-    /// Queues an input for the world's next tick; `false` if the world ended.
-    pub fn send(&self, envelope: InputEnvelope) -> bool {
-        self.inbox.send(envelope).is_ok()
+    /// Queues an input for the world's next tick. Never blocks.
+    pub fn send(&self, envelope: InputEnvelope) -> Result<(), InboxError> {
+        self.inbox.try_send(envelope).map_err(|error| match error {
+            mpsc::TrySendError::Full(_) => InboxError::Full,
+            mpsc::TrySendError::Disconnected(_) => InboxError::Ended,
+        })
     }
 }
 
@@ -146,6 +164,7 @@ pub struct Scheduler {
     workers: Vec<(mpsc::Sender<Command>, JoinHandle<()>)>,
     loads: Vec<Arc<AtomicU64>>,
     next_id: AtomicU64,
+    inbox_capacity: usize,
     stats: Arc<SchedulerStats>,
     events: mpsc::Sender<NodeEvent>,
 }
@@ -185,7 +204,7 @@ impl Scheduler {
                 stats.clone(),
                 events.clone(),
                 load.clone(),
-                config.max_catch_up,
+                &config,
             );
             let handle = std::thread::Builder::new()
                 .name(format!("tessera-worker-{index}"))
@@ -199,6 +218,7 @@ impl Scheduler {
                 workers,
                 loads,
                 next_id: AtomicU64::new(1),
+                inbox_capacity: config.inbox_capacity.max(1),
                 stats,
                 events,
             },
@@ -223,10 +243,14 @@ impl Scheduler {
         options: WorldOptions,
     ) -> Result<WorldHandle, SchedulerError> {
         let id = WorldId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        if let Some(tables) = &options.tables {
+        // The version first: if a reload lands in between, the world holds
+        // tables at least that new and takes the next version as it comes.
+        let tables_version = options.tables.as_ref().map_or(0, |tables| {
+            let version = tables.version();
             sim.set_tables(tables.current());
-        }
-        let (inbox, inbox_rx) = mpsc::channel();
+            version
+        });
+        let (inbox, inbox_rx) = mpsc::sync_channel(self.inbox_capacity);
         let header = options
             .record
             .as_ref()
@@ -244,6 +268,7 @@ impl Scheduler {
             inbox: inbox_rx,
             options,
             header,
+            tables_version,
         }));
         self.workers[index]
             .0

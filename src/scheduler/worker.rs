@@ -21,6 +21,7 @@ pub(super) struct NewWorld {
     pub inbox: mpsc::Receiver<InputEnvelope>,
     pub options: WorldOptions,
     pub header: Option<ReplayHeader>,
+    pub tables_version: u64,
 }
 
 pub(super) enum Command {
@@ -35,6 +36,7 @@ struct Slot {
     /// The tables version this world last took from `options.tables`.
     tables_version: u64,
     inbox: mpsc::Receiver<InputEnvelope>,
+    inbox_capacity: usize,
     options: WorldOptions,
     recording: Option<Recording>,
     period: Duration,
@@ -56,6 +58,7 @@ pub(super) struct Worker {
     events: mpsc::Sender<NodeEvent>,
     load: Arc<AtomicU64>,
     max_catch_up: Duration,
+    inbox_capacity: usize,
     slots: Vec<Slot>,
 }
 
@@ -76,7 +79,7 @@ impl Worker {
         stats: Arc<SchedulerStats>,
         events: mpsc::Sender<NodeEvent>,
         load: Arc<AtomicU64>,
-        max_catch_up: Duration,
+        config: &super::SchedulerConfig,
     ) -> Self {
         Self {
             index,
@@ -84,7 +87,8 @@ impl Worker {
             stats,
             events,
             load,
-            max_catch_up,
+            max_catch_up: config.max_catch_up,
+            inbox_capacity: config.inbox_capacity.max(1),
             slots: Vec::new(),
         }
     }
@@ -130,6 +134,7 @@ impl Worker {
                     inbox,
                     options,
                     header,
+                    tables_version,
                 } = *new;
                 let recording = match (&options.record, header) {
                     (Some(sink), Some(header)) => sink.open(id, header),
@@ -141,12 +146,12 @@ impl Worker {
                 }
                 let period = Duration::from_nanos(sim.spec().tick_period_nanos());
                 self.stats.worlds.fetch_add(1, Ordering::Relaxed);
-                let tables_version = options.tables.as_ref().map_or(0, |t| t.version());
                 self.slots.push(Slot {
                     id,
                     sim,
                     tables_version,
                     inbox,
+                    inbox_capacity: self.inbox_capacity,
                     options,
                     recording,
                     period,
@@ -260,7 +265,11 @@ impl Worker {
             if let Some(driver) = slot.options.driver.as_mut() {
                 slot.sim.push_envelopes(driver(next));
             }
-            slot.sim.push_envelopes(slot.inbox.try_iter());
+            // At most one inbox-full per tick: a flood waits for later ticks
+            // (or is refused at `send`) instead of stretching this one.
+            let capacity = slot.inbox_capacity;
+            slot.sim
+                .push_envelopes(slot.inbox.try_iter().take(capacity));
             let report = slot.sim.step();
             // Nobody consumes world events yet beyond tests; the net layer will.
             slot.sim.drain_events();

@@ -47,6 +47,15 @@ pub struct SheetSpec {
 
 /// Writes `sheets` as one `.xlsx` workbook at `path`.
 pub fn write_workbook(path: &Path, sheets: &[SheetSpec]) -> Result<(), XlsxError> {
+    build(sheets)?.save(path)
+}
+
+/// Builds `sheets` as one `.xlsx` workbook in memory.
+pub fn workbook_bytes(sheets: &[SheetSpec]) -> Result<Vec<u8>, XlsxError> {
+    build(sheets)?.save_to_buffer()
+}
+
+fn build(sheets: &[SheetSpec]) -> Result<Workbook, XlsxError> {
     let mut workbook = Workbook::new();
     for sheet in sheets {
         let worksheet = workbook.add_worksheet();
@@ -74,7 +83,7 @@ pub fn write_workbook(path: &Path, sheets: &[SheetSpec]) -> Result<(), XlsxError
             }
         }
     }
-    workbook.save(path)
+    Ok(workbook)
 }
 
 /// Builds a sheet from a header and rows of cells.
@@ -275,7 +284,7 @@ pub fn default_game() -> Vec<(&'static str, Vec<SheetSpec>)> {
             200.0,
             1000i64,
             "100:100; 20:20; 180:180",
-            "wolf*5@50:50; boar*3@150:60; bandit*2@120:160"
+            "wolf*40@50:50; boar*30@150:60; bandit*30@120:160"
         ],
         [
             "arena",
@@ -313,4 +322,29 @@ pub fn write_default_game(dir: &Path) -> Result<Vec<PathBuf>, XlsxError> {
         written.push(path);
     }
     Ok(written)
+}
+
+/// Validated [`crate::Tables`] from workbooks described in memory, through
+/// the same writer and loader as files (tests, benches, sandboxes).
+pub fn tables_from(workbooks: Vec<(&str, Vec<SheetSpec>)>) -> Result<crate::Tables, crate::Report> {
+    let workbooks = workbooks
+        .into_iter()
+        .map(|(file, sheets)| {
+            let read = workbook_bytes(&sheets)
+                .map_err(|e| format!("cannot build the workbook ({e})"))
+                .and_then(crate::load::read_workbook_bytes);
+            (file.to_string(), read)
+        })
+        .collect();
+    crate::load::load_workbooks(
+        workbooks,
+        "in-memory tables",
+        &crate::LoadOptions::default(),
+    )
+}
+
+/// The default game as validated [`crate::Tables`], built in memory.
+pub fn default_tables() -> crate::Tables {
+    tables_from(default_game())
+        .unwrap_or_else(|report| panic!("the built-in default game is invalid:\n{report}"))
 }

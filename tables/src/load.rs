@@ -59,14 +59,51 @@ pub fn workbook_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Opens one workbook and returns its sheets (name, range).
 pub fn read_workbook(path: &Path) -> Result<Vec<(String, Range<Data>)>, String> {
-    let mut workbook: Xlsx<_> =
+    let workbook: Xlsx<_> =
         open_workbook(path).map_err(|e| format!("not a readable .xlsx workbook ({e})"))?;
+    read_sheets(workbook)
+}
+
+/// Reads a workbook held in memory.
+pub fn read_workbook_bytes(bytes: Vec<u8>) -> Result<Vec<(String, Range<Data>)>, String> {
+    let workbook = Xlsx::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a readable .xlsx workbook ({e})"))?;
+    read_sheets(workbook)
+}
+
+/// Rows a sheet may use. calamine builds a dense grid from the first to the
+/// last used cell, so one stray value in a far corner (Ctrl+End, a typo in
+/// XFD1048576) would ask for tens of gigabytes: cells are read sparsely and
+/// anything beyond these bounds is refused before any grid is built.
+pub const MAX_ROWS: u32 = 100_000;
+/// Columns a sheet may use.
+pub const MAX_COLUMNS: u32 = 256;
+
+fn read_sheets<RS: std::io::Read + std::io::Seek>(
+    mut workbook: Xlsx<RS>,
+) -> Result<Vec<(String, Range<Data>)>, String> {
     let mut sheets = Vec::new();
     for name in workbook.sheet_names() {
-        let range = workbook
-            .worksheet_range(&name)
-            .map_err(|e| format!("sheet {name:?} cannot be read ({e})"))?;
-        sheets.push((name, range));
+        let unreadable = |e: calamine::XlsxError| format!("sheet {name:?} cannot be read ({e})");
+        let mut reader = workbook.worksheet_cells_reader(&name).map_err(unreadable)?;
+        let mut cells = Vec::new();
+        while let Some(cell) = reader.next_cell().map_err(unreadable)? {
+            let (row, column) = cell.get_position();
+            let value: Data = cell.get_value().clone().into();
+            if value == Data::Empty {
+                continue;
+            }
+            if row >= MAX_ROWS || column >= MAX_COLUMNS {
+                return Err(format!(
+                    "sheet {name:?} has a value in {}{} ({}), beyond the {MAX_ROWS} rows and {MAX_COLUMNS} columns a table may use; clear the stray cell",
+                    crate::error::column_letter(column),
+                    row + 1,
+                    crate::cell::describe(&value),
+                ));
+            }
+            cells.push(calamine::Cell::new((row, column), value));
+        }
+        sheets.push((name, Range::from_sparse(cells)));
     }
     Ok(sheets)
 }
@@ -101,15 +138,36 @@ pub fn load_dir_with(dir: &Path, options: &LoadOptions) -> Result<Tables, Report
         }
     };
 
+    let workbooks = files
+        .iter()
+        .map(|path| {
+            let file = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?")
+                .to_string();
+            (file, read_workbook(path))
+        })
+        .collect();
+    load_workbooks(workbooks, &shown_dir, options)
+}
+
+/// Workbooks as read: (file name, its sheets or why it could not be read).
+pub type Workbooks = Vec<(String, Result<Vec<(String, Range<Data>)>, String>)>;
+
+/// Builds validated tables from workbooks already read; `origin` names
+/// where they came from in errors about missing sheets.
+pub fn load_workbooks(
+    workbooks: Workbooks,
+    origin: &str,
+    options: &LoadOptions,
+) -> Result<Tables, Report> {
+    let mut report = Report::default();
+    let shown_dir = origin.to_string();
     // table name -> (file, range)
     let mut found: Vec<(&str, String, Range<Data>)> = Vec::new();
-    for path in &files {
-        let file = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("?")
-            .to_string();
-        let sheets = match read_workbook(path) {
+    for (file, sheets) in workbooks {
+        let sheets = match sheets {
             Ok(sheets) => sheets,
             Err(problem) => {
                 report.push(sheet_error(&file, ""), problem, "an Excel .xlsx workbook");

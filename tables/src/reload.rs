@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, SystemTime},
@@ -40,6 +40,34 @@ struct Shared {
     last_error: Mutex<Option<ReloadFailure>>,
     /// Serialises reloads so two cannot interleave their swaps.
     reloading: Mutex<()>,
+    /// The files as they were just before the last load read them: the
+    /// watcher reloads when they differ, so a save that lands during a load
+    /// is never mistaken for what was loaded.
+    loaded_from: Mutex<Fingerprint>,
+}
+
+/// Loads, turning a panic anywhere in the loader (a calamine bug on a
+/// hostile file) into a report instead of a dead thread.
+fn load_guarded(dir: &Path, options: &LoadOptions) -> Result<Tables, Report> {
+    std::panic::catch_unwind(|| load_dir_with(dir, options)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let mut report = Report::default();
+        report.push(
+            crate::error::CellRef {
+                file: dir.display().to_string(),
+                sheet: String::new(),
+                row: 0,
+                column: None,
+            },
+            format!("a crash while reading the files ({message})"),
+            "workbooks the reader can handle",
+        );
+        Err(report)
+    })
 }
 
 /// The node's tables: cheap to clone, shared by every world.
@@ -61,7 +89,8 @@ impl std::fmt::Debug for TablesHandle {
 impl TablesHandle {
     /// Loads `dir`; fails with the full report if anything is invalid.
     pub fn load(dir: &Path, options: LoadOptions) -> Result<Self, Report> {
-        let tables = load_dir_with(dir, &options)?;
+        let loaded_from = fingerprint(dir);
+        let tables = load_guarded(dir, &options)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
@@ -70,6 +99,7 @@ impl TablesHandle {
                 version: AtomicU64::new(1),
                 last_error: Mutex::new(None),
                 reloading: Mutex::new(()),
+                loaded_from: Mutex::new(loaded_from),
             }),
         })
     }
@@ -112,7 +142,16 @@ impl TablesHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let old = self.current().hash();
-        match load_dir_with(&self.shared.dir, &self.shared.options) {
+        let print = fingerprint(&self.shared.dir);
+        let loaded = load_guarded(&self.shared.dir, &self.shared.options);
+        // Failed or not, these files have been looked at: the watcher waits
+        // for the next change rather than retrying the same broken save.
+        *self
+            .shared
+            .loaded_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = print;
+        match loaded {
             Ok(tables) => {
                 let new = tables.hash();
                 *self
@@ -153,30 +192,35 @@ impl TablesHandle {
     /// for one more poll (so a half-written file is not read). Stops when the
     /// returned watcher is dropped.
     pub fn watch(&self, interval: Duration) -> std::io::Result<Watcher> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let handle = self.clone();
-        let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("tessera-tables-watch".into())
             .spawn(move || {
-                let mut seen = fingerprint(handle.dir());
                 let mut pending: Option<Fingerprint> = None;
-                while !stopping.load(Ordering::Relaxed) {
-                    std::thread::sleep(interval);
+                // Wakes every `interval`, and at once when the watcher is dropped.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval)
+                {
                     let now = fingerprint(handle.dir());
-                    match &pending {
-                        Some(candidate) if *candidate == now => {
-                            pending = None;
-                            seen = now;
-                            let _ = handle.reload();
-                        }
-                        _ if now != seen => pending = Some(now),
-                        _ => pending = None,
+                    let loaded = handle
+                        .shared
+                        .loaded_from
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    if now == loaded {
+                        pending = None;
+                    } else if pending.as_ref() == Some(&now) {
+                        pending = None;
+                        let _ = handle.reload();
+                    } else {
+                        pending = Some(now);
                     }
                 }
             })?;
         Ok(Watcher {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -197,15 +241,15 @@ fn fingerprint(dir: &Path) -> Fingerprint {
         .collect()
 }
 
-/// A running directory watcher; dropping it stops the thread.
+/// A running directory watcher; dropping it stops the thread promptly.
 pub struct Watcher {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -38,7 +38,7 @@ impl<T> Table<T> {
 
     /// The row with this id.
     pub fn get(&self, id: &str) -> Option<&T> {
-        self.by_id.get(&Id(id.to_string())).map(|i| &self.rows[*i])
+        self.by_id.get(id).map(|i| &self.rows[*i])
     }
 
     /// Whether a row has this id.

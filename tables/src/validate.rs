@@ -28,6 +28,12 @@ pub struct Sheets {
 
 /// Largest tick rate a zone may ask for.
 pub const MAX_ZONE_TICK_HZ: u32 = 128;
+/// Largest zone side, mm: worlds hold positions in `i32` millimetres.
+pub const MAX_ZONE_SIDE_MM: i64 = 2_000_000_000;
+/// Most players a zone may hold.
+pub const MAX_ZONE_CAPACITY: u32 = 1_000_000;
+/// Most NPCs a zone may spawn.
+pub const MAX_ZONE_NPCS: u64 = 200_000;
 
 fn unique<T>(sheet: &SheetRows<T>, id: impl Fn(&T) -> &Id, report: &mut Report) {
     let mut seen: BTreeMap<&Id, u32> = BTreeMap::new();
@@ -225,24 +231,24 @@ pub fn validate(sheets: Sheets, report: &mut Report) -> Option<Tables> {
         );
         check(
             report,
-            positive(z.width),
+            positive(z.width) && z.width.mm <= MAX_ZONE_SIDE_MM,
             s.zones.at(*row, "width"),
             z.width,
-            "a width above 0 m",
+            "a width above 0 m and at most 2000000 m",
         );
         check(
             report,
-            positive(z.height),
+            positive(z.height) && z.height.mm <= MAX_ZONE_SIDE_MM,
             s.zones.at(*row, "height"),
             z.height,
-            "a height above 0 m",
+            "a height above 0 m and at most 2000000 m",
         );
         check(
             report,
-            z.capacity >= 1,
+            (1..=MAX_ZONE_CAPACITY).contains(&z.capacity),
             s.zones.at(*row, "capacity"),
             z.capacity,
-            "at least 1",
+            "from 1 to 1000000",
         );
         check(
             report,
@@ -261,6 +267,14 @@ pub fn validate(sheets: Sheets, report: &mut Report) -> Option<Tables> {
                 &expected,
             );
         }
+        let npcs: u64 = z.npc_spawns.0.iter().map(|n| u64::from(n.count)).sum();
+        check(
+            report,
+            npcs <= MAX_ZONE_NPCS,
+            s.zones.at(*row, "npc_spawns"),
+            format!("{npcs} npcs"),
+            "at most 200000 npcs in a zone",
+        );
         for spawn in &z.npc_spawns.0 {
             let expected = format!("a point inside the zone (0:0 to {}:{})", z.width, z.height);
             check(

@@ -278,3 +278,58 @@ fn the_hash_follows_content() {
         "row order within a table is not content"
     );
 }
+
+#[test]
+fn the_in_memory_default_game_equals_the_files() {
+    let files = load_with(|_, _| {}).1.unwrap();
+    assert_eq!(
+        tessera_tables::generate::default_tables().hash(),
+        files.hash()
+    );
+}
+
+#[test]
+fn a_stray_cell_in_a_far_corner_is_refused_without_building_a_huge_grid() {
+    // Regression: calamine sizes a dense grid from A1 to the last used cell;
+    // a value in XFD1048576 asked for ~550 GB and aborted the node.
+    let dir = tempfile::tempdir().unwrap();
+    write_game(dir.path(), |_, _| {});
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("notes").unwrap();
+    sheet.write_string(0, 0, "fine").unwrap();
+    sheet.write_string(1_048_575, 16_383, "oops").unwrap();
+    workbook.save(dir.path().join("extra.xlsx")).unwrap();
+    let errors = load_dir(dir.path()).unwrap_err().errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].at.file, "extra.xlsx");
+    assert!(
+        errors[0]
+            .found
+            .contains("sheet \"notes\" has a value in XFD1048576 (text \"oops\")"),
+        "{}",
+        errors[0].found
+    );
+}
+
+#[test]
+fn zone_sizes_capacities_and_npc_counts_have_limits() {
+    let errors = errors(|file, sheets| {
+        if file == "world.xlsx" {
+            set(sheets, "zones", 2, "width", 3_000_000.0);
+            set(sheets, "zones", 3, "capacity", 0i64);
+            set(
+                sheets,
+                "zones",
+                2,
+                "npc_spawns",
+                "wolf*150000@5:5; boar*60000@5:5",
+            );
+        }
+    });
+    let cells: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}{}", e.at.column.as_ref().unwrap().1, e.at.row))
+        .collect();
+    assert_eq!(cells, vec!["E2", "I2", "G3"], "{errors:?}");
+}

@@ -82,7 +82,12 @@ mod tests {
         };
         let mut world = SimWorld::new(spec).unwrap();
         let player = PlayerId(1);
-        world.push_input(player, Input::Join);
+        world.push_input(
+            player,
+            Input::Join {
+                class: "warrior".into(),
+            },
+        );
         world.step();
         let mut roam = Roam::new(3, 50_000, 50_000, 300);
         let mut reached = 0;

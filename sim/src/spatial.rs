@@ -1,0 +1,209 @@
+//! A uniform grid over a world, rebuilt every tick, for "who is near" queries.
+//!
+//! A counting sort into one flat array: O(n) to rebuild, no allocation once
+//! warm, and queries touch only the cells a circle overlaps. Ties between
+//! equally near entities are broken by `SimId`, so answers never depend on
+//! iteration order.
+
+use bevy_ecs::{entity::Entity, resource::Resource};
+
+use crate::{combat::components::Allegiance, entity::SimId, movement::Position};
+
+/// One living entity, as the grid saw it this tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GridEntry {
+    /// Its id.
+    pub id: SimId,
+    /// Its entity.
+    pub entity: Entity,
+    /// Where it was.
+    pub position: Position,
+    /// Who it fights for.
+    pub allegiance: Allegiance,
+}
+
+/// The grid.
+#[derive(Resource, Debug, Clone)]
+pub struct SpatialGrid {
+    cell_mm: i32,
+    columns: i32,
+    rows: i32,
+    /// `starts[c]..starts[c + 1]` indexes `entries` of cell `c`.
+    starts: Vec<u32>,
+    entries: Vec<GridEntry>,
+    scratch: Vec<(u32, GridEntry)>,
+}
+
+impl SpatialGrid {
+    /// An empty grid over `width` x `height` mm with square cells of `cell_mm`.
+    pub fn new(width: i32, height: i32, cell_mm: i32) -> Self {
+        let cell_mm = cell_mm.max(1);
+        let columns = width / cell_mm + 1;
+        let rows = height / cell_mm + 1;
+        Self {
+            cell_mm,
+            columns,
+            rows,
+            starts: vec![0; (columns * rows + 1) as usize],
+            entries: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn cell_of(&self, p: Position) -> (i32, i32) {
+        (
+            (p.x / self.cell_mm).clamp(0, self.columns - 1),
+            (p.y / self.cell_mm).clamp(0, self.rows - 1),
+        )
+    }
+
+    /// Replaces the contents with `items`.
+    pub fn rebuild(&mut self, items: impl Iterator<Item = GridEntry>) {
+        self.scratch.clear();
+        for item in items {
+            let (cx, cy) = self.cell_of(item.position);
+            self.scratch.push(((cy * self.columns + cx) as u32, item));
+        }
+        self.starts.iter_mut().for_each(|s| *s = 0);
+        for (cell, _) in &self.scratch {
+            self.starts[*cell as usize + 1] += 1;
+        }
+        for i in 1..self.starts.len() {
+            self.starts[i] += self.starts[i - 1];
+        }
+        self.entries.clear();
+        self.entries.resize(
+            self.scratch.len(),
+            GridEntry {
+                id: SimId(0),
+                entity: Entity::PLACEHOLDER,
+                position: Position::default(),
+                allegiance: Allegiance::NPC,
+            },
+        );
+        let mut next = self.starts.clone();
+        for (cell, item) in self.scratch.drain(..) {
+            let slot = &mut next[cell as usize];
+            self.entries[*slot as usize] = item;
+            *slot += 1;
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the grid is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Calls `f` for every entry within `radius` mm of `center`.
+    pub fn for_each_within(&self, center: Position, radius: i32, mut f: impl FnMut(&GridEntry)) {
+        let r = i64::from(radius.max(0));
+        let (x0, y0) = self.cell_of(Position {
+            x: center.x.saturating_sub(radius),
+            y: center.y.saturating_sub(radius),
+        });
+        let (x1, y1) = self.cell_of(Position {
+            x: center.x.saturating_add(radius),
+            y: center.y.saturating_add(radius),
+        });
+        for cy in y0..=y1 {
+            let row = cy * self.columns;
+            let (from, to) = (
+                self.starts[(row + x0) as usize],
+                self.starts[(row + x1) as usize + 1],
+            );
+            for entry in &self.entries[from as usize..to as usize] {
+                if distance_sq(entry.position, center) <= r * r {
+                    f(entry);
+                }
+            }
+        }
+    }
+
+    /// The nearest entry within `radius` that `accept` takes; ties go to the lowest `SimId`.
+    pub fn nearest(
+        &self,
+        center: Position,
+        radius: i32,
+        mut accept: impl FnMut(&GridEntry) -> bool,
+    ) -> Option<GridEntry> {
+        let mut best: Option<(i64, SimId, GridEntry)> = None;
+        self.for_each_within(center, radius, |entry| {
+            if !accept(entry) {
+                return;
+            }
+            let key = (distance_sq(entry.position, center), entry.id);
+            if best.as_ref().is_none_or(|(d, id, _)| key < (*d, *id)) {
+                best = Some((key.0, key.1, *entry));
+            }
+        });
+        best.map(|(_, _, entry)| entry)
+    }
+}
+
+/// Squared distance in mm², exact in i64.
+pub fn distance_sq(a: Position, b: Position) -> i64 {
+    let dx = i64::from(a.x) - i64::from(b.x);
+    let dy = i64::from(a.y) - i64::from(b.y);
+    dx * dx + dy * dy
+}
+
+/// Whether `a` and `b` are within `range` mm of each other.
+pub fn within(a: Position, b: Position, range: i64) -> bool {
+    distance_sq(a, b) <= range * range
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SimRng;
+
+    fn entry(id: u64, x: i32, y: i32) -> GridEntry {
+        GridEntry {
+            id: SimId(id),
+            entity: Entity::PLACEHOLDER,
+            position: Position { x, y },
+            allegiance: Allegiance::NPC,
+        }
+    }
+
+    #[test]
+    fn queries_match_a_brute_force_scan() {
+        let mut rng = SimRng::from_seed(3);
+        let items: Vec<GridEntry> = (1..=2_000)
+            .map(|i| entry(i, rng.range_i32(0, 100_000), rng.range_i32(0, 50_000)))
+            .collect();
+        let mut grid = SpatialGrid::new(100_000, 50_000, 7_000);
+        grid.rebuild(items.iter().copied());
+        assert_eq!(grid.len(), 2_000);
+        for _ in 0..200 {
+            let center = Position {
+                x: rng.range_i32(-5_000, 105_000),
+                y: rng.range_i32(-5_000, 55_000),
+            };
+            let radius = rng.range_i32(0, 20_000);
+            let mut found = Vec::new();
+            grid.for_each_within(center, radius, |e| found.push(e.id));
+            found.sort();
+            let expected: Vec<SimId> = items
+                .iter()
+                .filter(|e| within(e.position, center, i64::from(radius)))
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(found, expected);
+            let nearest = grid
+                .nearest(center, radius, |e| e.id.0 % 2 == 0)
+                .map(|e| e.id);
+            let brute = items
+                .iter()
+                .filter(|e| e.id.0 % 2 == 0 && within(e.position, center, i64::from(radius)))
+                .min_by_key(|e| (distance_sq(e.position, center), e.id))
+                .map(|e| e.id);
+            assert_eq!(nearest, brute);
+        }
+    }
+}
