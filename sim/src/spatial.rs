@@ -32,14 +32,25 @@ pub struct SpatialGrid {
     starts: Vec<u32>,
     entries: Vec<GridEntry>,
     scratch: Vec<(u32, GridEntry)>,
+    cursor: Vec<u32>,
 }
 
+/// Most cells a grid may have: a huge zone gets bigger cells instead of a
+/// grid that would not fit in memory.
+pub const MAX_CELLS: i64 = 1 << 20;
+
 impl SpatialGrid {
-    /// An empty grid over `width` x `height` mm with square cells of `cell_mm`.
+    /// An empty grid over `width` x `height` mm with square cells of at
+    /// least `cell_mm` (larger when the zone would need over [`MAX_CELLS`]).
     pub fn new(width: i32, height: i32, cell_mm: i32) -> Self {
-        let cell_mm = cell_mm.max(1);
-        let columns = width / cell_mm + 1;
-        let rows = height / cell_mm + 1;
+        let area = i64::from(width.max(1)) * i64::from(height.max(1));
+        let mut cell_mm = i64::from(cell_mm.max(1));
+        while (area / (cell_mm * cell_mm)) > MAX_CELLS / 2 {
+            cell_mm *= 2;
+        }
+        let cell_mm = cell_mm.min(i64::from(i32::MAX)) as i32;
+        let columns = width.max(0) / cell_mm + 1;
+        let rows = height.max(0) / cell_mm + 1;
         Self {
             cell_mm,
             columns,
@@ -47,6 +58,7 @@ impl SpatialGrid {
             starts: vec![0; (columns * rows + 1) as usize],
             entries: Vec::new(),
             scratch: Vec::new(),
+            cursor: Vec::new(),
         }
     }
 
@@ -81,9 +93,10 @@ impl SpatialGrid {
                 allegiance: Allegiance::NPC,
             },
         );
-        let mut next = self.starts.clone();
+        self.cursor.clear();
+        self.cursor.extend_from_slice(&self.starts);
         for (cell, item) in self.scratch.drain(..) {
-            let slot = &mut next[cell as usize];
+            let slot = &mut self.cursor[cell as usize];
             self.entries[*slot as usize] = item;
             *slot += 1;
         }
@@ -169,6 +182,26 @@ mod tests {
             position: Position { x, y },
             allegiance: Allegiance::NPC,
         }
+    }
+
+    #[test]
+    fn a_huge_zone_gets_bigger_cells_not_a_huge_grid() {
+        let grid = SpatialGrid::new(2_000_000_000, 2_000_000_000, 10_000);
+        assert!(i64::from(grid.columns) * i64::from(grid.rows) <= MAX_CELLS);
+        let mut grid = grid;
+        grid.rebuild([entry(1, 1_999_999_999, 5)].into_iter());
+        assert_eq!(
+            grid.nearest(
+                Position {
+                    x: 1_999_999_000,
+                    y: 0
+                },
+                10_000,
+                |_| true
+            )
+            .map(|e| e.id),
+            Some(SimId(1))
+        );
     }
 
     #[test]
