@@ -16,6 +16,14 @@ pub struct NodeConfig {
     pub http: SocketAddr,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// First UDP socket address.
+    pub udp: SocketAddr,
+    /// Netcode sockets (consecutive ports from `udp`; all random when port 0).
+    pub udp_sockets: usize,
+    /// Netcode protocol id.
+    pub protocol_id: u64,
+    /// Connect token lifetime, seconds.
+    pub connect_token_secs: u64,
     /// Directory of `.xlsx` game tables.
     pub tables_dir: PathBuf,
     /// Poll interval for table changes, ms (0: reload on SIGHUP only).

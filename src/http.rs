@@ -6,8 +6,15 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
-use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::{get, post},
+};
 use serde_json::json;
+use tessera_net::service::NetStats;
 
 use tessera_tables::TablesHandle;
 
@@ -22,6 +29,12 @@ pub struct HttpState {
     pub workers: usize,
     /// The node's tables.
     pub tables: TablesHandle,
+    /// Issues connect tokens.
+    pub login: Arc<crate::login::LoginService>,
+    /// Net thread counters.
+    pub net: Arc<NetStats>,
+    /// The UDP sockets.
+    pub udp: Vec<std::net::SocketAddr>,
 }
 
 /// The router.
@@ -30,7 +43,24 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/login", post(login))
         .with_state(state)
+}
+
+async fn login(
+    State(state): State<HttpState>,
+    Json(request): Json<crate::login::LoginRequest>,
+) -> impl IntoResponse {
+    match state.login.login(&request) {
+        Ok(reply) => (
+            StatusCode::OK,
+            Json(serde_json::to_value(reply).unwrap_or_default()),
+        ),
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": error.to_string() })),
+        ),
+    }
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
@@ -48,6 +78,8 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
         },
         "ready": true,
         "workers": state.workers,
+        "udp": state.udp.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "clients": state.net.connected.load(Ordering::Relaxed),
         "worlds": s.worlds.load(Ordering::Relaxed),
         "ticks": s.ticks.load(Ordering::Relaxed),
         "overruns": s.overruns.load(Ordering::Relaxed),
@@ -112,6 +144,49 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "gauge",
         "1 while the last tables reload was refused.",
         u64::from(state.tables.last_error().is_some()),
+    );
+    let n = &state.net;
+    metric(
+        "tessera_clients",
+        "gauge",
+        "Clients connected.",
+        n.connected.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_net_messages_in_total",
+        "counter",
+        "Client messages received.",
+        n.messages_in.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_net_bytes_in_total",
+        "counter",
+        "Client message bytes received.",
+        n.bytes_in.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_net_messages_out_total",
+        "counter",
+        "Messages sent to clients.",
+        n.messages_out.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_net_bytes_out_total",
+        "counter",
+        "Message bytes sent to clients.",
+        n.bytes_out.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_net_malformed_total",
+        "counter",
+        "Client messages refused as malformed.",
+        n.malformed.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_net_kicked_total",
+        "counter",
+        "Clients kicked for flooding or garbage.",
+        n.kicked.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -8,7 +8,9 @@
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod login;
 pub mod node;
+pub mod play;
 pub mod replay_cmd;
 pub mod replays;
 pub mod scheduler;

@@ -66,6 +66,12 @@ struct ServeArgs {
     /// HTTP listen address (port 0: pick a free port and print it).
     #[arg(long, env = "TESSERA_HTTP")]
     http: Option<SocketAddr>,
+    /// First UDP socket (port 0: pick free ports and print them).
+    #[arg(long, env = "TESSERA_UDP")]
+    udp: Option<SocketAddr>,
+    /// Netcode sockets, on consecutive ports from --udp (1,024 clients each).
+    #[arg(long, env = "TESSERA_UDP_SOCKETS")]
+    udp_sockets: Option<usize>,
     /// World worker threads (0: one per core).
     #[arg(long, env = "TESSERA_WORKERS")]
     workers: Option<usize>,
@@ -90,6 +96,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if let Some(http) = args.http {
         config.http = http;
+    }
+    if let Some(udp) = args.udp {
+        config.udp = udp;
+    }
+    if let Some(sockets) = args.udp_sockets {
+        config.udp_sockets = sockets;
     }
     if let Some(workers) = args.workers {
         config.workers = workers;

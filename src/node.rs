@@ -11,9 +11,15 @@ use anyhow::Context;
 use tessera_sim::{SimWorld, driver::RandomInputs};
 use tessera_tables::{LoadOptions, TablesHandle};
 
+use std::sync::Arc;
+
+use tessera_net::replication::ReplicationPlugin;
+
 use crate::{
     config::NodeConfig,
     http::{HttpState, router},
+    login::LoginService,
+    play::{self, ZoneHost},
     replays::ReplayStore,
     scheduler::{EndReason, NodeEvent, Scheduler, SchedulerConfig, WorldOptions},
     signals::{Shutdown, Signals},
@@ -89,14 +95,22 @@ async fn start_and_serve(
     tables: &TablesHandle,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let keys = play::keys(config)?;
+    let host = ZoneHost::default();
+    let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone())?;
+
     let current = tables.current();
     let skills: Vec<&str> = current.skills.iter().map(|s| s.id.0.as_str()).collect();
     for spec in persistent_zones(&current, config.seed)? {
         let (kind, tick_hz, seed) = (spec.kind.clone(), spec.tick_hz, spec.seed);
-        let sim = SimWorld::new(spec).with_context(|| format!("world {kind}"))?;
+        let sim = SimWorld::build(spec, |app| {
+            app.add_plugins(ReplicationPlugin::default());
+        })
+        .with_context(|| format!("world {kind}"))?;
         let mut options = WorldOptions {
             record: replays.map(ReplayStore::sink),
             tables: Some(tables.clone()),
+            after_tick: Some(play::forward_output(net.outgoing())),
             ..Default::default()
         };
         if config.bots > 0 {
@@ -106,6 +120,7 @@ async fn start_and_serve(
         }
         let handle = scheduler.add_world(sim, options)?;
         tracing::info!(world = %handle.id, %kind, tick_hz, bots = config.bots, "world started");
+        host.add(handle);
     }
 
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -117,9 +132,19 @@ async fn start_and_serve(
         stats: scheduler.stats(),
         workers: scheduler.worker_count(),
         tables: tables.clone(),
+        login: Arc::new(LoginService::new(
+            keys,
+            udp.clone(),
+            config.connect_token_secs,
+        )),
+        net: net.stats(),
+        udp,
     });
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait())
         .await
-        .context("http server failed")
+        .context("http server failed");
+    // Clients hear "shutting down" before their worlds end.
+    tokio::task::spawn_blocking(move || net.shutdown()).await?;
+    served
 }

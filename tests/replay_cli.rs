@@ -135,6 +135,7 @@ fn what_the_node_records_replays_identically() {
         observer: Some(tx),
         record: Some(store.sink()),
         tables: None,
+        after_tick: None,
     };
     let spec = WorldSpec {
         kind: "recorded".into(),

@@ -1,7 +1,21 @@
 //! # tessera-net
 //!
-//! Puts worlds on the network. For now it holds the pieces the protocol and
-//! transport will stand on and that need no socket: [`rate::TokenBucket`],
-//! the per-client limiter applied before any decoding cost is paid.
+//! Puts worlds on the network.
+//!
+//! - [`proto`]: the protobuf messages (`net/proto/tessera.proto`, compiled
+//!   by prost with protox, so no system `protoc`).
+//! - [`codec`]: total decoding of client messages into validated commands,
+//!   size-checked before any decoding work.
+//! - [`rate::TokenBucket`]: per-client message and byte limits.
+//! - [`transport`]: the boundary to UDP (renet channels over netcode secure
+//!   connections): bytes in, bytes out, connection events.
+//! - [`service`]: the net thread: rate limits, decoding, routing to worlds.
+//! - [`replication`]: the world-side plugin that builds snapshots and event
+//!   messages for each player.
 
+pub mod codec;
+pub mod proto;
 pub mod rate;
+pub mod replication;
+pub mod service;
+pub mod transport;

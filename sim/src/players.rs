@@ -119,8 +119,13 @@ pub fn apply_presence(
         let player = envelope.player;
         match &envelope.input {
             Input::Join { class } => {
-                if index.by_player.contains_key(&player) {
-                    outbox.reject(player, Rejection::AlreadyJoined);
+                if let Some(entity) = index.by_player.get(&player) {
+                    // A reconnecting client resumes its avatar: welcome it back.
+                    if let Some(id) = avatars.get(*entity).ok().copied() {
+                        outbox.push(OutEvent::Joined { player, id });
+                    } else {
+                        outbox.reject(player, Rejection::AlreadyJoined);
+                    }
                     continue;
                 }
                 if index.len() >= spec.capacity as usize {

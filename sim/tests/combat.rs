@@ -311,3 +311,24 @@ fn inputs_sent_before_a_rejoin_do_not_steer_the_new_avatar() {
         "the restarted sequence is accepted"
     );
 }
+
+#[test]
+fn joining_again_resumes_the_same_avatar() {
+    let mut arena = Arena::pvp();
+    let first = arena.join(1, "warrior", 50, 50);
+    arena.input(
+        1,
+        Input::Join {
+            class: "warrior".into(),
+        },
+    );
+    arena.step();
+    assert_eq!(
+        arena.events,
+        vec![OutEvent::Joined {
+            player: PlayerId(1),
+            id: first
+        }],
+        "welcomed back, not respawned"
+    );
+}

@@ -139,7 +139,13 @@ pub struct WorldOptions {
     /// Follow these tables: the world starts with the current version and
     /// picks up each new one at its next tick boundary.
     pub tables: Option<TablesHandle>,
+    /// Runs on the worker after each tick (e.g. hands replication output to
+    /// the net thread). Must not block.
+    pub after_tick: Option<AfterTick>,
 }
+
+/// See [`WorldOptions::after_tick`].
+pub type AfterTick = Box<dyn FnMut(&mut SimWorld) + Send>;
 
 /// The way into a running world.
 #[derive(Clone, Debug)]

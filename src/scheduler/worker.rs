@@ -271,7 +271,9 @@ impl Worker {
             slot.sim
                 .push_envelopes(slot.inbox.try_iter().take(capacity));
             let report = slot.sim.step();
-            // Nobody consumes world events yet beyond tests; the net layer will.
+            if let Some(after_tick) = slot.options.after_tick.as_mut() {
+                after_tick(&mut slot.sim);
+            }
             slot.sim.drain_events();
             report
         }));

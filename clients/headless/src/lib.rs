@@ -2,7 +2,8 @@
 //!
 //! Headless clients that play Tessera over its real protocol, for tests and
 //! load tests. Bots are plain state machines stepped by a driver (many per
-//! thread, no thread per bot). The first behaviour is [`roam::Roam`]: walk
-//! between random waypoints.
+//! thread, no thread per bot). [`session`] logs in over HTTP and plays over
+//! UDP; [`roam::Roam`] walks between random waypoints.
 
 pub mod roam;
+pub mod session;

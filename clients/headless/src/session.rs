@@ -1,0 +1,234 @@
+//! A client session: log in over HTTP, connect over UDP with the token,
+//! send commands, and keep what the server said.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use base64::Engine;
+use serde::Deserialize;
+use tessera_net::{
+    codec::{decode_server, encode_client},
+    proto::{self, client_message::Body, server_message},
+    transport::{ClientSocket, ORDERED, RELIABLE, TransportError, UNRELIABLE},
+};
+
+/// What `POST /v1/login` answered.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Login {
+    /// The player.
+    pub player_id: u64,
+    /// The connect token, base64.
+    pub connect_token: String,
+    /// The UDP address it is for.
+    pub udp: String,
+}
+
+/// Why a session failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// HTTP failed.
+    #[error("login: {0}")]
+    Login(String),
+    /// UDP failed.
+    #[error("transport: {0}")]
+    Transport(#[from] TransportError),
+    /// The connection did not come up in time, or was refused.
+    #[error("connect: {0}")]
+    Connect(String),
+}
+
+/// Logs `device_id` in at the node's HTTP address (`host:port`).
+pub fn login(http: &str, device_id: &str) -> Result<Login, SessionError> {
+    let fail = |e: &dyn std::fmt::Display| SessionError::Login(e.to_string());
+    let body = serde_json::json!({ "device_id": device_id }).to_string();
+    let mut stream = TcpStream::connect(http).map_err(|e| fail(&e))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| fail(&e))?;
+    write!(
+        stream,
+        "POST /v1/login HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| fail(&e))?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| fail(&e))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| fail(&"no HTTP body"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(fail(&format!(
+            "{}: {body}",
+            head.lines().next().unwrap_or("")
+        )));
+    }
+    serde_json::from_str(body).map_err(|e| fail(&e))
+}
+
+/// A connected player.
+pub struct Session {
+    socket: ClientSocket,
+    /// The player id.
+    pub player: u64,
+    /// The last snapshot received.
+    pub snapshot: Option<proto::Snapshot>,
+    /// Events received, oldest first.
+    pub events: Vec<proto::Event>,
+    /// Responses received, oldest first.
+    pub responses: Vec<proto::Response>,
+    /// The welcome, once the avatar is in a world.
+    pub welcome: Option<proto::Welcome>,
+    /// A kick, if the server kicked this session.
+    pub kicked: Option<proto::Kick>,
+    /// Snapshots received so far.
+    pub snapshots: u64,
+    /// Why the connection ended, once it has.
+    pub disconnected: Option<String>,
+    next_request: u32,
+}
+
+impl Session {
+    /// Connects with a login's token, waiting up to `timeout`.
+    pub fn connect(login: &Login, timeout: Duration) -> Result<Self, SessionError> {
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(&login.connect_token)
+            .map_err(|e| SessionError::Connect(format!("bad token: {e}")))?;
+        Self::connect_with_token(&token, login.player_id, timeout)
+    }
+
+    /// Connects with raw token bytes (tests forge these).
+    pub fn connect_with_token(
+        token: &[u8],
+        player: u64,
+        timeout: Duration,
+    ) -> Result<Self, SessionError> {
+        let mut socket = ClientSocket::connect(token)?;
+        let deadline = Instant::now() + timeout;
+        while !socket.is_connected() {
+            socket.update()?;
+            socket.flush()?;
+            if socket.is_disconnected() {
+                return Err(SessionError::Connect(
+                    socket
+                        .disconnect_reason()
+                        .unwrap_or_else(|| "refused".into()),
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(SessionError::Connect("timed out".into()));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(Self {
+            socket,
+            player,
+            snapshot: None,
+            events: Vec::new(),
+            responses: Vec::new(),
+            welcome: None,
+            kicked: None,
+            snapshots: 0,
+            disconnected: None,
+            next_request: 1,
+        })
+    }
+
+    /// Sends a command on its channel (inputs unreliable, the rest reliable).
+    pub fn send(&mut self, body: Body) {
+        let channel = match body {
+            Body::Move(_) | Body::Ping(_) | Body::Ack(_) => UNRELIABLE,
+            _ => ORDERED,
+        };
+        let request = self.next_request;
+        self.next_request += 1;
+        self.socket.send(channel, encode_client(request, body));
+    }
+
+    /// Sends raw bytes (tests send garbage).
+    pub fn send_raw(&mut self, channel: u8, bytes: Vec<u8>) {
+        self.socket.send(channel, bytes);
+    }
+
+    /// Whether the connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.socket.is_connected()
+    }
+
+    /// Exchanges packets and applies what arrived. A connection the server
+    /// closed is recorded in `disconnected`, not returned as an error.
+    pub fn pump(&mut self) -> Result<(), SessionError> {
+        if self.disconnected.is_some() {
+            return Ok(());
+        }
+        if let Err(error) = self.socket.update() {
+            if self.socket.is_disconnected() {
+                self.disconnected = Some(
+                    self.socket
+                        .disconnect_reason()
+                        .unwrap_or_else(|| error.to_string()),
+                );
+                return Ok(());
+            }
+            return Err(error.into());
+        }
+        for channel in [UNRELIABLE, RELIABLE, ORDERED] {
+            while let Some(bytes) = self.socket.receive(channel) {
+                let Ok(message) = decode_server(&bytes) else {
+                    continue;
+                };
+                match message.body {
+                    Some(server_message::Body::Snapshot(snapshot)) => {
+                        self.snapshots += 1;
+                        if self
+                            .snapshot
+                            .as_ref()
+                            .is_none_or(|s| s.tick < snapshot.tick)
+                        {
+                            self.snapshot = Some(snapshot);
+                        }
+                    }
+                    Some(server_message::Body::Event(event)) => self.events.push(event),
+                    Some(server_message::Body::Response(response)) => self.responses.push(response),
+                    Some(server_message::Body::Welcome(welcome)) => self.welcome = Some(welcome),
+                    Some(server_message::Body::Kick(kick)) => self.kicked = Some(kick),
+                    Some(server_message::Body::Pong(_)) | None => {}
+                }
+            }
+        }
+        self.socket.flush()?;
+        Ok(())
+    }
+
+    /// Pumps until `done` says so or `timeout` passes; `false` on timeout.
+    pub fn pump_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&Session) -> bool,
+    ) -> Result<bool, SessionError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.pump()?;
+            if done(self) {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The state of entity `id` in the last snapshot.
+    pub fn entity(&self, id: u64) -> Option<&proto::EntityState> {
+        self.snapshot.as_ref()?.entities.iter().find(|e| e.id == id)
+    }
+
+    /// The avatar's entity id, from the last snapshot.
+    pub fn avatar(&self) -> Option<u64> {
+        self.snapshot.as_ref().map(|s| s.avatar)
+    }
+}

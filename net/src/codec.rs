@@ -1,0 +1,241 @@
+//! Bytes <-> messages. Every decoder is total: any byte string yields a
+//! message or a [`DecodeError`], never a panic, and size is checked before
+//! any decoding work is done.
+
+use prost::Message;
+use tessera_sim::{
+    ChatChannel, Input, PlayerId, SimId, SkillTarget, TeamCommand, TeamId, input::RoomCommand,
+};
+
+use crate::proto::{self, client_message::Body, skill_target, team_command};
+
+/// Largest client message accepted, bytes (renet slices larger ones; a
+/// client has nothing legitimate to send that is this big).
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 2_048;
+/// Longest skill or class id accepted.
+pub const MAX_ID_BYTES: usize = 64;
+/// Longest chat text accepted on the wire (the world applies its own, lower, limit).
+pub const MAX_CHAT_BYTES: usize = 1_024;
+
+/// Why a client message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Over [`MAX_CLIENT_MESSAGE_BYTES`].
+    #[error("message of {len} bytes is over the {MAX_CLIENT_MESSAGE_BYTES}-byte limit")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// Not valid protobuf for `ClientMessage`.
+    #[error("not a ClientMessage: {0}")]
+    Protobuf(String),
+    /// Valid protobuf, but missing what the message kind needs.
+    #[error("incomplete message: {0}")]
+    Missing(&'static str),
+    /// A field outside what the game accepts.
+    #[error("invalid field: {0}")]
+    Invalid(&'static str),
+}
+
+/// What a client asked for, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// An input for the client's world.
+    World(Input),
+    /// The client has snapshot `id`.
+    Ack(u32),
+    /// Latency probe; answer with a pong.
+    Ping(u64),
+}
+
+/// Decodes and validates one client message: its request number and command.
+pub fn decode_client(bytes: &[u8]) -> Result<(u32, Command), DecodeError> {
+    if bytes.len() > MAX_CLIENT_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge { len: bytes.len() });
+    }
+    let message =
+        proto::ClientMessage::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    let request = message.request;
+    Ok((
+        request,
+        command(message.body.ok_or(DecodeError::Missing("body"))?)?,
+    ))
+}
+
+fn id_string(text: String, what: &'static str) -> Result<String, DecodeError> {
+    if text.is_empty() || text.len() > MAX_ID_BYTES {
+        return Err(DecodeError::Invalid(what));
+    }
+    Ok(text)
+}
+
+fn direction(value: i32) -> Result<i16, DecodeError> {
+    i16::try_from(value)
+        .map_err(|_| DecodeError::Invalid("direction component outside -32768..=32767"))
+}
+
+fn command(body: Body) -> Result<Command, DecodeError> {
+    let input = match body {
+        Body::Join(join) => Input::Join {
+            class: id_string(join.class, "class id")?,
+        },
+        Body::Leave(_) => Input::Leave,
+        Body::Move(m) => Input::Move {
+            seq: m.seq,
+            dir_x: direction(m.dir_x)?,
+            dir_y: direction(m.dir_y)?,
+        },
+        Body::UseSkill(use_skill) => {
+            let target = match use_skill
+                .target
+                .and_then(|t| t.kind)
+                .ok_or(DecodeError::Missing("skill target"))?
+            {
+                skill_target::Kind::Entity(id) => SkillTarget::Entity(SimId(id)),
+                skill_target::Kind::Point(p) => SkillTarget::Point { x: p.x, y: p.y },
+                skill_target::Kind::Caster(_) => SkillTarget::Caster,
+            };
+            Input::UseSkill {
+                skill: id_string(use_skill.skill, "skill id")?,
+                target,
+            }
+        }
+        Body::Team(team) => Input::Team(
+            match team.kind.ok_or(DecodeError::Missing("team command"))? {
+                team_command::Kind::Create(_) => TeamCommand::Create,
+                team_command::Kind::Invite(p) => TeamCommand::Invite(PlayerId(p)),
+                team_command::Kind::Accept(t) => TeamCommand::Accept(TeamId(t)),
+                team_command::Kind::Decline(t) => TeamCommand::Decline(TeamId(t)),
+                team_command::Kind::Leave(_) => TeamCommand::Leave,
+                team_command::Kind::Kick(p) => TeamCommand::Kick(PlayerId(p)),
+                team_command::Kind::Promote(p) => TeamCommand::Promote(PlayerId(p)),
+            },
+        ),
+        Body::Chat(chat) => {
+            if chat.text.len() > MAX_CHAT_BYTES {
+                return Err(DecodeError::Invalid("chat text over 1024 bytes"));
+            }
+            let channel = match proto::ChatChannel::try_from(chat.channel) {
+                Ok(proto::ChatChannel::Say) => ChatChannel::Say,
+                Ok(proto::ChatChannel::Team) => ChatChannel::Team,
+                Err(_) => return Err(DecodeError::Invalid("unknown chat channel")),
+            };
+            Input::Chat {
+                channel,
+                text: chat.text,
+            }
+        }
+        Body::RoomStart(_) => Input::Room(RoomCommand::Start),
+        Body::Ack(ack) => return Ok(Command::Ack(ack.snapshot)),
+        Body::Ping(ping) => return Ok(Command::Ping(ping.client_time_us)),
+    };
+    Ok(Command::World(input))
+}
+
+/// Encodes a server message.
+pub fn encode_server(message: &proto::ServerMessage) -> Vec<u8> {
+    message.encode_to_vec()
+}
+
+/// Decodes a server message (clients, bots, tests).
+pub fn decode_server(bytes: &[u8]) -> Result<proto::ServerMessage, DecodeError> {
+    proto::ServerMessage::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))
+}
+
+/// Encodes a client message (clients, bots, tests).
+pub fn encode_client(request: u32, body: Body) -> Vec<u8> {
+    proto::ClientMessage {
+        request,
+        body: Some(body),
+    }
+    .encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_move_round_trips_into_a_sim_input() {
+        let bytes = encode_client(
+            7,
+            Body::Move(proto::MoveInput {
+                seq: 3,
+                dir_x: -5,
+                dir_y: 9,
+            }),
+        );
+        assert_eq!(
+            decode_client(&bytes),
+            Ok((
+                7,
+                Command::World(Input::Move {
+                    seq: 3,
+                    dir_x: -5,
+                    dir_y: 9
+                })
+            ))
+        );
+    }
+
+    #[test]
+    fn bad_messages_get_typed_errors() {
+        assert_eq!(
+            decode_client(&[0u8; 4_096]),
+            Err(DecodeError::TooLarge { len: 4_096 })
+        );
+        assert!(matches!(
+            decode_client(&[0xff, 0xff, 0xff]),
+            Err(DecodeError::Protobuf(_))
+        ));
+        let no_body = proto::ClientMessage {
+            request: 1,
+            body: None,
+        }
+        .encode_to_vec();
+        assert_eq!(decode_client(&no_body), Err(DecodeError::Missing("body")));
+        let too_far = encode_client(
+            1,
+            Body::Move(proto::MoveInput {
+                seq: 1,
+                dir_x: 40_000,
+                dir_y: 0,
+            }),
+        );
+        assert!(matches!(
+            decode_client(&too_far),
+            Err(DecodeError::Invalid(_))
+        ));
+        let no_target = encode_client(
+            1,
+            Body::UseSkill(proto::UseSkill {
+                skill: "slash".into(),
+                target: None,
+            }),
+        );
+        assert_eq!(
+            decode_client(&no_target),
+            Err(DecodeError::Missing("skill target"))
+        );
+        let long_class = encode_client(
+            1,
+            Body::Join(proto::JoinWorld {
+                class: "x".repeat(65),
+            }),
+        );
+        assert!(matches!(
+            decode_client(&long_class),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_decode_to_a_message_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..3_000)) {
+            let _ = decode_client(&bytes);
+            let _ = decode_server(&bytes);
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! The net thread: owns the server sockets, turns datagrams into world
+//! inputs and world output into datagrams. It never waits on a world: inputs
+//! go into bounded inboxes, output comes back through a channel.
+//!
+//! Per client, message count and bytes are rate limited *before* decoding; a
+//! client over its limit is kicked with a reason, as is one that keeps
+//! sending garbage. A second connection of the same player replaces the
+//! first, which is kicked with `LOGGED_IN_ELSEWHERE`.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use tessera_sim::{Input, InputEnvelope, PlayerId};
+
+use crate::{
+    codec::{Command, decode_client, encode_server},
+    proto::{self, server_message::Body},
+    rate::TokenBucket,
+    transport::{ClientId, ORDERED, ServerSocket, TransportEvent, UNRELIABLE},
+};
+
+/// Where a player's inputs go (a world's inbox).
+pub trait InputSink: Send + Sync {
+    /// Queues an input; `Err` says why it could not (full, ended).
+    fn send(&self, envelope: InputEnvelope) -> Result<(), String>;
+}
+
+/// The node's side of the net thread: which world a connecting player plays in.
+pub trait Host: Send + 'static {
+    /// The world for `player`, or `None` to refuse them.
+    fn world_for(&mut self, player: PlayerId) -> Option<Arc<dyn InputSink>>;
+}
+
+/// Per-client limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Messages per second (burst: one second's worth).
+    pub messages_per_sec: u64,
+    /// Bytes per second (burst: one second's worth).
+    pub bytes_per_sec: u64,
+    /// Undecodable messages tolerated before a kick.
+    pub malformed_allowed: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            messages_per_sec: 200,
+            bytes_per_sec: 64 * 1024,
+            malformed_allowed: 20,
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct NetStats {
+    /// Clients connected now.
+    pub connected: AtomicU64,
+    /// Messages received.
+    pub messages_in: AtomicU64,
+    /// Bytes received.
+    pub bytes_in: AtomicU64,
+    /// Messages sent.
+    pub messages_out: AtomicU64,
+    /// Bytes sent.
+    pub bytes_out: AtomicU64,
+    /// Messages refused as malformed.
+    pub malformed: AtomicU64,
+    /// Clients kicked for flooding or garbage.
+    pub kicked: AtomicU64,
+}
+
+struct Client {
+    player: PlayerId,
+    sink: Option<Arc<dyn InputSink>>,
+    messages: TokenBucket,
+    bytes: TokenBucket,
+    malformed: u32,
+}
+
+/// A running net thread.
+pub struct NetService {
+    outgoing: mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<NetStats>,
+}
+
+impl NetService {
+    /// Starts the net thread over `sockets`.
+    pub fn start(
+        sockets: Vec<ServerSocket>,
+        host: impl Host,
+        limits: Limits,
+    ) -> std::io::Result<Self> {
+        let (outgoing, outgoing_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(NetStats::default());
+        let thread = {
+            let (stop, stats) = (stop.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("tessera-net".into())
+                .spawn(move || Loop::new(sockets, host, limits, stats).run(&outgoing_rx, &stop))?
+        };
+        Ok(Self {
+            outgoing,
+            stop,
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    /// Where worlds send what their players should receive.
+    pub fn outgoing(&self) -> mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>> {
+        self.outgoing.clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Arc<NetStats> {
+        self.stats.clone()
+    }
+
+    /// Kicks everyone with `SHUTDOWN` and stops the thread.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for NetService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Loop<H> {
+    sockets: Vec<ServerSocket>,
+    host: H,
+    limits: Limits,
+    stats: Arc<NetStats>,
+    clients: BTreeMap<(usize, ClientId), Client>,
+    players: BTreeMap<PlayerId, (usize, ClientId)>,
+    /// Kicked connections, closed a moment after their kick message went
+    /// out: renet drops unread messages on disconnect, so closing at once
+    /// would swallow the reason.
+    closing: Vec<(Instant, usize, ClientId)>,
+    started: Instant,
+}
+
+/// How long a kicked client has to read why.
+const KICK_GRACE: Duration = Duration::from_millis(250);
+
+fn kick(reason: proto::KickReason, detail: &str) -> Vec<u8> {
+    encode_server(&proto::ServerMessage {
+        body: Some(Body::Kick(proto::Kick {
+            reason: reason as i32,
+            detail: detail.into(),
+        })),
+    })
+}
+
+impl<H: Host> Loop<H> {
+    fn new(sockets: Vec<ServerSocket>, host: H, limits: Limits, stats: Arc<NetStats>) -> Self {
+        Self {
+            sockets,
+            host,
+            limits,
+            stats,
+            clients: BTreeMap::new(),
+            players: BTreeMap::new(),
+            closing: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn now_nanos(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    fn run(mut self, outgoing: &mpsc::Receiver<Vec<(PlayerId, u8, Vec<u8>)>>, stop: &AtomicBool) {
+        let mut events = Vec::new();
+        let mut messages = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            for socket in 0..self.sockets.len() {
+                events.clear();
+                messages.clear();
+                // A bounded batch per client per pass: one flooding client
+                // cannot stall the loop for the others.
+                if let Err(error) = self.sockets[socket].receive(&mut events, &mut messages, 64) {
+                    tracing::warn!(socket, %error, "net receive failed");
+                }
+                for event in events.drain(..) {
+                    self.on_event(socket, event);
+                }
+                for (client, channel, bytes) in messages.drain(..) {
+                    self.on_message(socket, client, channel, &bytes);
+                }
+            }
+            for batch in outgoing.try_iter() {
+                for (player, channel, bytes) in batch {
+                    if let Some((socket, client)) = self.players.get(&player).copied() {
+                        self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+                        self.stats
+                            .bytes_out
+                            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        self.sockets[socket].send(client, channel, bytes);
+                    }
+                }
+            }
+            let now = Instant::now();
+            let sockets = &mut self.sockets;
+            self.closing.retain(|(at, socket, client)| {
+                let due = *at <= now;
+                if due {
+                    sockets[*socket].disconnect(*client);
+                }
+                !due
+            });
+            for socket in &mut self.sockets {
+                socket.flush();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let goodbye = kick(proto::KickReason::Shutdown, "the node is shutting down");
+        for ((socket, client), _) in std::mem::take(&mut self.clients) {
+            self.sockets[socket].send(client, ORDERED, goodbye.clone());
+        }
+        for socket in &mut self.sockets {
+            socket.flush();
+            socket.disconnect_all();
+        }
+    }
+
+    fn on_event(&mut self, socket: usize, event: TransportEvent) {
+        match event {
+            TransportEvent::Connected { client, player } => {
+                if let Some((old_socket, old_client)) =
+                    self.players.insert(player, (socket, client))
+                {
+                    let message = kick(
+                        proto::KickReason::LoggedInElsewhere,
+                        "this player connected again",
+                    );
+                    self.sockets[old_socket].send(old_client, ORDERED, message);
+                    self.closing
+                        .push((Instant::now() + KICK_GRACE, old_socket, old_client));
+                    // The old connection's avatar is the new one's now: no Leave.
+                    self.clients.remove(&(old_socket, old_client));
+                }
+                let sink = self.host.world_for(player);
+                let now = self.now_nanos();
+                self.clients.insert(
+                    (socket, client),
+                    Client {
+                        player,
+                        sink,
+                        messages: TokenBucket::new(
+                            self.limits.messages_per_sec,
+                            self.limits.messages_per_sec,
+                            now,
+                        ),
+                        bytes: TokenBucket::new(
+                            self.limits.bytes_per_sec,
+                            self.limits.bytes_per_sec,
+                            now,
+                        ),
+                        malformed: 0,
+                    },
+                );
+                self.stats
+                    .connected
+                    .store(self.clients.len() as u64, Ordering::Relaxed);
+                tracing::info!(%player, socket, client, "client connected");
+            }
+            TransportEvent::Disconnected { client, reason } => {
+                if let Some(player) = self.forget(socket, client) {
+                    tracing::info!(%player, %reason, "client disconnected");
+                }
+            }
+        }
+    }
+
+    /// Forgets a connection; its avatar leaves its world (unless the player
+    /// has already reconnected on another connection).
+    fn forget(&mut self, socket: usize, client: ClientId) -> Option<PlayerId> {
+        let gone = self.clients.remove(&(socket, client))?;
+        if self.players.get(&gone.player) == Some(&(socket, client)) {
+            self.players.remove(&gone.player);
+            if let Some(sink) = &gone.sink {
+                let _ = sink.send(InputEnvelope {
+                    player: gone.player,
+                    input: Input::Leave,
+                });
+            }
+        }
+        self.stats
+            .connected
+            .store(self.clients.len() as u64, Ordering::Relaxed);
+        Some(gone.player)
+    }
+
+    fn drop_client(
+        &mut self,
+        socket: usize,
+        client: ClientId,
+        reason: proto::KickReason,
+        detail: &str,
+    ) {
+        self.stats.kicked.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(socket, client, ?reason, detail, "kicking client");
+        self.sockets[socket].send(client, ORDERED, kick(reason, detail));
+        self.closing
+            .push((Instant::now() + KICK_GRACE, socket, client));
+    }
+
+    fn on_message(&mut self, socket: usize, client: ClientId, channel: u8, bytes: &[u8]) {
+        let now = self.now_nanos();
+        let Some(state) = self.clients.get_mut(&(socket, client)) else {
+            return;
+        };
+        self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if !state.messages.try_take(1, now) || !state.bytes.try_take(bytes.len() as u64, now) {
+            self.forget(socket, client);
+            return self.drop_client(
+                socket,
+                client,
+                proto::KickReason::Flooding,
+                "over the message rate limit",
+            );
+        }
+        match decode_client(bytes) {
+            Ok((_, Command::World(input))) => {
+                let envelope = InputEnvelope {
+                    player: state.player,
+                    input,
+                };
+                let refused = match &state.sink {
+                    Some(sink) => sink.send(envelope).err(),
+                    None => Some("not in a world".into()),
+                };
+                if let Some(reason) = refused {
+                    let response = proto::Response {
+                        request: 0,
+                        code: proto::ResultCode::NotInWorld as i32,
+                        reason,
+                    };
+                    let bytes = encode_server(&proto::ServerMessage {
+                        body: Some(Body::Response(response)),
+                    });
+                    self.sockets[socket].send(client, ORDERED, bytes);
+                }
+            }
+            Ok((_, Command::Ping(client_time_us))) => {
+                let pong = proto::Pong {
+                    client_time_us,
+                    server_tick: 0,
+                };
+                let bytes = encode_server(&proto::ServerMessage {
+                    body: Some(Body::Pong(pong)),
+                });
+                self.sockets[socket].send(client, UNRELIABLE, bytes);
+            }
+            Ok((_, Command::Ack(_))) => {}
+            Err(error) => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                state.malformed += 1;
+                let too_many = state.malformed > self.limits.malformed_allowed;
+                tracing::debug!(socket, client, channel, %error, "malformed message");
+                if too_many {
+                    self.forget(socket, client);
+                    self.drop_client(
+                        socket,
+                        client,
+                        proto::KickReason::Malformed,
+                        "too many malformed messages",
+                    );
+                }
+            }
+        }
+    }
+}

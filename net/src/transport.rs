@@ -1,0 +1,341 @@
+//! The transport boundary: UDP with renet channels over netcode secure
+//! connections. Bytes in, bytes out, connection events; nothing above this
+//! module knows about renet, so it can be tuned or replaced (STACK_NOTES:
+//! what UDP costs here).
+
+use std::{
+    net::{SocketAddr, UdpSocket},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use renet::{ConnectionConfig, RenetClient, RenetServer, ServerEvent};
+use renet_netcode::{
+    ClientAuthentication, ConnectToken, NETCODE_KEY_BYTES, NETCODE_USER_DATA_BYTES,
+    NetcodeClientTransport, NetcodeServerTransport, ServerAuthentication, ServerConfig,
+};
+use tessera_sim::PlayerId;
+
+/// Inputs, snapshots, pings: latest wins, loss is fine.
+pub const UNRELIABLE: u8 = 0;
+/// Events and chat: must arrive, order does not matter.
+pub const RELIABLE: u8 = 1;
+/// Commands and their responses: must arrive, in order.
+pub const ORDERED: u8 = 2;
+
+/// A connection, numbered by its transport.
+pub type ClientId = u64;
+
+/// Netcode's limit per server (and socket).
+pub const MAX_CLIENTS_PER_SOCKET: usize = 1_024;
+
+/// Why the transport failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The socket failed.
+    #[error("udp socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// netcode refused (bad token, bad address...).
+    #[error("netcode: {0}")]
+    Netcode(String),
+}
+
+/// 32 bytes from a cryptographic RNG (keys, session ids, client ids).
+pub fn random_bytes() -> [u8; 32] {
+    renet_netcode::generate_random_bytes()
+}
+
+/// Seconds since the Unix epoch: netcode tokens expire on wall-clock time.
+pub fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// What the secure connection needs.
+#[derive(Clone)]
+pub struct NetcodeKeys {
+    /// Distinguishes games and protocol versions: others cannot connect.
+    pub protocol_id: u64,
+    /// Signs connect tokens; from config or environment, never the repo.
+    pub private_key: [u8; NETCODE_KEY_BYTES],
+}
+
+impl std::fmt::Debug for NetcodeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetcodeKeys")
+            .field("protocol_id", &self.protocol_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetcodeKeys {
+    /// A key for this process only (tokens die with it).
+    pub fn random(protocol_id: u64) -> Self {
+        Self {
+            protocol_id,
+            private_key: renet_netcode::generate_random_bytes(),
+        }
+    }
+
+    /// Parses a 64-hex-digit key.
+    pub fn from_hex(protocol_id: u64, hex: &str) -> Result<Self, TransportError> {
+        let hex = hex.trim();
+        let bad = || TransportError::Netcode("the netcode key must be 64 hex digits".into());
+        if hex.len() != 2 * NETCODE_KEY_BYTES {
+            return Err(bad());
+        }
+        let mut private_key = [0u8; NETCODE_KEY_BYTES];
+        for (i, byte) in private_key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+                .map_err(|_| bad())?;
+        }
+        Ok(Self {
+            protocol_id,
+            private_key,
+        })
+    }
+
+    /// A connect token for `player` on `server`, valid for `expire_secs`,
+    /// serialised. The player id travels in the token's encrypted user data.
+    pub fn connect_token(
+        &self,
+        client_id: ClientId,
+        player: PlayerId,
+        server: SocketAddr,
+        expire_secs: u64,
+    ) -> Result<Vec<u8>, TransportError> {
+        let mut user_data = [0u8; NETCODE_USER_DATA_BYTES];
+        user_data[..8].copy_from_slice(&player.0.to_le_bytes());
+        let token = ConnectToken::generate(
+            unix_now(),
+            self.protocol_id,
+            expire_secs,
+            client_id,
+            15,
+            vec![server],
+            Some(&user_data),
+            &self.private_key,
+        )
+        .map_err(|e| TransportError::Netcode(e.to_string()))?;
+        let mut bytes = Vec::new();
+        token.write(&mut bytes)?;
+        Ok(bytes)
+    }
+}
+
+/// The player a connection's user data names.
+pub fn player_of(user_data: &[u8; NETCODE_USER_DATA_BYTES]) -> PlayerId {
+    PlayerId(u64::from_le_bytes(
+        user_data[..8].try_into().expect("8 bytes"),
+    ))
+}
+
+/// Something that happened on a server socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// A client completed the secure handshake as `player`.
+    Connected {
+        /// The connection.
+        client: ClientId,
+        /// Who its token says it is.
+        player: PlayerId,
+    },
+    /// A client went away.
+    Disconnected {
+        /// The connection.
+        client: ClientId,
+        /// Why, as renet puts it.
+        reason: String,
+    },
+}
+
+/// One netcode server on one UDP socket.
+pub struct ServerSocket {
+    server: RenetServer,
+    netcode: NetcodeServerTransport,
+    last_update: Instant,
+}
+
+impl ServerSocket {
+    /// Binds `addr` and accepts clients holding tokens signed with `keys`.
+    pub fn bind(
+        addr: SocketAddr,
+        keys: &NetcodeKeys,
+        max_clients: usize,
+    ) -> Result<Self, TransportError> {
+        let socket = UdpSocket::bind(addr)?;
+        let local = socket.local_addr()?;
+        let config = ServerConfig {
+            current_time: unix_now(),
+            max_clients: max_clients.clamp(1, MAX_CLIENTS_PER_SOCKET),
+            protocol_id: keys.protocol_id,
+            public_addresses: vec![local],
+            authentication: ServerAuthentication::Secure {
+                private_key: keys.private_key,
+            },
+        };
+        let netcode = NetcodeServerTransport::new(config, socket)?;
+        Ok(Self {
+            server: RenetServer::new(ConnectionConfig::default()),
+            netcode,
+            last_update: Instant::now(),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.netcode.addresses()[0]
+    }
+
+    /// Connected clients.
+    pub fn connected(&self) -> usize {
+        self.server.connected_clients()
+    }
+
+    /// Receives what arrived: connection events into `events`, messages
+    /// (at most `per_client` per client and channel) into `messages`.
+    pub fn receive(
+        &mut self,
+        events: &mut Vec<TransportEvent>,
+        messages: &mut Vec<(ClientId, u8, bytes::Bytes)>,
+        per_client: usize,
+    ) -> Result<(), TransportError> {
+        let now = Instant::now();
+        let elapsed = now - self.last_update;
+        self.last_update = now;
+        self.server.update(elapsed);
+        self.netcode
+            .update(elapsed, &mut self.server)
+            .map_err(|e| TransportError::Netcode(e.to_string()))?;
+        while let Some(event) = self.server.get_event() {
+            match event {
+                ServerEvent::ClientConnected { client_id } => {
+                    let player = self
+                        .netcode
+                        .user_data(client_id)
+                        .map(|d| player_of(&d))
+                        .unwrap_or(PlayerId(0));
+                    events.push(TransportEvent::Connected {
+                        client: client_id,
+                        player,
+                    });
+                }
+                ServerEvent::ClientDisconnected { client_id, reason } => {
+                    events.push(TransportEvent::Disconnected {
+                        client: client_id,
+                        reason: reason.to_string(),
+                    });
+                }
+            }
+        }
+        for client in self.server.clients_id() {
+            for channel in [UNRELIABLE, RELIABLE, ORDERED] {
+                for _ in 0..per_client {
+                    let Some(bytes) = self.server.receive_message(client, channel) else {
+                        break;
+                    };
+                    messages.push((client, channel, bytes));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `bytes` for `client` on `channel`.
+    pub fn send(&mut self, client: ClientId, channel: u8, bytes: Vec<u8>) {
+        if self.server.is_connected(client) {
+            self.server.send_message(client, channel, bytes);
+        }
+    }
+
+    /// Disconnects `client` (it is told, then dropped).
+    pub fn disconnect(&mut self, client: ClientId) {
+        self.server.disconnect(client);
+    }
+
+    /// Disconnects everyone at once (shutdown).
+    pub fn disconnect_all(&mut self) {
+        self.netcode.disconnect_all(&mut self.server);
+    }
+
+    /// Sends everything queued.
+    pub fn flush(&mut self) {
+        self.netcode.send_packets(&mut self.server);
+    }
+}
+
+/// A client connection (bots, tests, tools).
+pub struct ClientSocket {
+    client: RenetClient,
+    netcode: NetcodeClientTransport,
+    last_update: Instant,
+}
+
+impl ClientSocket {
+    /// Starts connecting with a serialised connect token.
+    pub fn connect(token: &[u8]) -> Result<Self, TransportError> {
+        let connect_token = ConnectToken::read(&mut std::io::Cursor::new(token))
+            .map_err(|e| TransportError::Netcode(e.to_string()))?;
+        let socket = UdpSocket::bind("127.0.0.1:0".parse::<SocketAddr>().expect("address"))?;
+        let netcode = NetcodeClientTransport::new(
+            unix_now(),
+            ClientAuthentication::Secure { connect_token },
+            socket,
+        )
+        .map_err(|e| TransportError::Netcode(e.to_string()))?;
+        Ok(Self {
+            client: RenetClient::new(ConnectionConfig::default()),
+            netcode,
+            last_update: Instant::now(),
+        })
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+
+    /// Whether the connection is gone (refused, timed out, kicked).
+    pub fn is_disconnected(&self) -> bool {
+        self.client.is_disconnected()
+    }
+
+    /// Why it is gone.
+    pub fn disconnect_reason(&self) -> Option<String> {
+        self.netcode
+            .disconnect_reason()
+            .map(|r| r.to_string())
+            .or_else(|| self.client.disconnect_reason().map(|r| r.to_string()))
+    }
+
+    /// Advances the connection and receives packets.
+    pub fn update(&mut self) -> Result<(), TransportError> {
+        let now = Instant::now();
+        let elapsed = now - self.last_update;
+        self.last_update = now;
+        self.client.update(elapsed);
+        self.netcode
+            .update(elapsed, &mut self.client)
+            .map_err(|e| TransportError::Netcode(e.to_string()))
+    }
+
+    /// Queues a message.
+    pub fn send(&mut self, channel: u8, bytes: Vec<u8>) {
+        if self.client.is_connected() {
+            self.client.send_message(channel, bytes);
+        }
+    }
+
+    /// The next received message on `channel`.
+    pub fn receive(&mut self, channel: u8) -> Option<bytes::Bytes> {
+        self.client.receive_message(channel)
+    }
+
+    /// Sends everything queued.
+    pub fn flush(&mut self) -> Result<(), TransportError> {
+        self.netcode
+            .send_packets(&mut self.client)
+            .map_err(|e| TransportError::Netcode(e.to_string()))
+    }
+}

@@ -1,0 +1,108 @@
+//! Putting worlds on the network: the UDP sockets, the net thread, and the
+//! glue between worlds and clients (which world a player plays in, and how
+//! a world's replication output reaches the net thread).
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, RwLock, mpsc},
+};
+
+use anyhow::Context;
+use tessera_net::{
+    replication::Outgoing,
+    service::{Host, InputSink, Limits, NetService},
+    transport::{NetcodeKeys, ServerSocket},
+};
+use tessera_sim::{InputEnvelope, PlayerId, SimWorld};
+
+use crate::{
+    config::NodeConfig,
+    scheduler::{AfterTick, WorldHandle},
+};
+
+/// Environment variable holding the 64-hex-digit netcode private key.
+pub const NETCODE_KEY_VAR: &str = "TESSERA_NETCODE_KEY";
+
+impl InputSink for WorldHandle {
+    fn send(&self, envelope: InputEnvelope) -> Result<(), String> {
+        WorldHandle::send(self, envelope).map_err(|e| e.to_string())
+    }
+}
+
+/// Sends connecting players to the node's first zone world.
+#[derive(Clone, Default)]
+pub struct ZoneHost {
+    worlds: Arc<RwLock<Vec<WorldHandle>>>,
+}
+
+impl ZoneHost {
+    /// Makes `world` available to players.
+    pub fn add(&self, world: WorldHandle) {
+        self.worlds
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(world);
+    }
+}
+
+impl Host for ZoneHost {
+    fn world_for(&mut self, _player: PlayerId) -> Option<Arc<dyn InputSink>> {
+        let worlds = self.worlds.read().unwrap_or_else(|p| p.into_inner());
+        worlds
+            .first()
+            .map(|w| Arc::new(w.clone()) as Arc<dyn InputSink>)
+    }
+}
+
+/// The netcode keys: from the environment, else random for this process.
+pub fn keys(config: &NodeConfig) -> anyhow::Result<NetcodeKeys> {
+    match std::env::var(NETCODE_KEY_VAR) {
+        Ok(hex) => {
+            Ok(NetcodeKeys::from_hex(config.protocol_id, &hex).with_context(|| NETCODE_KEY_VAR)?)
+        }
+        Err(_) => {
+            tracing::warn!(
+                "{NETCODE_KEY_VAR} is not set: using a random netcode key (tokens from this node work only until it restarts)"
+            );
+            Ok(NetcodeKeys::random(config.protocol_id))
+        }
+    }
+}
+
+/// Binds the configured sockets: consecutive ports from `config.udp`, or
+/// any free ports when it is port 0.
+pub fn bind_sockets(config: &NodeConfig, keys: &NetcodeKeys) -> anyhow::Result<Vec<ServerSocket>> {
+    (0..config.udp_sockets.max(1))
+        .map(|i| {
+            let mut addr = config.udp;
+            if addr.port() != 0 {
+                addr.set_port(addr.port() + i as u16);
+            }
+            ServerSocket::bind(addr, keys, tessera_net::transport::MAX_CLIENTS_PER_SOCKET)
+                .with_context(|| format!("cannot listen for UDP on {addr}"))
+        })
+        .collect()
+}
+
+/// Starts the net thread.
+pub fn start_net(
+    sockets: Vec<ServerSocket>,
+    host: ZoneHost,
+) -> anyhow::Result<(NetService, Vec<SocketAddr>)> {
+    let addrs: Vec<SocketAddr> = sockets.iter().map(ServerSocket::local_addr).collect();
+    for addr in &addrs {
+        tracing::info!(%addr, "udp listening on {addr}");
+    }
+    Ok((NetService::start(sockets, host, Limits::default())?, addrs))
+}
+
+/// After each tick, hands the world's replication output to the net thread.
+pub fn forward_output(to_net: mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>>) -> AfterTick {
+    Box::new(move |sim: &mut SimWorld| {
+        if let Some(mut outgoing) = sim.world_mut().get_resource_mut::<Outgoing>()
+            && !outgoing.0.is_empty()
+        {
+            let _ = to_net.send(std::mem::take(&mut outgoing.0));
+        }
+    })
+}

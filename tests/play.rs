@@ -1,0 +1,220 @@
+//! Playing over the network: login over HTTP, connect over UDP with the
+//! netcode token, move and be seen, hit and be told, and the ways in that
+//! must stay shut (forged and expired tokens, garbage, floods).
+
+mod support;
+
+use std::{net::UdpSocket, time::Duration};
+
+use support::*;
+use tessera_bot::session::{Session, login};
+use tessera_net::{
+    proto::{self, client_message::Body, event},
+    transport::{NetcodeKeys, ORDERED},
+};
+use tessera_sim::PlayerId;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A node whose zones spawn everyone at (100, 100) m.
+fn meeting_node() -> (tempfile::TempDir, Node) {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_spawning_at(dir.path(), "100:100");
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    (dir, node)
+}
+
+fn join(node: &Node, device: &str, class: &str) -> Session {
+    let login = login(&node.http, device).expect("login");
+    assert_eq!(login.udp, node.udp, "the token is for the node's socket");
+    let mut session = Session::connect(&login, WAIT).expect("connect");
+    session.send(Body::Join(proto::JoinWorld {
+        class: class.into(),
+    }));
+    assert!(
+        session
+            .pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
+            .unwrap(),
+        "welcomed"
+    );
+    session
+}
+
+#[test]
+fn a_move_shows_up_in_another_players_snapshot() {
+    let (_dir, node) = meeting_node();
+    let mut a = join(&node, "device-a", "warrior");
+    let mut b = join(&node, "device-b", "warrior");
+    let a_id = a.avatar().unwrap();
+    assert_eq!(a.welcome.as_ref().unwrap().world, "starter");
+    assert!(
+        b.pump_until(WAIT, |s| s.entity(a_id).is_some()).unwrap(),
+        "b sees a"
+    );
+    let start_x = b.entity(a_id).unwrap().x_dm;
+    let mut seq = 0;
+    let seen = loop {
+        seq += 1;
+        a.send(Body::Move(proto::MoveInput {
+            seq,
+            dir_x: 1,
+            dir_y: 0,
+        }));
+        a.pump().unwrap();
+        b.pump().unwrap();
+        if b.entity(a_id).is_some_and(|e| e.x_dm >= start_x + 20) {
+            break true;
+        }
+        if seq > 2_000 {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(seen, "b saw a move 2 m east");
+    assert!(
+        a.snapshot.as_ref().unwrap().last_input_seq > 0,
+        "a's inputs are acknowledged in its snapshots"
+    );
+}
+
+#[test]
+fn a_heal_arrives_as_an_event_on_both_sides() {
+    let (_dir, node) = meeting_node();
+    let mut cleric = join(&node, "cleric", "cleric");
+    let mut friend = join(&node, "friend", "warrior");
+    let friend_id = friend.avatar().unwrap();
+    cleric.send(Body::UseSkill(proto::UseSkill {
+        skill: "heal".into(),
+        target: Some(proto::SkillTarget {
+            kind: Some(proto::skill_target::Kind::Entity(friend_id)),
+        }),
+    }));
+    let is_heal = |e: &proto::Event| matches!(&e.kind, Some(event::Kind::Hit(hit)) if hit.skill == "heal" && hit.target == friend_id);
+    assert!(
+        cleric
+            .pump_until(WAIT, |s| s.events.iter().any(is_heal))
+            .unwrap(),
+        "the caster is told"
+    );
+    assert!(
+        friend
+            .pump_until(WAIT, |s| s.events.iter().any(is_heal))
+            .unwrap(),
+        "the target is told"
+    );
+
+    // A refused command comes back as a typed response, not silence.
+    cleric.send(Body::UseSkill(proto::UseSkill {
+        skill: "slash".into(),
+        target: Some(proto::SkillTarget {
+            kind: Some(proto::skill_target::Kind::Entity(friend_id)),
+        }),
+    }));
+    assert!(
+        cleric
+            .pump_until(WAIT, |s| s
+                .responses
+                .iter()
+                .any(|r| r.reason == "SkillNotKnown"))
+            .unwrap()
+    );
+}
+
+#[test]
+fn forged_and_expired_tokens_are_refused() {
+    let (_dir, node) = meeting_node();
+    let udp = node.udp.parse().unwrap();
+    let forger = NetcodeKeys::from_hex(1, &"ab".repeat(32)).unwrap();
+    let forged = forger.connect_token(99, PlayerId(1), udp, 30).unwrap();
+    assert!(
+        Session::connect_with_token(&forged, 1, Duration::from_secs(3)).is_err(),
+        "a token signed with another key"
+    );
+
+    let real = NetcodeKeys::from_hex(1, TEST_KEY).unwrap();
+    let expired = real.connect_token(98, PlayerId(2), udp, 0).unwrap();
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert!(
+        Session::connect_with_token(&expired, 2, Duration::from_secs(3)).is_err(),
+        "an expired token"
+    );
+
+    let fresh = real.connect_token(97, PlayerId(3), udp, 30).unwrap();
+    assert!(
+        Session::connect_with_token(&fresh, 3, WAIT).is_ok(),
+        "the same key, in date, works"
+    );
+}
+
+#[test]
+fn garbage_and_floods_are_refused_while_others_keep_playing() {
+    let (_dir, node) = meeting_node();
+    let mut player = join(&node, "steady", "warrior");
+
+    // Raw garbage datagrams at the socket.
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..5_000u32 {
+        let junk = [i.to_le_bytes().as_slice(), &[0xAB; 60]].concat();
+        let _ = attacker.send_to(&junk, &node.udp);
+    }
+    // A connected client sending undecodable messages is kicked with a reason.
+    let mut noisy = join(&node, "noisy", "warrior");
+    for _ in 0..40 {
+        noisy.send_raw(ORDERED, vec![0xFF; 32]);
+    }
+    assert!(
+        noisy.pump_until(WAIT, |s| s.kicked.is_some()).unwrap(),
+        "kicked"
+    );
+    assert_eq!(
+        noisy.kicked.as_ref().unwrap().reason,
+        proto::KickReason::Malformed as i32
+    );
+
+    // A connected client flooding valid messages is kicked too.
+    let mut flood = join(&node, "flood", "warrior");
+    for seq in 0..1_000 {
+        flood.send(Body::Ping(proto::Ping {
+            client_time_us: seq,
+        }));
+        if seq % 100 == 0 {
+            flood.pump().unwrap();
+        }
+    }
+    assert!(
+        flood.pump_until(WAIT, |s| s.kicked.is_some()).unwrap(),
+        "kicked"
+    );
+    assert_eq!(
+        flood.kicked.as_ref().unwrap().reason,
+        proto::KickReason::Flooding as i32
+    );
+
+    let before = player.snapshots;
+    assert!(
+        player
+            .pump_until(WAIT, |s| s.snapshots > before + 20)
+            .unwrap(),
+        "the steady player kept getting snapshots"
+    );
+    assert_eq!(get(&node.http, "/healthz").0, 200);
+}
+
+#[test]
+fn a_second_login_kicks_the_first_connection() {
+    let (_dir, node) = meeting_node();
+    let mut first = join(&node, "twice", "warrior");
+    let mut second = join(&node, "twice", "warrior");
+    assert!(first.pump_until(WAIT, |s| s.kicked.is_some()).unwrap());
+    assert_eq!(
+        first.kicked.as_ref().unwrap().reason,
+        proto::KickReason::LoggedInElsewhere as i32
+    );
+    assert_eq!(first.player, second.player);
+    let before = second.snapshots;
+    assert!(
+        second
+            .pump_until(WAIT, |s| s.snapshots > before + 5)
+            .unwrap()
+    );
+}

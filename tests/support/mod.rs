@@ -1,0 +1,182 @@
+//! Starts real node processes for whole-node tests and talks to them.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use tessera_tables::generate::{CellValue, default_game, write_workbook};
+
+/// A fixed netcode key for test nodes, so tests can forge and expire tokens.
+pub const TEST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+pub const SHIPPED_TABLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/tables");
+
+pub struct Node {
+    pub child: Child,
+    pub http: String,
+    pub udp: String,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a node on a free HTTP port; the shipped tables unless `extra` says otherwise.
+pub fn start(extra: &[&str]) -> Node {
+    let own_tables = extra.iter().any(|a| *a == "--tables" || *a == "--config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--udp",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ])
+        .args(if own_tables {
+            vec![]
+        } else {
+            vec!["--tables", SHIPPED_TABLES]
+        })
+        .args(extra)
+        .current_dir(std::env::temp_dir())
+        .env("TESSERA_LOG", "info")
+        .env("TESSERA_NETCODE_KEY", TEST_KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tessera");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // From here on `Drop` kills the child whatever happens.
+    let mut node = Node {
+        child,
+        http: String::new(),
+        udp: String::new(),
+        lines,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.http.is_empty() {
+        let line = node
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the node logs its HTTP address at start");
+        if let Some(rest) = line.split("udp listening on ").nth(1) {
+            node.udp = rest.split_whitespace().next().unwrap().to_string();
+        }
+        if let Some(rest) = line.split("http listening on http://").nth(1) {
+            node.http = rest.split_whitespace().next().unwrap().to_string();
+        }
+    }
+    node
+}
+
+pub fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+pub fn ready(node: &Node) -> serde_json::Value {
+    let (status, body) = get(&node.http, "/readyz");
+    assert_eq!(status, 200);
+    serde_json::from_str(&body).unwrap()
+}
+
+pub fn wait_ready(
+    node: &Node,
+    what: &str,
+    condition: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = ready(node);
+        if condition(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last /readyz: {value}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn signal(node: &Node, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+pub fn wait_exit(node: &mut Node) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            return status.code().expect("exited, not killed by a signal");
+        }
+        assert!(Instant::now() < deadline, "node did not stop within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Writes the default game into `dir` with the wolf's hp cell set to `hp`.
+pub fn write_tables(dir: &Path, hp: CellValue) {
+    for (file, mut sheets) in default_game() {
+        if let Some(npcs) = sheets.iter_mut().find(|s| s.name == "npcs") {
+            npcs.rows[1][2] = hp.clone();
+        }
+        write_workbook(&dir.join(file), &sheets).unwrap();
+    }
+}
+
+/// Writes the default game into `dir` with the starter zone's spawn points
+/// set to `spawn` (e.g. "100:100"), so test players meet.
+pub fn write_tables_spawning_at(dir: &Path, spawn: &str) {
+    for (file, mut sheets) in default_game() {
+        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
+            for row in zones
+                .rows
+                .iter_mut()
+                .filter(|r| r[0] == CellValue::from("starter"))
+            {
+                row[7] = spawn.into();
+            }
+        }
+        write_workbook(&dir.join(file), &sheets).unwrap();
+    }
+}
