@@ -24,6 +24,8 @@ pub struct NodeConfig {
     pub protocol_id: u64,
     /// Connect token lifetime, seconds.
     pub connect_token_secs: u64,
+    /// How long a dropped player's avatar waits for them, ms.
+    pub reconnect_grace_ms: u64,
     /// Directory of `.xlsx` game tables.
     pub tables_dir: PathBuf,
     /// Poll interval for table changes, ms (0: reload on SIGHUP only).

@@ -97,7 +97,7 @@ async fn start_and_serve(
 ) -> anyhow::Result<()> {
     let keys = play::keys(config)?;
     let host = ZoneHost::default();
-    let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone())?;
+    let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone(), config)?;
 
     let current = tables.current();
     let skills: Vec<&str> = current.skills.iter().map(|s| s.id.0.as_str()).collect();

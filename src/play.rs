@@ -88,12 +88,17 @@ pub fn bind_sockets(config: &NodeConfig, keys: &NetcodeKeys) -> anyhow::Result<V
 pub fn start_net(
     sockets: Vec<ServerSocket>,
     host: ZoneHost,
+    config: &NodeConfig,
 ) -> anyhow::Result<(NetService, Vec<SocketAddr>)> {
     let addrs: Vec<SocketAddr> = sockets.iter().map(ServerSocket::local_addr).collect();
     for addr in &addrs {
         tracing::info!(%addr, "udp listening on {addr}");
     }
-    Ok((NetService::start(sockets, host, Limits::default())?, addrs))
+    let limits = Limits {
+        reconnect_grace: std::time::Duration::from_millis(config.reconnect_grace_ms),
+        ..Limits::default()
+    };
+    Ok((NetService::start(sockets, host, limits)?, addrs))
 }
 
 /// After each tick, hands the world's replication output to the net thread.

@@ -218,3 +218,49 @@ fn a_second_login_kicks_the_first_connection() {
             .unwrap()
     );
 }
+
+#[test]
+fn a_dropped_player_reconnects_into_the_same_entity() {
+    let (_dir, node) = meeting_node();
+    let mut a = join(&node, "roamer", "warrior");
+    let mut b = join(&node, "watcher", "warrior");
+    let avatar = a.avatar().unwrap();
+    a.disconnect();
+    // The avatar waits in the world for its player.
+    std::thread::sleep(Duration::from_millis(300));
+    let tick = b.snapshot.as_ref().unwrap().tick;
+    assert!(
+        b.pump_until(WAIT, |s| s.snapshot.as_ref().unwrap().tick > tick + 5)
+            .unwrap()
+    );
+    assert!(
+        b.entity(avatar).is_some(),
+        "still there during the grace period"
+    );
+    let back = join(&node, "roamer", "warrior");
+    assert_eq!(back.avatar(), Some(avatar), "the same entity");
+}
+
+#[test]
+fn after_the_grace_period_the_avatar_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_spawning_at(dir.path(), "100:100");
+    let config = dir.path().join("node.toml");
+    let text = tessera::config::DEFAULT_CONFIG
+        .replace("reconnect_grace_ms = 10000", "reconnect_grace_ms = 300")
+        .replace(
+            "tables_dir = \"assets/tables\"",
+            &format!("tables_dir = {:?}", dir.path().display().to_string()),
+        );
+    std::fs::write(&config, text).unwrap();
+    let node = start(&["--config", config.to_str().unwrap()]);
+    let mut a = join(&node, "leaver", "warrior");
+    let mut b = join(&node, "stayer", "warrior");
+    let avatar = a.avatar().unwrap();
+    assert!(b.pump_until(WAIT, |s| s.entity(avatar).is_some()).unwrap());
+    a.disconnect();
+    assert!(
+        b.pump_until(WAIT, |s| s.entity(avatar).is_none()).unwrap(),
+        "the avatar left the world"
+    );
+}

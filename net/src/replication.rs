@@ -5,7 +5,10 @@
 //! tick and hands to the net thread; the world itself never touches a socket.
 //!
 //! Snapshots are full (no delta against acknowledged baselines yet) and
-//! positions are quantised to 10 cm.
+//! positions are quantised to 10 cm. A snapshot holds at most
+//! `max_entities`: the nearest half always, the rest of what is in reach
+//! taking turns in the other half, so near things are current and nothing
+//! in reach starves.
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::{
@@ -22,7 +25,7 @@ use tessera_sim::{
     movement::{LastInputSeq, Position},
     npc::Npc,
     players::{Player, PlayerIndex},
-    spatial::SpatialGrid,
+    spatial::{SpatialGrid, distance_sq},
     world::Tick,
 };
 
@@ -36,11 +39,13 @@ use crate::{
 #[derive(Resource, Default, Debug)]
 pub struct Outgoing(pub Vec<(PlayerId, u8, Vec<u8>)>);
 
-/// How far a player sees, and the snapshot counter.
+/// How far a player sees, how much one snapshot holds, and the counter.
 #[derive(Resource, Debug, Clone)]
 pub struct Replication {
     /// Interest radius, mm.
     pub radius_mm: i32,
+    /// Most entities in one snapshot (the avatar included).
+    pub max_entities: usize,
     next_snapshot: u32,
 }
 
@@ -49,11 +54,16 @@ pub struct Replication {
 pub struct ReplicationPlugin {
     /// Interest radius, mm.
     pub radius_mm: i32,
+    /// Most entities in one snapshot (about 20 bytes each on the wire).
+    pub max_entities: usize,
 }
 
 impl Default for ReplicationPlugin {
     fn default() -> Self {
-        Self { radius_mm: 60_000 }
+        Self {
+            radius_mm: 60_000,
+            max_entities: 48,
+        }
     }
 }
 
@@ -62,6 +72,7 @@ impl Plugin for ReplicationPlugin {
         app.init_resource::<Outgoing>()
             .insert_resource(Replication {
                 radius_mm: self.radius_mm,
+                max_entities: self.max_entities.max(2),
                 next_snapshot: 0,
             })
             .add_systems(
@@ -223,23 +234,37 @@ pub fn snapshots(
         };
     let mut order: Vec<_> = avatars.iter().collect();
     order.sort_by_key(|(player, ..)| player.0);
+    let budget = replication.max_entities.saturating_sub(1).max(1);
+    let (near_slots, turn_slots) = (budget.div_ceil(2), budget / 2);
     for (player, id, position, last_seq, health) in order {
         replication.next_snapshot = replication.next_snapshot.wrapping_add(1);
-        let mut entities_in_view = vec![state(*id, *position, health, Some(player), false)];
+        let mut in_reach = Vec::new();
         grid.for_each_within(*position, replication.radius_mm, |entry| {
-            if entry.id == *id {
-                return;
+            if entry.id != *id {
+                in_reach.push((distance_sq(entry.position, *position), entry.id, *entry));
             }
+        });
+        in_reach.sort_by_key(|(distance, id, _)| (*distance, *id));
+        let chosen: Vec<_> = if in_reach.len() <= budget {
+            in_reach
+        } else {
+            let rest = &in_reach[near_slots..];
+            let start = (tick.0 as usize).wrapping_mul(turn_slots) % rest.len();
+            let turn = (0..turn_slots).map(|i| rest[(start + i) % rest.len()]);
+            in_reach[..near_slots].iter().copied().chain(turn).collect()
+        };
+        let mut entities_in_view = vec![state(*id, *position, health, Some(player), false)];
+        for (_, entry_id, entry) in chosen {
             if let Ok((health, owner, npc)) = entities.get(entry.entity) {
                 entities_in_view.push(state(
-                    entry.id,
+                    entry_id,
                     entry.position,
                     health,
                     owner,
                     npc.is_some(),
                 ));
             }
-        });
+        }
         let snapshot = proto::Snapshot {
             id: replication.next_snapshot,
             tick: tick.0,

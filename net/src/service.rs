@@ -48,6 +48,8 @@ pub struct Limits {
     pub bytes_per_sec: u64,
     /// Undecodable messages tolerated before a kick.
     pub malformed_allowed: u32,
+    /// How long a dropped player's avatar waits for them to reconnect.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for Limits {
@@ -56,6 +58,7 @@ impl Default for Limits {
             messages_per_sec: 200,
             bytes_per_sec: 64 * 1024,
             malformed_allowed: 20,
+            reconnect_grace: Duration::from_secs(10),
         }
     }
 }
@@ -158,6 +161,8 @@ struct Loop<H> {
     /// out: renet drops unread messages on disconnect, so closing at once
     /// would swallow the reason.
     closing: Vec<(Instant, usize, ClientId)>,
+    /// Dropped players whose avatars wait for them, until the deadline.
+    away: BTreeMap<PlayerId, (Instant, Arc<dyn InputSink>)>,
     started: Instant,
 }
 
@@ -183,6 +188,7 @@ impl<H: Host> Loop<H> {
             clients: BTreeMap::new(),
             players: BTreeMap::new(),
             closing: Vec::new(),
+            away: BTreeMap::new(),
             started: Instant::now(),
         }
     }
@@ -222,6 +228,18 @@ impl<H: Host> Loop<H> {
                 }
             }
             let now = Instant::now();
+            self.away.retain(|player, (deadline, sink)| {
+                let expired = *deadline <= now;
+                if expired {
+                    tracing::info!(%player, "reconnect grace over: the avatar leaves");
+                    let leave = InputEnvelope {
+                        player: *player,
+                        input: Input::Leave,
+                    };
+                    let _ = sink.send(leave);
+                }
+                !expired
+            });
             let sockets = &mut self.sockets;
             self.closing.retain(|(at, socket, client)| {
                 let due = *at <= now;
@@ -261,7 +279,11 @@ impl<H: Host> Loop<H> {
                     // The old connection's avatar is the new one's now: no Leave.
                     self.clients.remove(&(old_socket, old_client));
                 }
-                let sink = self.host.world_for(player);
+                // Back within the grace period: the same avatar, same world.
+                let sink = match self.away.remove(&player) {
+                    Some((_, sink)) => Some(sink),
+                    None => self.host.world_for(player),
+                };
                 let now = self.now_nanos();
                 self.clients.insert(
                     (socket, client),
@@ -287,24 +309,30 @@ impl<H: Host> Loop<H> {
                 tracing::info!(%player, socket, client, "client connected");
             }
             TransportEvent::Disconnected { client, reason } => {
-                if let Some(player) = self.forget(socket, client) {
+                if let Some(player) = self.forget(socket, client, false) {
                     tracing::info!(%player, %reason, "client disconnected");
                 }
             }
         }
     }
 
-    /// Forgets a connection; its avatar leaves its world (unless the player
-    /// has already reconnected on another connection).
-    fn forget(&mut self, socket: usize, client: ClientId) -> Option<PlayerId> {
+    /// Forgets a connection. Unless the player has already reconnected on
+    /// another connection, their avatar leaves its world: at once if `now`
+    /// (kicked), else when the reconnect grace period ends.
+    fn forget(&mut self, socket: usize, client: ClientId, now: bool) -> Option<PlayerId> {
         let gone = self.clients.remove(&(socket, client))?;
         if self.players.get(&gone.player) == Some(&(socket, client)) {
             self.players.remove(&gone.player);
-            if let Some(sink) = &gone.sink {
-                let _ = sink.send(InputEnvelope {
-                    player: gone.player,
-                    input: Input::Leave,
-                });
+            if let Some(sink) = gone.sink {
+                if now {
+                    let _ = sink.send(InputEnvelope {
+                        player: gone.player,
+                        input: Input::Leave,
+                    });
+                } else {
+                    let deadline = Instant::now() + self.limits.reconnect_grace;
+                    self.away.insert(gone.player, (deadline, sink));
+                }
             }
         }
         self.stats
@@ -337,7 +365,7 @@ impl<H: Host> Loop<H> {
             .bytes_in
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         if !state.messages.try_take(1, now) || !state.bytes.try_take(bytes.len() as u64, now) {
-            self.forget(socket, client);
+            self.forget(socket, client, true);
             return self.drop_client(
                 socket,
                 client,
@@ -384,7 +412,7 @@ impl<H: Host> Loop<H> {
                 let too_many = state.malformed > self.limits.malformed_allowed;
                 tracing::debug!(socket, client, channel, %error, "malformed message");
                 if too_many {
-                    self.forget(socket, client);
+                    self.forget(socket, client, true);
                     self.drop_client(
                         socket,
                         client,

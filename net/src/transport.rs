@@ -338,4 +338,9 @@ impl ClientSocket {
             .send_packets(&mut self.client)
             .map_err(|e| TransportError::Netcode(e.to_string()))
     }
+
+    /// Tells the server goodbye and closes the connection.
+    pub fn disconnect(&mut self) {
+        self.netcode.disconnect();
+    }
 }

@@ -153,6 +153,12 @@ impl Session {
         self.socket.send(channel, bytes);
     }
 
+    /// Says goodbye to the server and closes the connection.
+    pub fn disconnect(&mut self) {
+        self.socket.disconnect();
+        self.disconnected = Some("disconnected by the client".into());
+    }
+
     /// Whether the connection is up.
     pub fn is_connected(&self) -> bool {
         self.socket.is_connected()
