@@ -34,9 +34,31 @@ pub struct NodeConfig {
     pub seed: u64,
     /// In-process synthetic players per zone world.
     pub bots: u64,
+    /// `embedded` or `mongodb`.
+    pub store: StoreKind,
+    /// The embedded store's file.
+    pub store_path: PathBuf,
+    /// MongoDB connection string.
+    pub mongodb_uri: String,
+    /// MongoDB database.
+    pub mongodb_database: String,
+    /// Flush interval, ms.
+    pub flush_interval_ms: u64,
+    /// Pending players beyond which logins are refused.
+    pub max_pending_players: usize,
     /// Where to record replays (empty: nowhere).
     #[serde(default)]
     pub record_dir: PathBuf,
+}
+
+/// Which store keeps player progress.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One redb file.
+    Embedded,
+    /// MongoDB.
+    Mongodb,
 }
 
 /// A configuration that cannot be used.

@@ -35,6 +35,8 @@ pub struct HttpState {
     pub net: Arc<NetStats>,
     /// The UDP sockets.
     pub udp: Vec<std::net::SocketAddr>,
+    /// Flush worker counters.
+    pub store: Arc<tessera_persistence::flush::FlushStats>,
 }
 
 /// The router.
@@ -55,6 +57,10 @@ async fn login(
         Ok(reply) => (
             StatusCode::OK,
             Json(serde_json::to_value(reply).unwrap_or_default()),
+        ),
+        Err(error @ crate::login::LoginError::Busy) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": error.to_string() })),
         ),
         Err(error) => (
             StatusCode::BAD_REQUEST,
@@ -80,6 +86,12 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
         "workers": state.workers,
         "udp": state.udp.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "clients": state.net.connected.load(Ordering::Relaxed),
+        "store": {
+            "outage": state.store.outage.load(Ordering::Relaxed) == 1,
+            "pending_players": state.store.pending.load(Ordering::Relaxed),
+            "written": state.store.written.load(Ordering::Relaxed),
+            "failures": state.store.failures.load(Ordering::Relaxed),
+        },
         "worlds": s.worlds.load(Ordering::Relaxed),
         "ticks": s.ticks.load(Ordering::Relaxed),
         "overruns": s.overruns.load(Ordering::Relaxed),
@@ -144,6 +156,55 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "gauge",
         "1 while the last tables reload was refused.",
         u64::from(state.tables.last_error().is_some()),
+    );
+    let f = &state.store;
+    metric(
+        "tessera_flush_batches_total",
+        "counter",
+        "Player data batches written.",
+        f.batches.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_flush_written_total",
+        "counter",
+        "Player records written.",
+        f.written.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_flush_stale_total",
+        "counter",
+        "Writes refused as not newer.",
+        f.stale.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_flush_failures_total",
+        "counter",
+        "Failed batch writes (retried).",
+        f.failures.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_flush_pending_players",
+        "gauge",
+        "Players with unsaved changes.",
+        f.pending.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_flush_last_batch",
+        "gauge",
+        "Players in the last batch.",
+        f.last_batch.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_flush_last_latency_microseconds",
+        "gauge",
+        "Latency of the last write.",
+        f.last_latency_us.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_store_outage",
+        "gauge",
+        "1 while the store is failing.",
+        f.outage.load(Ordering::Relaxed),
     );
     let n = &state.net;
     metric(

@@ -10,6 +10,7 @@ pub mod http;
 pub mod logging;
 pub mod login;
 pub mod node;
+pub mod persist;
 pub mod play;
 pub mod replay_cmd;
 pub mod replays;

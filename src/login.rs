@@ -50,6 +50,10 @@ pub enum LoginError {
     /// A token could not be made.
     #[error("cannot issue a connect token: {0}")]
     Token(String),
+    /// Too much player data is waiting for the store: logging more players
+    /// in would risk losing it.
+    #[error("the node is saving a backlog of player data; try again shortly")]
+    Busy,
 }
 
 /// Issues connect tokens.
@@ -60,6 +64,8 @@ pub struct LoginService {
     next_socket: AtomicUsize,
     next_player: AtomicU64,
     accounts: Mutex<BTreeMap<String, PlayerId>>,
+    store: std::sync::Arc<tessera_persistence::flush::FlushStats>,
+    max_pending: usize,
 }
 
 fn random_u64() -> u64 {
@@ -69,7 +75,13 @@ fn random_u64() -> u64 {
 
 impl LoginService {
     /// Tokens signed with `keys` for `sockets`, valid `token_secs`.
-    pub fn new(keys: NetcodeKeys, sockets: Vec<SocketAddr>, token_secs: u64) -> Self {
+    pub fn new(
+        keys: NetcodeKeys,
+        sockets: Vec<SocketAddr>,
+        token_secs: u64,
+        store: std::sync::Arc<tessera_persistence::flush::FlushStats>,
+        max_pending: usize,
+    ) -> Self {
         Self {
             keys,
             sockets,
@@ -77,6 +89,8 @@ impl LoginService {
             next_socket: AtomicUsize::new(0),
             next_player: AtomicU64::new(1),
             accounts: Mutex::new(BTreeMap::new()),
+            store,
+            max_pending,
         }
     }
 
@@ -86,6 +100,9 @@ impl LoginService {
         if device.is_empty() || device.chars().count() > 128 || device.chars().any(char::is_control)
         {
             return Err(LoginError::BadDeviceId);
+        }
+        if self.store.pending.load(Ordering::Relaxed) as usize >= self.max_pending {
+            return Err(LoginError::Busy);
         }
         let player = *self
             .accounts

@@ -75,6 +75,9 @@ struct ServeArgs {
     /// World worker threads (0: one per core).
     #[arg(long, env = "TESSERA_WORKERS")]
     workers: Option<usize>,
+    /// The embedded store's file (store = "embedded").
+    #[arg(long, env = "TESSERA_STORE_PATH")]
+    store_path: Option<PathBuf>,
     /// Record every world's replay into this directory.
     #[arg(long, env = "TESSERA_RECORD_DIR")]
     record: Option<PathBuf>,
@@ -105,6 +108,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(workers) = args.workers {
         config.workers = workers;
+    }
+    if let Some(path) = args.store_path {
+        config.store_path = path;
     }
     if let Some(dir) = args.record {
         config.record_dir = dir;

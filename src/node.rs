@@ -14,11 +14,16 @@ use tessera_tables::{LoadOptions, TablesHandle};
 use std::sync::Arc;
 
 use tessera_net::replication::ReplicationPlugin;
+use tessera_persistence::{
+    dirty::PersistencePlugin,
+    flush::{ChangeSender, Flusher},
+};
 
 use crate::{
     config::NodeConfig,
     http::{HttpState, router},
     login::LoginService,
+    persist,
     play::{self, ZoneHost},
     replays::ReplayStore,
     scheduler::{EndReason, NodeEvent, Scheduler, SchedulerConfig, WorldOptions},
@@ -74,7 +79,16 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
 
     // Whatever happens from here (a world that cannot start, a busy HTTP
     // port), the scheduler is shut down and the replays are flushed.
-    let served = start_and_serve(&config, &scheduler, replays.as_ref(), &tables, shutdown).await;
+    let flusher = persist::start(&config).await?;
+    let served = start_and_serve(
+        &config,
+        &scheduler,
+        replays.as_ref(),
+        &tables,
+        &flusher,
+        shutdown,
+    )
+    .await;
     tracing::info!("shutting down: ending worlds");
     tokio::task::spawn_blocking(move || {
         scheduler.shutdown();
@@ -83,6 +97,14 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
         }
     })
     .await?;
+    // Worlds have ended and handed over their last changes: write them.
+    let unsaved = flusher.shutdown(std::time::Duration::from_secs(15)).await;
+    if unsaved > 0 {
+        tracing::error!(
+            players = unsaved,
+            "could not save every player's last changes before exit"
+        );
+    }
     served?;
     tracing::info!("node stopped");
     Ok(())
@@ -93,6 +115,7 @@ async fn start_and_serve(
     scheduler: &Scheduler,
     replays: Option<&ReplayStore>,
     tables: &TablesHandle,
+    flusher: &Flusher,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let keys = play::keys(config)?;
@@ -104,13 +127,13 @@ async fn start_and_serve(
     for spec in persistent_zones(&current, config.seed)? {
         let (kind, tick_hz, seed) = (spec.kind.clone(), spec.tick_hz, spec.seed);
         let sim = SimWorld::build(spec, |app| {
-            app.add_plugins(ReplicationPlugin::default());
+            app.add_plugins((ReplicationPlugin::default(), PersistencePlugin));
         })
         .with_context(|| format!("world {kind}"))?;
         let mut options = WorldOptions {
             record: replays.map(ReplayStore::sink),
             tables: Some(tables.clone()),
-            after_tick: Some(play::forward_output(net.outgoing())),
+            after_tick: Some(after_tick(net.outgoing(), flusher.sender())),
             ..Default::default()
         };
         if config.bots > 0 {
@@ -136,9 +159,12 @@ async fn start_and_serve(
             keys,
             udp.clone(),
             config.connect_token_secs,
+            flusher.stats(),
+            config.max_pending_players,
         )),
         net: net.stats(),
         udp,
+        store: flusher.stats(),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait())
@@ -147,4 +173,17 @@ async fn start_and_serve(
     // Clients hear "shutting down" before their worlds end.
     tokio::task::spawn_blocking(move || net.shutdown()).await?;
     served
+}
+
+/// After each tick of a zone world: replication output to the net thread,
+/// changed player data to the flush worker.
+fn after_tick(
+    to_net: std::sync::mpsc::Sender<Vec<(tessera_sim::PlayerId, u8, Vec<u8>)>>,
+    to_store: ChangeSender,
+) -> crate::scheduler::AfterTick {
+    let mut forward = play::forward_output(to_net);
+    Box::new(move |sim: &mut SimWorld| {
+        forward(sim);
+        persist::hand_over(sim, &to_store);
+    })
 }

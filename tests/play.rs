@@ -264,3 +264,39 @@ fn after_the_grace_period_the_avatar_leaves() {
         "the avatar left the world"
     );
 }
+
+#[test]
+fn progress_is_saved_when_the_node_stops() {
+    let (_dir, mut node) = meeting_node();
+    let mut a = join(&node, "saver", "mage");
+    for seq in 1..=40 {
+        a.send(Body::Move(proto::MoveInput {
+            seq,
+            dir_x: 0,
+            dir_y: 1,
+        }));
+        a.pump().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        a.pump_until(WAIT, |s| s
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.last_input_seq >= 30))
+            .unwrap()
+    );
+    let y_dm = a.entity(a.avatar().unwrap()).unwrap().y_dm;
+    signal(&node, "TERM");
+    assert_eq!(wait_exit(&mut node), 0);
+
+    let store =
+        tessera_persistence::embedded::EmbeddedStore::open(&node.data.path().join("tessera.redb"))
+            .unwrap();
+    let record = store.load(a.player).unwrap().expect("the player was saved");
+    assert_eq!(record.parts["class"], serde_json::json!("mage"));
+    let saved_y = record.parts["position"]["y"].as_i64().unwrap();
+    assert!(
+        saved_y / 100 >= i64::from(y_dm) - 1,
+        "saved {saved_y} mm, last seen {y_dm} dm"
+    );
+}

@@ -1,10 +1,23 @@
 //! # tessera-persistence
 //!
-//! Turns the simulation's change detection into versioned writes to the
-//! stores. The rule every store obeys is here from day one: a record carries
-//! a version, and a write applies only if it is newer ([`version`]), so a
-//! late retry can never roll a player back. [`services`] locates the Redis
-//! and MongoDB servers that `scripts/test.sh` starts for the tests.
+//! Turns the simulation's change detection into versioned writes:
+//!
+//! - [`dirty`]: a world plugin; a `Changed<T>` system per [`dirty::Persisted`]
+//!   component records changed parts per player. Gameplay never calls "save".
+//! - [`record`]: records are a version plus one value per part; a patch
+//!   carries only changed parts and applies only if newer, so a late retry
+//!   can never roll a player back.
+//! - [`flush`]: the flush worker batches patches every interval, writes them
+//!   off the tick, retries with back-off and jitter, and keeps what failed.
+//! - Stores: [`embedded::EmbeddedStore`] (one redb file, the default) and
+//!   [`mongo::MongoStore`] (one bulk `update` per batch).
+//! - [`services`] locates the Redis and MongoDB servers `scripts/test.sh`
+//!   starts for the tests.
 
+pub mod dirty;
+pub mod embedded;
+pub mod error;
+pub mod flush;
+pub mod mongo;
+pub mod record;
 pub mod services;
-pub mod version;

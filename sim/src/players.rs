@@ -44,7 +44,7 @@ impl StateHash for Player {
 }
 
 /// The class an avatar plays.
-#[derive(Component, Clone, Debug, PartialEq, Eq)]
+#[derive(Component, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ClassOf(pub Id);
 
 impl StateHash for ClassOf {

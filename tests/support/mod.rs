@@ -19,6 +19,8 @@ pub const TEST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899
 pub const SHIPPED_TABLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/tables");
 
 pub struct Node {
+    /// The node's embedded store lives here (one per test node).
+    pub data: tempfile::TempDir,
     pub child: Child,
     pub http: String,
     pub udp: String,
@@ -35,7 +37,11 @@ impl Drop for Node {
 /// Starts a node on a free HTTP port; the shipped tables unless `extra` says otherwise.
 pub fn start(extra: &[&str]) -> Node {
     let own_tables = extra.iter().any(|a| *a == "--tables" || *a == "--config");
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("tessera.redb");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--store-path")
+        .arg(&store)
         .args([
             "--http",
             "127.0.0.1:0",
@@ -68,6 +74,7 @@ pub fn start(extra: &[&str]) -> Node {
     });
     // From here on `Drop` kills the child whatever happens.
     let mut node = Node {
+        data,
         child,
         http: String::new(),
         udp: String::new(),

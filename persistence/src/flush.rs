@@ -1,0 +1,325 @@
+//! The flush worker: changed parts arrive from worlds (a non-blocking send
+//! after each tick), are merged per player, and are written as one batch per
+//! interval, off every tick. A failed write keeps everything pending and is
+//! retried with exponential back-off and jitter; nothing acknowledged by a
+//! store is ever dropped, and a write never carries an older version than
+//! one already attempted for that player.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    embedded::EmbeddedStore,
+    error::StoreError,
+    mongo::MongoStore,
+    record::{Patch, PlayerRecord, SaveReport},
+};
+
+/// Where records go.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded single-file store.
+    Embedded(Arc<EmbeddedStore>),
+    /// MongoDB.
+    Mongo(MongoStore),
+}
+
+impl Backend {
+    /// Writes a batch.
+    pub async fn save(&self, batch: Vec<Patch>) -> Result<SaveReport, StoreError> {
+        match self {
+            Backend::Embedded(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.save(&batch))
+                    .await
+                    .map_err(|e| StoreError::Embedded(e.to_string()))?
+            }
+            Backend::Mongo(store) => store.save(&batch).await,
+        }
+    }
+
+    /// Loads a record.
+    pub async fn load(&self, player: u64) -> Result<Option<PlayerRecord>, StoreError> {
+        match self {
+            Backend::Embedded(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.load(player))
+                    .await
+                    .map_err(|e| StoreError::Embedded(e.to_string()))?
+            }
+            Backend::Mongo(store) => store.load(player).await,
+        }
+    }
+}
+
+/// How the worker flushes.
+#[derive(Clone, Debug)]
+pub struct FlushSettings {
+    /// Time between flushes.
+    pub interval: Duration,
+    /// Pending players beyond which the node should refuse new logins.
+    pub max_pending: usize,
+    /// Longest wait between retries.
+    pub max_backoff: Duration,
+}
+
+impl Default for FlushSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(1),
+            max_pending: 100_000,
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Counters for `/metrics` and `/readyz`.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    /// Batches written.
+    pub batches: AtomicU64,
+    /// Player records written.
+    pub written: AtomicU64,
+    /// Patches the store refused as not newer.
+    pub stale: AtomicU64,
+    /// Failed batch writes.
+    pub failures: AtomicU64,
+    /// Players with changes not yet written.
+    pub pending: AtomicU64,
+    /// Size of the last batch.
+    pub last_batch: AtomicU64,
+    /// Latency of the last successful write, microseconds.
+    pub last_latency_us: AtomicU64,
+    /// 1 while the store is failing.
+    pub outage: AtomicU64,
+}
+
+/// Changed parts of players, as a world hands them over.
+pub type Changes = Vec<(u64, BTreeMap<String, serde_json::Value>)>;
+
+enum Message {
+    Changes(Changes),
+    FlushNow(oneshot::Sender<Result<SaveReport, StoreError>>),
+    Shutdown(Duration, oneshot::Sender<usize>),
+}
+
+/// Hands changes to the worker; cheap to clone, never blocks.
+#[derive(Clone, Debug)]
+pub struct ChangeSender(mpsc::UnboundedSender<Message>);
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Message")
+    }
+}
+
+impl ChangeSender {
+    /// Queues changes; `false` if the worker has stopped.
+    pub fn send(&self, changes: Changes) -> bool {
+        changes.is_empty() || self.0.send(Message::Changes(changes)).is_ok()
+    }
+}
+
+/// The running worker.
+pub struct Flusher {
+    tx: mpsc::UnboundedSender<Message>,
+    stats: Arc<FlushStats>,
+    max_pending: usize,
+}
+
+impl Flusher {
+    /// Starts the worker on the current tokio runtime.
+    pub fn start(backend: Backend, settings: FlushSettings) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(FlushStats::default());
+        let max_pending = settings.max_pending;
+        tokio::spawn(Worker::new(backend, settings, stats.clone()).run(rx));
+        Self {
+            tx,
+            stats,
+            max_pending,
+        }
+    }
+
+    /// Where worlds send their changes.
+    pub fn sender(&self) -> ChangeSender {
+        ChangeSender(self.tx.clone())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Arc<FlushStats> {
+        self.stats.clone()
+    }
+
+    /// Whether so much is waiting for the store that new logins should wait.
+    pub fn over_bound(&self) -> bool {
+        self.stats.pending.load(Ordering::Relaxed) as usize >= self.max_pending
+    }
+
+    /// Writes everything pending now (leaving players, hand-offs, tests).
+    pub async fn flush_now(&self) -> Result<SaveReport, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Message::FlushNow(done))
+            .map_err(|_| StoreError::Embedded("flush worker stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Embedded("flush worker stopped".into()))?
+    }
+
+    /// Flushes what is pending, retrying until `deadline`; returns how many
+    /// players could not be written (0 is a clean shutdown).
+    pub async fn shutdown(self, deadline: Duration) -> usize {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Shutdown(deadline, done)).is_err() {
+            return self.stats.pending.load(Ordering::Relaxed) as usize;
+        }
+        wait.await.unwrap_or(usize::MAX)
+    }
+}
+
+struct Worker {
+    backend: Backend,
+    settings: FlushSettings,
+    stats: Arc<FlushStats>,
+    pending: BTreeMap<u64, BTreeMap<String, serde_json::Value>>,
+    last_version: BTreeMap<u64, u64>,
+    attempt: u32,
+    retry_at: Option<Instant>,
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Worker {
+    fn new(backend: Backend, settings: FlushSettings, stats: Arc<FlushStats>) -> Self {
+        Self {
+            backend,
+            settings,
+            stats,
+            pending: BTreeMap::new(),
+            last_version: BTreeMap::new(),
+            attempt: 0,
+            retry_at: None,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
+        let mut ticker = tokio::time::interval(self.settings.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some(Message::Changes(changes)) => self.absorb(changes),
+                    Some(Message::FlushNow(done)) => {
+                        let result = self.flush().await;
+                        let _ = done.send(result);
+                    }
+                    Some(Message::Shutdown(deadline, done)) => {
+                        let until = Instant::now() + deadline;
+                        while rx.try_recv().map(|m| if let Message::Changes(c) = m { self.absorb(c) }).is_ok() {}
+                        while !self.pending.is_empty() && Instant::now() < until {
+                            if self.flush().await.is_err() {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                        }
+                        let _ = done.send(self.pending.len());
+                        return;
+                    }
+                    None => return,
+                },
+                _ = ticker.tick() => {
+                    if self.retry_at.is_none_or(|at| Instant::now() >= at) {
+                        let _ = self.flush().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn absorb(&mut self, changes: Changes) {
+        for (player, parts) in changes {
+            self.pending.entry(player).or_default().extend(parts);
+        }
+        self.stats
+            .pending
+            .store(self.pending.len() as u64, Ordering::Relaxed);
+    }
+
+    async fn flush(&mut self) -> Result<SaveReport, StoreError> {
+        if self.pending.is_empty() {
+            return Ok(SaveReport::default());
+        }
+        // Versions only grow, per player, across attempts and restarts.
+        let now = unix_micros();
+        let batch: Vec<Patch> = self
+            .pending
+            .iter()
+            .map(|(player, parts)| {
+                let version = self
+                    .last_version
+                    .get(player)
+                    .map_or(now, |v| (*v + 1).max(now));
+                self.last_version.insert(*player, version);
+                Patch {
+                    player: *player,
+                    version,
+                    parts: parts.clone(),
+                }
+            })
+            .collect();
+        let size = batch.len();
+        let started = Instant::now();
+        match self.backend.save(batch).await {
+            Ok(report) => {
+                self.pending.clear();
+                self.attempt = 0;
+                self.retry_at = None;
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .written
+                    .fetch_add(report.applied as u64, Ordering::Relaxed);
+                self.stats
+                    .stale
+                    .fetch_add(report.stale as u64, Ordering::Relaxed);
+                self.stats.last_batch.store(size as u64, Ordering::Relaxed);
+                self.stats
+                    .last_latency_us
+                    .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                self.stats.pending.store(0, Ordering::Relaxed);
+                if self.stats.outage.swap(0, Ordering::Relaxed) == 1 {
+                    tracing::info!(players = size, "store is back; pending changes written");
+                }
+                Ok(report)
+            }
+            Err(error) => {
+                self.attempt = self.attempt.saturating_add(1);
+                let base = Duration::from_millis(100).saturating_mul(1 << self.attempt.min(16));
+                let backoff = base.min(self.settings.max_backoff);
+                // ±20 % jitter so many nodes do not retry in step.
+                let jitter = 0.8
+                    + f64::from(
+                        SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.subsec_nanos())
+                            % 400,
+                    ) / 1000.0;
+                self.retry_at = Some(Instant::now() + backoff.mul_f64(jitter));
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.outage.store(1, Ordering::Relaxed);
+                tracing::warn!(%error, pending = self.pending.len(), retry_in_ms = backoff.as_millis() as u64, "flush failed; keeping changes");
+                Err(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The MongoDB store: one document per player, `{_id, version, parts: {...}}`.
+//!
+//! A batch is one `update` command with one statement per player, unordered:
+//! `{q: {_id, version: {$lt: v}}, u: {$set: {version, parts.<key>: ...}},
+//! upsert: true}`. A newer stored version makes the filter miss and the
+//! upsert collide on `_id` (duplicate key): that is the "stale" answer, so a
+//! late retry can never roll a player back.
+
+use mongodb::{
+    Client, Collection,
+    bson::{self, Bson, Document, doc},
+};
+
+use crate::{
+    error::StoreError,
+    record::{Patch, PlayerRecord, SaveReport},
+};
+
+const DUPLICATE_KEY: i32 = 11_000;
+
+/// Players in a MongoDB collection.
+#[derive(Clone, Debug)]
+pub struct MongoStore {
+    players: Collection<Document>,
+}
+
+fn mongo(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Mongo(error.to_string())
+}
+
+fn statement(patch: &Patch) -> Result<Document, StoreError> {
+    let mut set = doc! { "version": patch.version as i64 };
+    for (key, value) in &patch.parts {
+        set.insert(format!("parts.{key}"), bson::to_bson(value).map_err(mongo)?);
+    }
+    Ok(doc! {
+        "q": { "_id": patch.player as i64, "version": { "$lt": patch.version as i64 } },
+        "u": { "$set": set },
+        "upsert": true,
+    })
+}
+
+impl MongoStore {
+    /// Connects to `uri`, using database `db`.
+    pub async fn connect(uri: &str, db: &str) -> Result<Self, StoreError> {
+        let client = Client::with_uri_str(uri).await.map_err(mongo)?;
+        Ok(Self {
+            players: client.database(db).collection("players"),
+        })
+    }
+
+    /// The collection (tests, tools).
+    pub fn collection(&self) -> &Collection<Document> {
+        &self.players
+    }
+
+    /// Applies a batch in one round trip, each patch only if newer.
+    pub async fn save(&self, batch: &[Patch]) -> Result<SaveReport, StoreError> {
+        if batch.is_empty() {
+            return Ok(SaveReport::default());
+        }
+        let updates = batch.iter().map(statement).collect::<Result<Vec<_>, _>>()?;
+        let command = doc! { "update": self.players.name(), "updates": updates, "ordered": false };
+        let reply = self
+            .players
+            .client()
+            .database(self.players.namespace().db.as_str())
+            .run_command(command)
+            .await
+            .map_err(mongo)?;
+        let written = reply
+            .get_i32("n")
+            .map(|n| n as usize)
+            .or_else(|_| reply.get_i64("n").map(|n| n as usize))
+            .map_err(mongo)?;
+        let mut stale = 0;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            for error in errors {
+                let code = error.as_document().and_then(|e| e.get_i32("code").ok());
+                if code == Some(DUPLICATE_KEY) {
+                    stale += 1;
+                } else {
+                    return Err(StoreError::Mongo(format!("write error: {error}")));
+                }
+            }
+        }
+        Ok(SaveReport {
+            applied: written,
+            stale,
+        })
+    }
+
+    /// Applies each patch with its own round trip (the baseline batching beats).
+    pub async fn save_one_by_one(&self, batch: &[Patch]) -> Result<SaveReport, StoreError> {
+        let mut report = SaveReport::default();
+        for patch in batch {
+            let one = self.save(std::slice::from_ref(patch)).await?;
+            report.applied += one.applied;
+            report.stale += one.stale;
+        }
+        Ok(report)
+    }
+
+    /// The newest record of `player`.
+    pub async fn load(&self, player: u64) -> Result<Option<PlayerRecord>, StoreError> {
+        let Some(document) = self
+            .players
+            .find_one(doc! { "_id": player as i64 })
+            .await
+            .map_err(mongo)?
+        else {
+            return Ok(None);
+        };
+        let version = document.get_i64("version").map_err(mongo)? as u64;
+        let parts = match document.get("parts") {
+            Some(Bson::Document(parts)) => parts
+                .iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        serde_json::to_value(v.clone().into_relaxed_extjson()).map_err(mongo)?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?,
+            _ => Default::default(),
+        };
+        Ok(Some(PlayerRecord {
+            player,
+            version,
+            parts,
+        }))
+    }
+}

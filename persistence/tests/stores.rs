@@ -1,0 +1,269 @@
+//! The stores and the bridge against real servers: the MongoDB wire server
+//! and the embedded store, with what the world's dirty tracking produces.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use serde_json::json;
+use tessera_persistence::{
+    dirty::{Dirty, PersistencePlugin},
+    embedded::EmbeddedStore,
+    flush::{Backend, FlushSettings, Flusher},
+    mongo::MongoStore,
+    record::{Patch, SaveReport},
+    services,
+};
+use tessera_sim::{Input, PlayerId, SimWorld, WorldSpec};
+use tessera_tables::generate::default_tables;
+
+async fn mongo(test: &str) -> MongoStore {
+    let uri = services::mongodb_uri().unwrap_or_else(|e| panic!("{e}"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    MongoStore::connect(
+        &uri,
+        &format!("tessera_{test}_{}_{nanos}", std::process::id()),
+    )
+    .await
+    .unwrap()
+}
+
+fn embedded() -> (tempfile::TempDir, EmbeddedStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("players.redb")).unwrap();
+    (dir, store)
+}
+
+/// A world with dirty tracking and one player who has just joined.
+fn world_with_player() -> SimWorld {
+    let spec = WorldSpec {
+        kind: "starter".into(),
+        seed: 1,
+        tick_hz: 20,
+        width: 200_000,
+        height: 200_000,
+        capacity: 10,
+    };
+    let mut world = SimWorld::build(spec, |app| {
+        app.add_plugins(PersistencePlugin);
+    })
+    .unwrap();
+    world.set_tables(Arc::new(default_tables()));
+    world.push_input(
+        PlayerId(7),
+        Input::Join {
+            class: "mage".into(),
+        },
+    );
+    world.step();
+    world
+}
+
+fn drain(world: &mut SimWorld) -> BTreeMap<PlayerId, BTreeMap<String, serde_json::Value>> {
+    world.world_mut().resource_mut::<Dirty>().take()
+}
+
+#[tokio::test]
+async fn every_persisted_component_round_trips_in_both_stores() {
+    let mut world = world_with_player();
+    let parts = drain(&mut world)
+        .remove(&PlayerId(7))
+        .expect("a new player is dirty");
+    let keys: Vec<&str> = parts.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "allegiance",
+            "class",
+            "experience",
+            "health",
+            "position",
+            "stats"
+        ]
+    );
+    let patch = Patch {
+        player: 7,
+        version: 10,
+        parts: parts.clone(),
+    };
+
+    let (_dir, local) = embedded();
+    assert_eq!(
+        local.save(std::slice::from_ref(&patch)).unwrap(),
+        SaveReport {
+            applied: 1,
+            stale: 0
+        }
+    );
+    let stored = local.load(7).unwrap().unwrap();
+    assert_eq!((stored.version, &stored.parts), (10, &parts));
+
+    let remote = mongo("round_trip").await;
+    assert_eq!(
+        remote.save(std::slice::from_ref(&patch)).await.unwrap(),
+        SaveReport {
+            applied: 1,
+            stale: 0
+        }
+    );
+    let stored = remote.load(7).await.unwrap().unwrap();
+    assert_eq!((stored.version, &stored.parts), (10, &parts));
+}
+
+#[tokio::test]
+async fn a_stale_version_never_overwrites_a_newer_one() {
+    let patch = |version: u64, xp: u64| Patch {
+        player: 3,
+        version,
+        parts: BTreeMap::from([("xp".to_string(), json!(xp))]),
+    };
+    let (_dir, local) = embedded();
+    let remote = mongo("stale").await;
+    for (version, xp, expected) in [
+        (10, 500, (1, 0)),
+        (7, 100, (0, 1)),
+        (10, 999, (0, 1)),
+        (11, 600, (1, 0)),
+    ] {
+        let local_report = local.save(&[patch(version, xp)]).unwrap();
+        let remote_report = remote.save(&[patch(version, xp)]).await.unwrap();
+        assert_eq!(
+            (local_report.applied, local_report.stale),
+            expected,
+            "embedded, v{version}"
+        );
+        assert_eq!(
+            (remote_report.applied, remote_report.stale),
+            expected,
+            "mongodb, v{version}"
+        );
+    }
+    assert_eq!(local.load(3).unwrap().unwrap().parts["xp"], json!(600));
+    let stored = remote.load(3).await.unwrap().unwrap();
+    assert_eq!((stored.version, &stored.parts["xp"]), (11, &json!(600)));
+}
+
+#[test]
+fn only_changed_components_are_marked() {
+    let mut world = world_with_player();
+    drain(&mut world);
+    let marked = world.world().resource::<Dirty>().marked;
+    world.step();
+    assert!(
+        drain(&mut world).is_empty(),
+        "nothing changed, nothing to write"
+    );
+    world.push_input(
+        PlayerId(7),
+        Input::Move {
+            seq: 1,
+            dir_x: 1,
+            dir_y: 0,
+        },
+    );
+    world.step();
+    let dirty = drain(&mut world);
+    let keys: Vec<&str> = dirty[&PlayerId(7)].keys().map(String::as_str).collect();
+    assert_eq!(keys, vec!["position"]);
+    assert_eq!(
+        world.world().resource::<Dirty>().marked,
+        marked + 1,
+        "one part written, counted"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_is_one_round_trip_and_many_players_land() {
+    let remote = mongo("batch").await;
+    let batch: Vec<Patch> = (1..=500)
+        .map(|p| Patch {
+            player: p,
+            version: 1,
+            parts: BTreeMap::from([("xp".to_string(), json!(p * 2))]),
+        })
+        .collect();
+    assert_eq!(
+        remote.save(&batch).await.unwrap(),
+        SaveReport {
+            applied: 500,
+            stale: 0
+        }
+    );
+    assert_eq!(
+        remote
+            .collection()
+            .count_documents(mongodb::bson::doc! {})
+            .await
+            .unwrap(),
+        500
+    );
+    assert_eq!(
+        remote.load(250).await.unwrap().unwrap().parts["xp"],
+        json!(500)
+    );
+}
+
+#[tokio::test]
+async fn the_flusher_merges_changes_and_keeps_them_while_the_store_is_down() {
+    let (_dir, local) = embedded();
+    let local = Arc::new(local);
+    let flusher = Flusher::start(
+        Backend::Embedded(local.clone()),
+        FlushSettings {
+            interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    );
+    let sender = flusher.sender();
+    sender.send(vec![(
+        1,
+        BTreeMap::from([("xp".into(), json!(1)), ("hp".into(), json!(50))]),
+    )]);
+    sender.send(vec![(1, BTreeMap::from([("xp".into(), json!(2))]))]);
+    assert_eq!(
+        flusher.flush_now().await.unwrap().applied,
+        1,
+        "two changes of one player, one write"
+    );
+    let first = local.load(1).unwrap().unwrap();
+    assert_eq!(
+        (&first.parts["xp"], &first.parts["hp"]),
+        (&json!(2), &json!(50))
+    );
+    sender.send(vec![(1, BTreeMap::from([("xp".into(), json!(3))]))]);
+    flusher.flush_now().await.unwrap();
+    assert!(
+        local.load(1).unwrap().unwrap().version > first.version,
+        "versions only grow"
+    );
+    assert_eq!(flusher.shutdown(Duration::from_secs(1)).await, 0);
+
+    // A store that cannot be reached: the change is kept, not dropped.
+    let down = MongoStore::connect(
+        "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200&connectTimeoutMS=200",
+        "x",
+    )
+    .await
+    .unwrap();
+    let flusher = Flusher::start(
+        Backend::Mongo(down),
+        FlushSettings {
+            interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    );
+    flusher
+        .sender()
+        .send(vec![(5, BTreeMap::from([("xp".into(), json!(9))]))]);
+    assert!(flusher.flush_now().await.is_err());
+    let stats = flusher.stats();
+    assert_eq!(stats.pending.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(stats.outage.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(stats.failures.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(
+        flusher.shutdown(Duration::from_millis(300)).await,
+        1,
+        "shutdown reports what it could not write"
+    );
+}

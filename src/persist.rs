@@ -1,0 +1,63 @@
+//! The node's persistence: which store, the flush worker, and the per-tick
+//! hand-over of each world's changed player data.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tessera_persistence::{
+    dirty::Dirty,
+    embedded::EmbeddedStore,
+    flush::{Backend, ChangeSender, FlushSettings, Flusher},
+    mongo::MongoStore,
+};
+use tessera_sim::SimWorld;
+
+use crate::config::{NodeConfig, StoreKind};
+
+/// Environment variable that overrides `mongodb_uri` (it may hold a password).
+pub const MONGODB_URI_VAR: &str = "TESSERA_MONGODB_URI";
+
+/// Opens the configured store and starts the flush worker.
+pub async fn start(config: &NodeConfig) -> anyhow::Result<Flusher> {
+    let backend = match config.store {
+        StoreKind::Embedded => {
+            let store = EmbeddedStore::open(&config.store_path)
+                .with_context(|| format!("embedded store {}", config.store_path.display()))?;
+            tracing::info!(path = %config.store_path.display(), "player data in the embedded store");
+            Backend::Embedded(Arc::new(store))
+        }
+        StoreKind::Mongodb => {
+            let uri = std::env::var(MONGODB_URI_VAR).unwrap_or_else(|_| config.mongodb_uri.clone());
+            // Connecting is lazy: a node whose MongoDB is down still starts,
+            // keeps changes pending and retries.
+            let store = MongoStore::connect(&uri, &config.mongodb_database)
+                .await
+                .context("mongodb")?;
+            tracing::info!(database = %config.mongodb_database, "player data in mongodb");
+            Backend::Mongo(store)
+        }
+    };
+    let settings = FlushSettings {
+        interval: std::time::Duration::from_millis(config.flush_interval_ms.max(1)),
+        max_pending: config.max_pending_players,
+        ..FlushSettings::default()
+    };
+    Ok(Flusher::start(backend, settings))
+}
+
+/// After a tick: hands the world's changed player data to the flush worker
+/// (a non-blocking send; the world never waits for a store).
+pub fn hand_over(sim: &mut SimWorld, to_store: &ChangeSender) {
+    if let Some(mut dirty) = sim.world_mut().get_resource_mut::<Dirty>()
+        && !dirty.players.is_empty()
+    {
+        let changes = dirty
+            .take()
+            .into_iter()
+            .map(|(player, parts)| (player.0, parts))
+            .collect();
+        if !to_store.send(changes) {
+            tracing::error!("the flush worker has stopped; player changes cannot be saved");
+        }
+    }
+}
