@@ -37,6 +37,10 @@ pub struct HttpState {
     pub udp: Vec<std::net::SocketAddr>,
     /// Flush worker counters.
     pub store: Arc<tessera_persistence::flush::FlushStats>,
+    /// The flush worker (and through it, the store).
+    pub flusher: Arc<tessera_persistence::flush::Flusher>,
+    /// Progress loaded at login for the net thread to attach to `Join`.
+    pub profiles: crate::play::Profiles,
 }
 
 /// The router.
@@ -53,19 +57,50 @@ async fn login(
     State(state): State<HttpState>,
     Json(request): Json<crate::login::LoginRequest>,
 ) -> impl IntoResponse {
-    match state.login.login(&request) {
-        Ok(reply) => (
-            StatusCode::OK,
-            Json(serde_json::to_value(reply).unwrap_or_default()),
-        ),
-        Err(error @ crate::login::LoginError::Busy) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": error.to_string() })),
-        ),
-        Err(error) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": error.to_string() })),
-        ),
+    let reply = match state.login.login(&request) {
+        Ok(reply) => reply,
+        Err(error @ crate::login::LoginError::Busy) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": error.to_string() })),
+            );
+        }
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": error.to_string() })),
+            );
+        }
+    };
+    // Whatever this player left unsaved is written first, so the load below
+    // sees their newest progress (a quick re-login must not roll them back).
+    let _ = state.flusher.flush_now().await;
+    match state.flusher.backend().load(reply.player_id).await {
+        Ok(record) => {
+            if let Some(progress) = record
+                .as_ref()
+                .and_then(tessera_persistence::record::saved_progress)
+            {
+                let player = tessera_sim::PlayerId(reply.player_id);
+                state
+                    .profiles
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(player, progress);
+            }
+            (
+                StatusCode::OK,
+                Json(serde_json::to_value(reply).unwrap_or_default()),
+            )
+        }
+        Err(error) => {
+            tracing::warn!(%error, player = reply.player_id, "login refused: cannot load player data");
+            let message = format!("cannot load player data, try again shortly ({error})");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": message })),
+            )
+        }
     }
 }
 

@@ -2,16 +2,13 @@
 //! out. The token is short-lived and carries the player id in its encrypted
 //! user data; the UDP socket is chosen round-robin over the node's sockets.
 //!
-//! Accounts live in memory until the persistence issue lands a store: a
-//! device id maps to the same player for the life of the process.
+//! Until accounts move into a store, a device id maps to its player id by a
+//! stable hash: the same device is the same player across restarts (and
+//! nodes). Device-id login is guest login: whoever knows the id is the player.
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use base64::Engine;
@@ -62,10 +59,16 @@ pub struct LoginService {
     sockets: Vec<SocketAddr>,
     token_secs: u64,
     next_socket: AtomicUsize,
-    next_player: AtomicU64,
-    accounts: Mutex<BTreeMap<String, PlayerId>>,
     store: std::sync::Arc<tessera_persistence::flush::FlushStats>,
     max_pending: usize,
+}
+
+/// The player a device id logs in as: a stable 63-bit hash (never 0, and
+/// small enough for a signed 64-bit document id).
+pub fn player_for_device(device: &str) -> PlayerId {
+    let mut hasher = tessera_sim::hash::StableHasher::new();
+    hasher.write_bytes(device.as_bytes());
+    PlayerId((hasher.finish() & 0x7FFF_FFFF_FFFF_FFFF).max(1))
 }
 
 fn random_u64() -> u64 {
@@ -87,8 +90,6 @@ impl LoginService {
             sockets,
             token_secs,
             next_socket: AtomicUsize::new(0),
-            next_player: AtomicU64::new(1),
-            accounts: Mutex::new(BTreeMap::new()),
             store,
             max_pending,
         }
@@ -104,12 +105,7 @@ impl LoginService {
         if self.store.pending.load(Ordering::Relaxed) as usize >= self.max_pending {
             return Err(LoginError::Busy);
         }
-        let player = *self
-            .accounts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(device.to_string())
-            .or_insert_with(|| PlayerId(self.next_player.fetch_add(1, Ordering::Relaxed)));
+        let player = player_for_device(device);
         let socket =
             self.sockets[self.next_socket.fetch_add(1, Ordering::Relaxed) % self.sockets.len()];
         // A fresh client id per login: netcode ids name connections, not players.

@@ -79,7 +79,7 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
 
     // Whatever happens from here (a world that cannot start, a busy HTTP
     // port), the scheduler is shut down and the replays are flushed.
-    let flusher = persist::start(&config).await?;
+    let flusher = Arc::new(persist::start(&config).await?);
     let served = start_and_serve(
         &config,
         &scheduler,
@@ -115,7 +115,7 @@ async fn start_and_serve(
     scheduler: &Scheduler,
     replays: Option<&ReplayStore>,
     tables: &TablesHandle,
-    flusher: &Flusher,
+    flusher: &Arc<Flusher>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let keys = play::keys(config)?;
@@ -165,6 +165,8 @@ async fn start_and_serve(
         net: net.stats(),
         udp,
         store: flusher.stats(),
+        flusher: flusher.clone(),
+        profiles: host.profiles.clone(),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait())

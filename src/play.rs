@@ -13,7 +13,7 @@ use tessera_net::{
     service::{Host, InputSink, Limits, NetService},
     transport::{NetcodeKeys, ServerSocket},
 };
-use tessera_sim::{InputEnvelope, PlayerId, SimWorld};
+use tessera_sim::{Input, InputEnvelope, PlayerId, SimWorld, input::SavedProgress};
 
 use crate::{
     config::NodeConfig,
@@ -29,10 +29,16 @@ impl InputSink for WorldHandle {
     }
 }
 
-/// Sends connecting players to the node's first zone world.
+/// Progress loaded at login, waiting for the player's `Join`.
+pub type Profiles = Arc<std::sync::Mutex<std::collections::BTreeMap<PlayerId, SavedProgress>>>;
+
+/// Sends connecting players to the node's first zone world, with the
+/// progress loaded for them at login.
 #[derive(Clone, Default)]
 pub struct ZoneHost {
     worlds: Arc<RwLock<Vec<WorldHandle>>>,
+    /// Loaded progress by player.
+    pub profiles: Profiles,
 }
 
 impl ZoneHost {
@@ -51,6 +57,18 @@ impl Host for ZoneHost {
         worlds
             .first()
             .map(|w| Arc::new(w.clone()) as Arc<dyn InputSink>)
+    }
+
+    fn adapt_join(&mut self, player: PlayerId, input: Input) -> Input {
+        let saved = self
+            .profiles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&player);
+        match saved {
+            Some(progress) => Input::JoinSaved(Box::new(progress)),
+            None => input,
+        }
     }
 }
 

@@ -300,3 +300,49 @@ fn progress_is_saved_when_the_node_stops() {
         "saved {saved_y} mm, last seen {y_dm} dm"
     );
 }
+
+#[test]
+fn a_restarted_node_gives_a_returning_player_their_progress() {
+    let (dir, mut node) = meeting_node();
+    let store = node.data.path().join("tessera.redb");
+    let mut a = join(&node, "returning", "cleric");
+    for seq in 1..=60 {
+        a.send(Body::Move(proto::MoveInput {
+            seq,
+            dir_x: 1,
+            dir_y: 0,
+        }));
+        a.pump().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        a.pump_until(WAIT, |s| s
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.last_input_seq >= 50))
+            .unwrap()
+    );
+    let before = a.entity(a.avatar().unwrap()).unwrap().x_dm;
+    assert!(before > 1_005, "moved east of the spawn point");
+    signal(&node, "TERM");
+    assert_eq!(wait_exit(&mut node), 0);
+
+    let node = start(&[
+        "--tables",
+        dir.path().to_str().unwrap(),
+        "--store-path",
+        store.to_str().unwrap(),
+    ]);
+    let again = join(&node, "returning", "warrior");
+    let me = again.entity(again.avatar().unwrap()).unwrap();
+    assert!(
+        (me.x_dm - before).abs() <= 2,
+        "back where they were: {} vs {before}",
+        me.x_dm
+    );
+    assert_eq!(again.player, a.player);
+    assert_eq!(
+        me.max_hp, 950,
+        "the saved class (cleric), not the one asked for"
+    );
+}

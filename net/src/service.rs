@@ -37,6 +37,11 @@ pub trait InputSink: Send + Sync {
 pub trait Host: Send + 'static {
     /// The world for `player`, or `None` to refuse them.
     fn world_for(&mut self, player: PlayerId) -> Option<Arc<dyn InputSink>>;
+
+    /// Lets the host complete a player's `Join` (e.g. with saved progress).
+    fn adapt_join(&mut self, _player: PlayerId, input: Input) -> Input {
+        input
+    }
 }
 
 /// Per-client limits.
@@ -375,6 +380,10 @@ impl<H: Host> Loop<H> {
         }
         match decode_client(bytes) {
             Ok((_, Command::World(input))) => {
+                let input = match input {
+                    Input::Join { .. } => self.host.adapt_join(state.player, input),
+                    other => other,
+                };
                 let envelope = InputEnvelope {
                     player: state.player,
                     input,

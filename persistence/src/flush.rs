@@ -133,6 +133,7 @@ pub struct Flusher {
     tx: mpsc::UnboundedSender<Message>,
     stats: Arc<FlushStats>,
     max_pending: usize,
+    backend: Backend,
 }
 
 impl Flusher {
@@ -141,17 +142,23 @@ impl Flusher {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(FlushStats::default());
         let max_pending = settings.max_pending;
-        tokio::spawn(Worker::new(backend, settings, stats.clone()).run(rx));
+        tokio::spawn(Worker::new(backend.clone(), settings, stats.clone()).run(rx));
         Self {
             tx,
             stats,
             max_pending,
+            backend,
         }
     }
 
     /// Where worlds send their changes.
     pub fn sender(&self) -> ChangeSender {
         ChangeSender(self.tx.clone())
+    }
+
+    /// The store (for loading players).
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Counters.
@@ -176,7 +183,7 @@ impl Flusher {
 
     /// Flushes what is pending, retrying until `deadline`; returns how many
     /// players could not be written (0 is a clean shutdown).
-    pub async fn shutdown(self, deadline: Duration) -> usize {
+    pub async fn shutdown(&self, deadline: Duration) -> usize {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Shutdown(deadline, done)).is_err() {
             return self.stats.pending.load(Ordering::Relaxed) as usize;

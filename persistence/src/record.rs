@@ -72,6 +72,42 @@ pub struct SaveReport {
     pub stale: usize,
 }
 
+/// The progress a world restores from a record (`None` without a class:
+/// nothing worth restoring). Parts that do not parse are left at defaults
+/// and logged, never fatal.
+pub fn saved_progress(record: &PlayerRecord) -> Option<tessera_sim::input::SavedProgress> {
+    use serde_json::Value;
+    let class = record.parts.get("class")?.as_str()?.to_string();
+    let number = |part: &str, field: &str| {
+        record
+            .parts
+            .get(part)
+            .and_then(|p| p.get(field))
+            .and_then(Value::as_i64)
+    };
+    let position = match (number("position", "x"), number("position", "y")) {
+        (Some(x), Some(y)) => i32::try_from(x).ok().zip(i32::try_from(y).ok()),
+        _ => None,
+    };
+    let unsigned = |part: &str, field: &str| {
+        number(part, field)
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(0)
+    };
+    Some(tessera_sim::input::SavedProgress {
+        class,
+        xp: unsigned("experience", "xp"),
+        position,
+        hp: number("health", "hp").and_then(|hp| i32::try_from(hp).ok()),
+        stats: (
+            unsigned("stats", "kills") as u32,
+            unsigned("stats", "deaths") as u32,
+            unsigned("stats", "damage"),
+            unsigned("stats", "healing"),
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

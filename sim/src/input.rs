@@ -121,6 +121,26 @@ pub enum Input {
     },
     /// A room command.
     Room(RoomCommand),
+    /// Enter the world with progress loaded from a store (the class is the
+    /// saved one). Carried as input so that replays reproduce it exactly.
+    JoinSaved(Box<SavedProgress>),
+}
+
+/// A player's progress as loaded from a store. The world trusts none of it
+/// blindly: the level is recomputed from XP, positions outside the zone and
+/// unknown classes fall back to defaults, HP is clamped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedProgress {
+    /// The class id.
+    pub class: String,
+    /// Total experience.
+    pub xp: u64,
+    /// Where the avatar was, millimetres (`None`: a spawn point).
+    pub position: Option<(i32, i32)>,
+    /// HP it had (`None`: full).
+    pub hp: Option<i32>,
+    /// Kills, deaths, damage and healing so far.
+    pub stats: (u32, u32, u64, u64),
 }
 
 /// One input from one player, as queued for a tick.
@@ -151,13 +171,16 @@ impl Inbox {
     }
 
     /// For each player who joined or left this tick, the position of their
-    /// last `Join`/`Leave` in the queue. An input queued before that belongs
+    /// last `Join`/`JoinSaved`/`Leave` in the queue. An input queued before that belongs
     /// to an avatar that is gone (or not there yet) and must not steer the
     /// current one: systems that apply inputs after presence skip it.
     pub fn presence_cutoffs(&self) -> std::collections::BTreeMap<PlayerId, usize> {
         let mut cutoffs = std::collections::BTreeMap::new();
         for (index, envelope) in self.pending.iter().enumerate() {
-            if matches!(envelope.input, Input::Join { .. } | Input::Leave) {
+            if matches!(
+                envelope.input,
+                Input::Join { .. } | Input::JoinSaved(_) | Input::Leave
+            ) {
                 cutoffs.insert(envelope.player, index);
             }
         }

@@ -18,13 +18,13 @@ use crate::{
             Allegiance, BaseStats, Buffs, Casting, CombatStats, Cooldowns, Experience, Health,
             KnownSkills,
         },
-        life::spawn_point,
+        life::{max_hp_at, spawn_point},
     },
     core::GameTables,
     entity::{SimId, SimIds},
     hash::{StableHasher, StateHash},
     input::{Inbox, Input, PlayerId},
-    movement::{LastInputSeq, MoveIntent, Speed},
+    movement::{LastInputSeq, MoveIntent, Position, Speed},
     output::{OutEvent, Outbox, Rejection},
     rng::SimRng,
     rules::WorldRules,
@@ -118,7 +118,16 @@ pub fn apply_presence(
     for envelope in inbox.pending() {
         let player = envelope.player;
         match &envelope.input {
-            Input::Join { class } => {
+            Input::Join { .. } | Input::JoinSaved(_) => {
+                let saved = match &envelope.input {
+                    Input::JoinSaved(saved) => Some(saved.as_ref()),
+                    _ => None,
+                };
+                let class = match (&envelope.input, saved) {
+                    (_, Some(saved)) => &saved.class,
+                    (Input::Join { class }, None) => class,
+                    _ => unreachable!("matched above"),
+                };
                 if let Some(entity) = index.by_player.get(&player) {
                     // A reconnecting client resumes its avatar: welcome it back.
                     if let Some(id) = avatars.get(*entity).ok().copied() {
@@ -132,7 +141,7 @@ pub fn apply_presence(
                     outbox.reject(player, Rejection::WorldFull);
                     continue;
                 }
-                let (hp, speed, skills) = match tables.0.classes.get(class) {
+                let (base_hp, speed, skills) = match tables.0.classes.get(class) {
                     Some(row) => (
                         i32::try_from(row.base_hp).unwrap_or(i32::MAX),
                         u32::try_from(row.speed.mm).unwrap_or(0),
@@ -148,7 +157,34 @@ pub fn apply_presence(
                 };
                 let entity = commands.spawn_empty().id();
                 let id = ids.allocate(entity);
-                let position = spawn_point(&rules, &spec, &mut rng, id);
+                let mut position = spawn_point(&rules, &spec, &mut rng, id);
+                let mut experience = Experience { xp: 0, level: 1 };
+                let mut health = Health::full(base_hp);
+                let mut stats = CombatStats::default();
+                if let Some(saved) = saved {
+                    let level = tables.0.level_for_xp(saved.xp).max(1);
+                    experience = Experience {
+                        xp: saved.xp,
+                        level,
+                    };
+                    health = Health::full(max_hp_at(base_hp, level, &tables.0));
+                    if let Some(hp) = saved.hp.filter(|hp| *hp > 0) {
+                        health.hp = hp.min(health.max);
+                    }
+                    if let Some((x, y)) = saved.position
+                        && (0..=spec.width).contains(&x)
+                        && (0..=spec.height).contains(&y)
+                    {
+                        position = Position { x, y };
+                    }
+                    let (kills, deaths, damage, healing) = saved.stats;
+                    stats = CombatStats {
+                        kills,
+                        deaths,
+                        damage,
+                        healing,
+                    };
+                }
                 let tick_hz = u32::from(spec.tick_hz.max(1));
                 commands.entity(entity).insert((
                     (
@@ -161,7 +197,7 @@ pub fn apply_presence(
                     (
                         Speed(speed / tick_hz),
                         LastInputSeq(0),
-                        Health::full(hp),
+                        health,
                         Allegiance::PLAYER,
                     ),
                     (
@@ -173,11 +209,11 @@ pub fn apply_presence(
                     (
                         BaseStats {
                             speed_mm_s: speed,
-                            base_hp: hp,
+                            base_hp,
                         },
-                        Experience { xp: 0, level: 1 },
+                        experience,
                     ),
-                    CombatStats::default(),
+                    stats,
                 ));
                 index.by_player.insert(player, entity);
                 outbox.push(OutEvent::Joined { player, id });

@@ -332,3 +332,50 @@ fn joining_again_resumes_the_same_avatar() {
         "welcomed back, not respawned"
     );
 }
+
+#[test]
+fn saved_progress_is_restored_but_not_trusted_blindly() {
+    use tessera_sim::{combat::components::CombatStats, input::SavedProgress};
+    let mut arena = Arena::pvp();
+    let saved = SavedProgress {
+        class: "mage".into(),
+        xp: 360, // level 3 by the table: 100 + 250 to reach it
+        position: Some((12_345, 67_890)),
+        hp: Some(5_000),
+        stats: (4, 2, 900, 10),
+    };
+    arena.input(1, Input::JoinSaved(Box::new(saved.clone())));
+    arena.step();
+    let id = tessera_sim::players::avatar_id(arena.world.world(), PlayerId(1)).unwrap();
+    assert_eq!(
+        arena.get::<Experience>(id),
+        Experience { xp: 360, level: 3 }
+    );
+    assert_eq!(
+        arena.get::<Position>(id),
+        Position {
+            x: 12_345,
+            y: 67_890
+        }
+    );
+    let health = arena.get::<Health>(id);
+    assert_eq!(
+        (health.max, health.hp),
+        (960, 960),
+        "mage 800 HP + 20 % at level 3; saved HP clamped to max"
+    );
+    assert_eq!(arena.get::<CombatStats>(id).kills, 4);
+
+    let outside = SavedProgress {
+        position: Some((-5, 999_999_999)),
+        ..saved
+    };
+    arena.input(2, Input::JoinSaved(Box::new(outside)));
+    arena.step();
+    let id = tessera_sim::players::avatar_id(arena.world.world(), PlayerId(2)).unwrap();
+    let at = arena.get::<Position>(id);
+    assert!(
+        (0..=200_000).contains(&at.x) && (0..=200_000).contains(&at.y),
+        "a position outside the zone is not restored"
+    );
+}

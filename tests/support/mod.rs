@@ -39,9 +39,13 @@ pub fn start(extra: &[&str]) -> Node {
     let own_tables = extra.iter().any(|a| *a == "--tables" || *a == "--config");
     let data = tempfile::tempdir().unwrap();
     let store = data.path().join("tessera.redb");
+    let own_store = extra.contains(&"--store-path");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("--store-path")
-        .arg(&store)
+        .args(if own_store {
+            vec![]
+        } else {
+            vec!["--store-path".into(), store.into_os_string()]
+        })
         .args([
             "--http",
             "127.0.0.1:0",
