@@ -76,7 +76,7 @@ impl Default for FlushSettings {
         Self {
             interval: Duration::from_secs(1),
             max_pending: 100_000,
-            max_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(5),
         }
     }
 }

@@ -41,9 +41,21 @@ fn statement(patch: &Patch) -> Result<Document, StoreError> {
 }
 
 impl MongoStore {
-    /// Connects to `uri`, using database `db`.
+    /// Connects to `uri`, using database `db`. Unless the URI says
+    /// otherwise, a server that cannot be reached fails an operation after
+    /// 2 s rather than the driver's 30 s: the flush worker retries anyway,
+    /// and logins should not hang through an outage.
     pub async fn connect(uri: &str, db: &str) -> Result<Self, StoreError> {
-        let client = Client::with_uri_str(uri).await.map_err(mongo)?;
+        let mut options = mongodb::options::ClientOptions::parse(uri)
+            .await
+            .map_err(mongo)?;
+        options
+            .server_selection_timeout
+            .get_or_insert(std::time::Duration::from_secs(2));
+        options
+            .connect_timeout
+            .get_or_insert(std::time::Duration::from_secs(2));
+        let client = Client::with_options(options).map_err(mongo)?;
         Ok(Self {
             players: client.database(db).collection("players"),
         })
