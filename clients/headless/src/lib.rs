@@ -5,5 +5,6 @@
 //! thread, no thread per bot). [`session`] logs in over HTTP and plays over
 //! UDP; [`roam::Roam`] walks between random waypoints.
 
+pub mod loadtest;
 pub mod roam;
 pub mod session;

@@ -88,6 +88,12 @@ pub struct Session {
     pub snapshots: u64,
     /// Why the connection ended, once it has.
     pub disconnected: Option<String>,
+    /// `client_time_us` of pongs received and not yet taken.
+    pub pongs: Vec<u64>,
+    /// Message bytes received.
+    pub bytes_in: u64,
+    /// Message bytes sent.
+    pub bytes_out: u64,
     next_request: u32,
 }
 
@@ -100,20 +106,21 @@ impl Session {
         Self::connect_with_token(&token, login.player_id, timeout)
     }
 
-    /// Connects with raw token bytes (tests forge these).
+    /// Connects with raw token bytes (tests forge these), waiting up to `timeout`.
     pub fn connect_with_token(
         token: &[u8],
         player: u64,
         timeout: Duration,
     ) -> Result<Self, SessionError> {
-        let mut socket = ClientSocket::connect(token)?;
+        let mut session = Self::begin_with_token(token, player)?;
         let deadline = Instant::now() + timeout;
-        while !socket.is_connected() {
-            socket.update()?;
-            socket.flush()?;
-            if socket.is_disconnected() {
+        while !session.socket.is_connected() {
+            session.socket.update()?;
+            session.socket.flush()?;
+            if session.socket.is_disconnected() {
                 return Err(SessionError::Connect(
-                    socket
+                    session
+                        .socket
                         .disconnect_reason()
                         .unwrap_or_else(|| "refused".into()),
                 ));
@@ -123,8 +130,21 @@ impl Session {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        Ok(session)
+    }
+
+    /// Starts connecting and returns at once; [`Session::pump`] completes
+    /// the handshake (load tests drive many sessions from one thread).
+    pub fn begin(login: &Login) -> Result<Self, SessionError> {
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(&login.connect_token)
+            .map_err(|e| SessionError::Connect(format!("bad token: {e}")))?;
+        Self::begin_with_token(&token, login.player_id)
+    }
+
+    fn begin_with_token(token: &[u8], player: u64) -> Result<Self, SessionError> {
         Ok(Self {
-            socket,
+            socket: ClientSocket::connect(token)?,
             player,
             snapshot: None,
             events: Vec::new(),
@@ -133,6 +153,9 @@ impl Session {
             kicked: None,
             snapshots: 0,
             disconnected: None,
+            pongs: Vec::new(),
+            bytes_in: 0,
+            bytes_out: 0,
             next_request: 1,
         })
     }
@@ -145,7 +168,9 @@ impl Session {
         };
         let request = self.next_request;
         self.next_request += 1;
-        self.socket.send(channel, encode_client(request, body));
+        let bytes = encode_client(request, body);
+        self.bytes_out += bytes.len() as u64;
+        self.socket.send(channel, bytes);
     }
 
     /// Sends raw bytes (tests send garbage).
@@ -183,6 +208,7 @@ impl Session {
         }
         for channel in [UNRELIABLE, RELIABLE, ORDERED] {
             while let Some(bytes) = self.socket.receive(channel) {
+                self.bytes_in += bytes.len() as u64;
                 let Ok(message) = decode_server(&bytes) else {
                     continue;
                 };
@@ -201,7 +227,8 @@ impl Session {
                     Some(server_message::Body::Response(response)) => self.responses.push(response),
                     Some(server_message::Body::Welcome(welcome)) => self.welcome = Some(welcome),
                     Some(server_message::Body::Kick(kick)) => self.kicked = Some(kick),
-                    Some(server_message::Body::Pong(_)) | None => {}
+                    Some(server_message::Body::Pong(pong)) => self.pongs.push(pong.client_time_us),
+                    None => {}
                 }
             }
         }

@@ -1,0 +1,465 @@
+//! Many bots against one node, from a few threads: login, connect, join,
+//! play a scenario, and measure what players would feel.
+//!
+//! Each worker thread owns a share of the bots and steps them all in one
+//! loop (no thread per bot). Bots start at `ramp` per second.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tessera_net::proto::{self, client_message::Body};
+use tessera_sim::{Input, movement::Position};
+
+use crate::{
+    roam::Roam,
+    session::{Session, login},
+};
+
+/// What the bots do once in the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Scenario {
+    /// Walk between random waypoints; one move every 50 ms, a ping a second.
+    Roam,
+    /// Walk to the nearest NPC in view and hit it; respawn and go again.
+    Fight,
+}
+
+/// A load test.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// The node's HTTP address (`host:port`).
+    pub server: String,
+    /// Bots to run.
+    pub bots: usize,
+    /// Bots started per second.
+    pub ramp: f64,
+    /// What they do.
+    pub scenario: Scenario,
+    /// How long to run after the first bot starts.
+    pub duration: Duration,
+    /// Seed for the bots' choices (device ids and roaming).
+    pub seed: u64,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+/// Counters shared by the workers, read by the progress display.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Bots connected now.
+    pub connected: AtomicU64,
+    /// Bots that failed.
+    pub failed: AtomicU64,
+}
+
+/// The result of a run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Bots asked for.
+    pub bots: usize,
+    /// Bots that got into the world.
+    pub connected: u64,
+    /// Bots that failed, by reason.
+    pub failed: BTreeMap<String, u64>,
+    /// Disconnects after being connected.
+    pub disconnects: u64,
+    /// Login latency, ms: p50, p95, p99.
+    pub login_ms: [f64; 3],
+    /// Connect (handshake to welcome) latency, ms: p50, p95, p99.
+    pub connect_ms: [f64; 3],
+    /// Round trip time of pings, ms: p50, p95, p99.
+    pub rtt_ms: [f64; 3],
+    /// Time between snapshots, ms: p50, p99 (jitter shows as the spread).
+    pub snapshot_interval_ms: [f64; 2],
+    /// Message bytes per second per connected bot: in, out.
+    pub bytes_per_bot_sec: [f64; 2],
+    /// Events received (hits, deaths, ...).
+    pub events: u64,
+    /// Wall time of the run, s.
+    pub seconds: f64,
+    /// CPU time of this bot process per bot-second, µs (how cheap the tool is).
+    pub bot_cpu_us_per_bot_sec: f64,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+fn micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// This process's CPU time (user + system), from /proc.
+pub fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+#[derive(Default)]
+struct Tally {
+    failed: BTreeMap<String, u64>,
+    disconnects: u64,
+    login: Option<Histogram<u64>>,
+    connect: Option<Histogram<u64>>,
+    rtt: Option<Histogram<u64>>,
+    interval: Option<Histogram<u64>>,
+    bytes_in: u64,
+    bytes_out: u64,
+    events: u64,
+    bot_seconds: f64,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        for (reason, count) in other.failed {
+            *self.failed.entry(reason).or_default() += count;
+        }
+        self.disconnects += other.disconnects;
+        for (mine, theirs) in [
+            (&mut self.login, other.login),
+            (&mut self.connect, other.connect),
+            (&mut self.rtt, other.rtt),
+            (&mut self.interval, other.interval),
+        ] {
+            if let Some(theirs) = theirs {
+                mine.get_or_insert_with(histogram)
+                    .add(theirs)
+                    .expect("same bounds");
+            }
+        }
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.events += other.events;
+        self.bot_seconds += other.bot_seconds;
+    }
+}
+
+struct Bot {
+    session: Option<Session>,
+    started: Instant,
+    joined: bool,
+    welcomed_at: Option<Instant>,
+    last_snapshot: Option<(u64, Instant)>,
+    next_move: Instant,
+    next_ping: Instant,
+    seq: u32,
+    roam: Roam,
+    done: bool,
+}
+
+fn percentiles(h: &Option<Histogram<u64>>, qs: &[f64]) -> Vec<f64> {
+    qs.iter()
+        .map(|q| {
+            h.as_ref()
+                .map_or(0.0, |h| h.value_at_quantile(*q) as f64 / 1000.0)
+        })
+        .collect()
+}
+
+fn worker(
+    config: &LoadConfig,
+    mine: Vec<usize>,
+    live: &Live,
+    stop: &AtomicBool,
+    t0: Instant,
+) -> Tally {
+    let mut tally = Tally {
+        login: Some(histogram()),
+        connect: Some(histogram()),
+        rtt: Some(histogram()),
+        interval: Some(histogram()),
+        ..Tally::default()
+    };
+    let mut bots: Vec<Bot> = Vec::new();
+    let mut next = 0;
+    let end = t0 + config.duration;
+    let fail = |tally: &mut Tally, live: &Live, reason: String| {
+        *tally.failed.entry(reason).or_default() += 1;
+        live.failed.fetch_add(1, Ordering::Relaxed);
+    };
+    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        // Start the bots whose time has come.
+        while next < mine.len()
+            && t0 + Duration::from_secs_f64(mine[next] as f64 / config.ramp.max(0.001)) <= now
+        {
+            let index = mine[next];
+            next += 1;
+            let began = Instant::now();
+            let device = format!("bot-{}-{index}", config.seed);
+            match login(&config.server, &device).and_then(|l| Session::begin(&l)) {
+                Ok(session) => {
+                    tally
+                        .login
+                        .as_mut()
+                        .expect("set")
+                        .record(began.elapsed().as_micros().max(1) as u64)
+                        .ok();
+                    bots.push(Bot {
+                        session: Some(session),
+                        started: Instant::now(),
+                        joined: false,
+                        welcomed_at: None,
+                        last_snapshot: None,
+                        next_move: now,
+                        next_ping: now,
+                        seq: 0,
+                        roam: Roam::new(config.seed ^ index as u64, 200_000, 200_000, 2_000),
+                        done: false,
+                    });
+                }
+                Err(error) => fail(&mut tally, live, format!("login: {error}")),
+            }
+        }
+        for bot in bots.iter_mut().filter(|b| !b.done) {
+            let Some(session) = bot.session.as_mut() else {
+                continue;
+            };
+            if let Err(error) = session.pump() {
+                fail(&mut tally, live, format!("transport: {error}"));
+                bot.done = true;
+                continue;
+            }
+            if let Some(reason) = session.disconnected.clone().or_else(|| {
+                session
+                    .kicked
+                    .as_ref()
+                    .map(|k| format!("kicked: {}", k.detail))
+            }) {
+                if bot.welcomed_at.is_some() {
+                    tally.disconnects += 1;
+                    live.connected.fetch_sub(1, Ordering::Relaxed);
+                } else {
+                    fail(&mut tally, live, format!("connect: {reason}"));
+                }
+                bot.done = true;
+                continue;
+            }
+            if !session.is_connected() {
+                if bot.started.elapsed() > Duration::from_secs(15) {
+                    fail(&mut tally, live, "connect: timed out".into());
+                    bot.done = true;
+                }
+                continue;
+            }
+            if !bot.joined {
+                let class = if config.scenario == Scenario::Fight {
+                    "warrior"
+                } else {
+                    "mage"
+                };
+                session.send(Body::Join(proto::JoinWorld {
+                    class: class.into(),
+                }));
+                bot.joined = true;
+            }
+            if bot.welcomed_at.is_none() && session.welcome.is_some() && session.snapshot.is_some()
+            {
+                bot.welcomed_at = Some(Instant::now());
+                tally
+                    .connect
+                    .as_mut()
+                    .expect("set")
+                    .record(bot.started.elapsed().as_micros().max(1) as u64)
+                    .ok();
+                live.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            if bot.welcomed_at.is_none() {
+                continue;
+            }
+            if let Some(snapshot) = session.snapshot.as_ref() {
+                let tick = snapshot.tick;
+                match bot.last_snapshot {
+                    Some((last, at)) if tick > last => {
+                        tally
+                            .interval
+                            .as_mut()
+                            .expect("set")
+                            .record(at.elapsed().as_micros().max(1) as u64)
+                            .ok();
+                        bot.last_snapshot = Some((tick, Instant::now()));
+                    }
+                    None => bot.last_snapshot = Some((tick, Instant::now())),
+                    _ => {}
+                }
+            }
+            for sent in session.pongs.drain(..) {
+                tally
+                    .rtt
+                    .as_mut()
+                    .expect("set")
+                    .record(micros().saturating_sub(sent).max(1))
+                    .ok();
+            }
+            tally.events += session.events.len() as u64;
+            session.events.clear();
+            session.responses.clear();
+            if now >= bot.next_ping {
+                bot.next_ping = now + Duration::from_secs(1);
+                session.send(Body::Ping(proto::Ping {
+                    client_time_us: micros(),
+                }));
+            }
+            if now >= bot.next_move {
+                bot.next_move = now + Duration::from_millis(50);
+                act(bot, config.scenario);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for bot in &mut bots {
+        if let Some(session) = bot.session.take() {
+            tally.bytes_in += session.bytes_in;
+            tally.bytes_out += session.bytes_out;
+            if let Some(at) = bot.welcomed_at {
+                tally.bot_seconds += at.elapsed().as_secs_f64();
+            }
+            let mut session = session;
+            session.disconnect();
+        }
+    }
+    tally
+}
+
+/// One step of the scenario for a bot in the world.
+fn act(bot: &mut Bot, scenario: Scenario) {
+    let Some(session) = bot.session.as_mut() else {
+        return;
+    };
+    let Some(me) = session.avatar().and_then(|id| session.entity(id)).cloned() else {
+        return;
+    };
+    let at = Position {
+        x: me.x_dm * 100,
+        y: me.y_dm * 100,
+    };
+    let target = match scenario {
+        Scenario::Roam => None,
+        Scenario::Fight => session
+            .snapshot
+            .as_ref()
+            .and_then(|s| {
+                s.entities
+                    .iter()
+                    .filter(|e| e.kind == proto::EntityKind::Npc as i32 && !e.dead)
+                    .min_by_key(|e| {
+                        (i64::from(e.x_dm - me.x_dm)).pow(2) + (i64::from(e.y_dm - me.y_dm)).pow(2)
+                    })
+            })
+            .cloned(),
+    };
+    bot.seq += 1;
+    match target {
+        Some(npc) => {
+            let (dx, dy) = (npc.x_dm - me.x_dm, npc.y_dm - me.y_dm);
+            if i64::from(dx).pow(2) + i64::from(dy).pow(2) <= 20 * 20 {
+                let target = proto::SkillTarget {
+                    kind: Some(proto::skill_target::Kind::Entity(npc.id)),
+                };
+                session.send(Body::UseSkill(proto::UseSkill {
+                    skill: "slash".into(),
+                    target: Some(target),
+                }));
+                session.send(Body::Move(proto::MoveInput {
+                    seq: bot.seq,
+                    dir_x: 0,
+                    dir_y: 0,
+                }));
+            } else {
+                let scale = dx.abs().max(dy.abs()).max(1);
+                let (dir_x, dir_y) = (dx * 30_000 / scale, dy * 30_000 / scale);
+                session.send(Body::Move(proto::MoveInput {
+                    seq: bot.seq,
+                    dir_x,
+                    dir_y,
+                }));
+            }
+        }
+        None => {
+            if let Input::Move { dir_x, dir_y, .. } = bot.roam.next_input(at) {
+                session.send(Body::Move(proto::MoveInput {
+                    seq: bot.seq,
+                    dir_x: i32::from(dir_x),
+                    dir_y: i32::from(dir_y),
+                }));
+            }
+        }
+    }
+}
+
+/// Runs a load test; `progress` is called about once a second.
+pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Report {
+    let live = Arc::new(Live::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let cpu0 = process_cpu();
+    let threads = config.threads.clamp(1, config.bots.max(1));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let mine: Vec<usize> = (0..config.bots).filter(|i| i % threads == t).collect();
+            let (config, live, stop, tally) =
+                (config.clone(), live.clone(), stop.clone(), tally.clone());
+            std::thread::spawn(move || {
+                let result = worker(&config, mine, &live, &stop, t0);
+                tally
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .merge(result);
+            })
+        })
+        .collect();
+    while handles.iter().any(|h| !h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(250));
+        if t0.elapsed().as_millis() % 1_000 < 250 {
+            progress(&live, t0.elapsed());
+        }
+    }
+    for handle in handles {
+        let _ = handle.join();
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let cpu = match (cpu0, process_cpu()) {
+        (Some(a), Some(b)) => (b - a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
+    let bot_seconds = tally.bot_seconds.max(1e-9);
+    let p3 = |h: &Option<Histogram<u64>>| {
+        let v = percentiles(h, &[0.5, 0.95, 0.99]);
+        [v[0], v[1], v[2]]
+    };
+    let interval = percentiles(&tally.interval, &[0.5, 0.99]);
+    Report {
+        scenario: config.scenario,
+        bots: config.bots,
+        connected: tally.connect.as_ref().map_or(0, |h| h.len()),
+        failed: tally.failed.clone(),
+        disconnects: tally.disconnects,
+        login_ms: p3(&tally.login),
+        connect_ms: p3(&tally.connect),
+        rtt_ms: p3(&tally.rtt),
+        snapshot_interval_ms: [interval[0], interval[1]],
+        bytes_per_bot_sec: [
+            tally.bytes_in as f64 / bot_seconds,
+            tally.bytes_out as f64 / bot_seconds,
+        ],
+        events: tally.events,
+        seconds,
+        bot_cpu_us_per_bot_sec: cpu * 1e6 / bot_seconds,
+    }
+}

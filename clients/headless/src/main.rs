@@ -1,0 +1,161 @@
+//! `tessera-bot`: load-test a node with headless bots and report what
+//! players would feel.
+
+use std::{
+    io::IsTerminal, path::PathBuf, process::ExitCode, sync::atomic::Ordering, time::Duration,
+};
+
+use clap::Parser;
+use tessera_bot::loadtest::{LoadConfig, Report, Scenario, run};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tessera-bot",
+    version,
+    about = "Headless bots that load-test a Tessera node"
+)]
+struct Args {
+    /// The node's HTTP address (the bots learn the UDP address from their tokens).
+    #[arg(long, default_value = "http://127.0.0.1:7800")]
+    server: String,
+    /// Bots to run.
+    #[arg(long, default_value_t = 100)]
+    bots: usize,
+    /// Bots started per second.
+    #[arg(long, default_value_t = 200.0)]
+    ramp: f64,
+    /// What the bots do.
+    #[arg(long, value_enum, default_value_t = Scenario::Roam)]
+    scenario: Scenario,
+    /// How long to run, e.g. 60s, 2m, 500ms.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Seed for device ids and choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads (bots are spread over them; many bots per thread).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Also write the report here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Exit non-zero when more than this percentage of bots failed.
+    #[arg(long, default_value_t = 1.0)]
+    max_failed_pct: f64,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (use e.g. 60s, 2m, 500ms)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit {other:?} (ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn print(report: &Report) {
+    let failed: u64 = report.failed.values().sum();
+    println!(
+        "scenario {:?}: {} bots, {} connected, {} failed, {} disconnects, {:.1} s",
+        report.scenario, report.bots, report.connected, failed, report.disconnects, report.seconds
+    );
+    for (reason, count) in &report.failed {
+        println!("  failed: {count} x {reason}");
+    }
+    let [l50, l95, l99] = report.login_ms;
+    let [c50, c95, c99] = report.connect_ms;
+    let [r50, r95, r99] = report.rtt_ms;
+    println!("login ms      p50 {l50:.2}  p95 {l95:.2}  p99 {l99:.2}");
+    println!("connect ms    p50 {c50:.2}  p95 {c95:.2}  p99 {c99:.2}");
+    println!("rtt ms        p50 {r50:.2}  p95 {r95:.2}  p99 {r99:.2}");
+    println!(
+        "snapshot interval ms  p50 {:.2}  p99 {:.2}",
+        report.snapshot_interval_ms[0], report.snapshot_interval_ms[1]
+    );
+    println!(
+        "bytes/s per bot  in {:.0}  out {:.0}",
+        report.bytes_per_bot_sec[0], report.bytes_per_bot_sec[1]
+    );
+    println!(
+        "events {}  bot cpu {:.1} us per bot-second",
+        report.events, report.bot_cpu_us_per_bot_sec
+    );
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let server = args
+        .server
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let config = LoadConfig {
+        server,
+        bots: args.bots,
+        ramp: args.ramp,
+        scenario: args.scenario,
+        duration: args.duration,
+        seed: args.seed,
+        threads: args.threads,
+    };
+    let tty = std::io::stdout().is_terminal();
+    let bar = tty.then(|| {
+        let bar = indicatif::ProgressBar::new(args.bots as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} connected {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    });
+    let report = run(&config, |live, elapsed| {
+        let connected = live.connected.load(Ordering::Relaxed);
+        let failed = live.failed.load(Ordering::Relaxed);
+        match &bar {
+            Some(bar) => {
+                bar.set_position(connected);
+                bar.set_message(format!("failed {failed}"));
+            }
+            None => println!(
+                "t={:>4.0}s connected {connected}/{} failed {failed}",
+                elapsed.as_secs_f64(),
+                args.bots
+            ),
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print(&report);
+    if let Some(path) = &args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => {
+                if let Err(error) = std::fs::write(path, text) {
+                    eprintln!("error: cannot write {}: {error}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+            Err(error) => eprintln!("error: {error}"),
+        }
+    }
+    let failed: u64 = report.failed.values().sum();
+    if failed as f64 > args.max_failed_pct / 100.0 * args.bots as f64 {
+        eprintln!(
+            "{failed} of {} bots failed (over {}%)",
+            args.bots, args.max_failed_pct
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
