@@ -282,7 +282,7 @@ pub fn default_game() -> Vec<(&'static str, Vec<SheetSpec>)> {
             20i64,
             200.0,
             200.0,
-            1000i64,
+            5000i64,
             "100:100; 20:20; 180:180",
             "wolf*40@50:50; boar*30@150:60; bandit*30@120:160"
         ],

@@ -267,6 +267,16 @@ fn worker(
                 }));
                 bot.joined = true;
             }
+            if bot.welcomed_at.is_none()
+                && let Some(refused) = session
+                    .responses
+                    .iter()
+                    .find(|r| r.code == proto::ResultCode::Rejected as i32)
+            {
+                fail(&mut tally, live, format!("join: {}", refused.reason));
+                bot.done = true;
+                continue;
+            }
             if bot.welcomed_at.is_none() && session.welcome.is_some() && session.snapshot.is_some()
             {
                 bot.welcomed_at = Some(Instant::now());
