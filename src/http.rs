@@ -74,9 +74,23 @@ async fn login(
     };
     // Whatever this player left unsaved is written first, so the load below
     // sees their newest progress (a quick re-login must not roll them back).
-    let _ = state.flusher.flush_now().await;
+    if let Err(error) = state.flusher.flush_now().await {
+        // Loading now could return older data than what is still pending.
+        tracing::warn!(%error, player = reply.player_id, "login refused: pending player data cannot be written");
+        let message =
+            format!("the node cannot save player data right now, try again shortly ({error})");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": message })),
+        );
+    }
     match state.flusher.backend().load(reply.player_id).await {
         Ok(record) => {
+            if let Some(record) = &record {
+                // Writes for this player must be newer than what is stored,
+                // whatever this node's clock or history says.
+                state.flusher.note_version(record.player, record.version);
+            }
             if let Some(progress) = record
                 .as_ref()
                 .and_then(tessera_persistence::record::saved_progress)

@@ -133,7 +133,11 @@ async fn start_and_serve(
         let mut options = WorldOptions {
             record: replays.map(ReplayStore::sink),
             tables: Some(tables.clone()),
-            after_tick: Some(after_tick(net.outgoing(), flusher.sender())),
+            after_tick: Some(after_tick(
+                net.outgoing(),
+                flusher.sender(),
+                host.profiles.clone(),
+            )),
             ..Default::default()
         };
         if config.bots > 0 {
@@ -182,9 +186,11 @@ async fn start_and_serve(
 fn after_tick(
     to_net: std::sync::mpsc::Sender<Vec<(tessera_sim::PlayerId, u8, Vec<u8>)>>,
     to_store: ChangeSender,
+    profiles: play::Profiles,
 ) -> crate::scheduler::AfterTick {
     let mut forward = play::forward_output(to_net);
     Box::new(move |sim: &mut SimWorld| {
+        play::consume_profiles(sim, &profiles);
         forward(sim);
         persist::hand_over(sim, &to_store);
     })

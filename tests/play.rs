@@ -346,3 +346,95 @@ fn a_restarted_node_gives_a_returning_player_their_progress() {
         "the saved class (cleric), not the one asked for"
     );
 }
+
+#[test]
+fn a_refused_join_keeps_the_saved_progress_for_the_next_try() {
+    // Regression: the loaded progress was taken on the first Join even when
+    // the world refused it, and the retry spawned a fresh avatar that
+    // overwrote the player's record.
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with_capacity(dir.path(), "100:100", 1);
+    let mut node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let store = node.data.path().join("tessera.redb");
+    let mut saver = join(&node, "full-house", "cleric");
+    for seq in 1..=40 {
+        saver.send(Body::Move(proto::MoveInput {
+            seq,
+            dir_x: 1,
+            dir_y: 0,
+        }));
+        saver.pump().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        saver
+            .pump_until(WAIT, |s| s
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.last_input_seq >= 30))
+            .unwrap()
+    );
+    let saved_x = saver.entity(saver.avatar().unwrap()).unwrap().x_dm;
+    signal(&node, "TERM");
+    assert_eq!(wait_exit(&mut node), 0);
+
+    let node = start(&[
+        "--tables",
+        dir.path().to_str().unwrap(),
+        "--store-path",
+        store.to_str().unwrap(),
+    ]);
+    let mut occupant = join(&node, "occupant", "warrior");
+    let login = login(&node.http, "full-house").unwrap();
+    let mut returning = Session::connect(&login, WAIT).unwrap();
+    returning.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+    }));
+    assert!(
+        returning
+            .pump_until(WAIT, |s| s
+                .responses
+                .iter()
+                .any(|r| r.reason == "WorldFull"))
+            .unwrap()
+    );
+
+    occupant.send(Body::Leave(proto::Empty {}));
+    occupant.pump().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    returning.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+    }));
+    assert!(
+        returning
+            .pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
+            .unwrap()
+    );
+    let me = returning.entity(returning.avatar().unwrap()).unwrap();
+    assert!(
+        (me.x_dm - saved_x).abs() <= 2,
+        "restored at {}, saved {saved_x}",
+        me.x_dm
+    );
+    assert_eq!(me.max_hp, 950, "still a cleric");
+}
+
+#[test]
+fn rejoining_after_leaving_needs_a_new_login() {
+    let (_dir, node) = meeting_node();
+    let mut player = join(&node, "in-and-out", "warrior");
+    player.send(Body::Leave(proto::Empty {}));
+    player.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+    }));
+    assert!(
+        player
+            .pump_until(WAIT, |s| s
+                .responses
+                .iter()
+                .any(|r| r.reason == "log in again to rejoin"))
+            .unwrap()
+    );
+    let again = join(&node, "in-and-out", "warrior");
+    assert!(again.welcome.is_some());
+}

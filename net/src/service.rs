@@ -93,6 +93,9 @@ struct Client {
     messages: TokenBucket,
     bytes: TokenBucket,
     malformed: u32,
+    /// The player left its world on this connection: rejoining needs a new
+    /// login, which loads the progress saved since.
+    left: bool,
 }
 
 /// A running net thread.
@@ -241,7 +244,12 @@ impl<H: Host> Loop<H> {
                         player: *player,
                         input: Input::Leave,
                     };
-                    let _ = sink.send(leave);
+                    if sink.send(leave).is_err() {
+                        // The world's inbox is full: try again shortly rather
+                        // than leave an orphaned avatar behind.
+                        *deadline = now + Duration::from_millis(100);
+                        return true;
+                    }
                 }
                 !expired
             });
@@ -306,6 +314,7 @@ impl<H: Host> Loop<H> {
                             now,
                         ),
                         malformed: 0,
+                        left: false,
                     },
                 );
                 self.stats
@@ -330,10 +339,14 @@ impl<H: Host> Loop<H> {
             self.players.remove(&gone.player);
             if let Some(sink) = gone.sink {
                 if now {
-                    let _ = sink.send(InputEnvelope {
+                    let leave = InputEnvelope {
                         player: gone.player,
                         input: Input::Leave,
-                    });
+                    };
+                    if sink.send(leave).is_err() {
+                        // Retried by the `away` sweep until the world takes it.
+                        self.away.insert(gone.player, (Instant::now(), sink));
+                    }
                 } else {
                     let deadline = Instant::now() + self.limits.reconnect_grace;
                     self.away.insert(gone.player, (deadline, sink));
@@ -381,7 +394,23 @@ impl<H: Host> Loop<H> {
         match decode_client(bytes) {
             Ok((_, Command::World(input))) => {
                 let input = match input {
+                    Input::Join { .. } if state.left => {
+                        let response = proto::Response {
+                            request: 0,
+                            code: proto::ResultCode::NotInWorld as i32,
+                            reason: "log in again to rejoin".into(),
+                        };
+                        let bytes = encode_server(&proto::ServerMessage {
+                            body: Some(Body::Response(response)),
+                        });
+                        self.sockets[socket].send(client, ORDERED, bytes);
+                        return;
+                    }
                     Input::Join { .. } => self.host.adapt_join(state.player, input),
+                    Input::Leave => {
+                        state.left = true;
+                        input
+                    }
                     other => other,
                 };
                 let envelope = InputEnvelope {

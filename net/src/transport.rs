@@ -277,7 +277,8 @@ impl ClientSocket {
     pub fn connect(token: &[u8]) -> Result<Self, TransportError> {
         let connect_token = ConnectToken::read(&mut std::io::Cursor::new(token))
             .map_err(|e| TransportError::Netcode(e.to_string()))?;
-        let socket = UdpSocket::bind("127.0.0.1:0".parse::<SocketAddr>().expect("address"))?;
+        // Any interface: the server may be on another machine.
+        let socket = UdpSocket::bind("0.0.0.0:0".parse::<SocketAddr>().expect("address"))?;
         let netcode = NetcodeClientTransport::new(
             unix_now(),
             ClientAuthentication::Secure { connect_token },

@@ -107,6 +107,7 @@ pub type Changes = Vec<(u64, BTreeMap<String, serde_json::Value>)>;
 
 enum Message {
     Changes(Changes),
+    Version(u64, u64),
     FlushNow(oneshot::Sender<Result<SaveReport, StoreError>>),
     Shutdown(Duration, oneshot::Sender<usize>),
 }
@@ -171,6 +172,12 @@ impl Flusher {
         self.stats.pending.load(Ordering::Relaxed) as usize >= self.max_pending
     }
 
+    /// Tells the worker the version a store holds for `player`, so its next
+    /// write for them is newer (after a restart, or a clock behind another node's).
+    pub fn note_version(&self, player: u64, version: u64) {
+        let _ = self.tx.send(Message::Version(player, version));
+    }
+
     /// Writes everything pending now (leaving players, hand-offs, tests).
     pub async fn flush_now(&self) -> Result<SaveReport, StoreError> {
         let (done, wait) = oneshot::channel();
@@ -227,7 +234,11 @@ impl Worker {
         loop {
             tokio::select! {
                 message = rx.recv() => match message {
-                    Some(Message::Changes(changes)) => self.absorb(changes),
+                                        Some(Message::Changes(changes)) => self.absorb(changes),
+                    Some(Message::Version(player, version)) => {
+                        let known = self.last_version.entry(player).or_default();
+                        *known = (*known).max(version);
+                    }
                     Some(Message::FlushNow(done)) => {
                         let result = self.flush().await;
                         let _ = done.send(result);

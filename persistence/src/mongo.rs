@@ -18,6 +18,9 @@ use crate::{
 
 const DUPLICATE_KEY: i32 = 11_000;
 
+/// Statements per `update` command.
+pub const MAX_STATEMENTS: usize = 1_000;
+
 /// Players in a MongoDB collection.
 #[derive(Clone, Debug)]
 pub struct MongoStore {
@@ -66,8 +69,19 @@ impl MongoStore {
         &self.players
     }
 
-    /// Applies a batch in one round trip, each patch only if newer.
+    /// Applies a batch, each patch only if newer, in one round trip per
+    /// [`MAX_STATEMENTS`] patches (a command must stay under 16 MiB).
     pub async fn save(&self, batch: &[Patch]) -> Result<SaveReport, StoreError> {
+        let mut report = SaveReport::default();
+        for chunk in batch.chunks(MAX_STATEMENTS) {
+            let part = self.save_chunk(chunk).await?;
+            report.applied += part.applied;
+            report.stale += part.stale;
+        }
+        Ok(report)
+    }
+
+    async fn save_chunk(&self, batch: &[Patch]) -> Result<SaveReport, StoreError> {
         if batch.is_empty() {
             return Ok(SaveReport::default());
         }
@@ -85,6 +99,10 @@ impl MongoStore {
             .map(|n| n as usize)
             .or_else(|_| reply.get_i64("n").map(|n| n as usize))
             .map_err(mongo)?;
+        if let Ok(concern) = reply.get_document("writeConcernError") {
+            // Written but not durable as asked: not acknowledged, so retried.
+            return Err(StoreError::Mongo(format!("write concern: {concern}")));
+        }
         let mut stale = 0;
         if let Ok(errors) = reply.get_array("writeErrors") {
             for error in errors {

@@ -191,3 +191,20 @@ pub fn write_tables_spawning_at(dir: &Path, spawn: &str) {
         write_workbook(&dir.join(file), &sheets).unwrap();
     }
 }
+
+/// Like [`write_tables_spawning_at`], with the starter zone's capacity too.
+pub fn write_tables_with_capacity(dir: &Path, spawn: &str, capacity: i64) {
+    for (file, mut sheets) in default_game() {
+        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
+            for row in zones
+                .rows
+                .iter_mut()
+                .filter(|r| r[0] == CellValue::from("starter"))
+            {
+                row[6] = capacity.into();
+                row[7] = spawn.into();
+            }
+        }
+        write_workbook(&dir.join(file), &sheets).unwrap();
+    }
+}

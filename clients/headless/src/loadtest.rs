@@ -271,7 +271,7 @@ fn worker(
                 && let Some(refused) = session
                     .responses
                     .iter()
-                    .find(|r| r.code == proto::ResultCode::Rejected as i32)
+                    .find(|r| r.code != proto::ResultCode::Ok as i32)
             {
                 fail(&mut tally, live, format!("join: {}", refused.reason));
                 bot.done = true;
