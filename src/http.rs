@@ -74,7 +74,7 @@ async fn login(
     };
     // Whatever this player left unsaved is written first, so the load below
     // sees their newest progress (a quick re-login must not roll them back).
-    if let Err(error) = state.flusher.flush_now().await {
+    if let Err(error) = state.flusher.flush_player(reply.player_id).await {
         // Loading now could return older data than what is still pending.
         tracing::warn!(%error, player = reply.player_id, "login refused: pending player data cannot be written");
         let message =

@@ -130,7 +130,27 @@ async fn a_killed_node_loses_at_most_one_flush_interval_and_nothing_goes_backwar
         walk(&mut sessions, &mut seq, Duration::from_millis(200));
         seen_x(&sessions)
     });
-    assert_eq!(before_kill.len(), PLAYERS, "every player is in the world");
+    let missing: Vec<String> = sessions
+        .iter()
+        .filter(|s| !before_kill.contains_key(&s.player))
+        .map(|s| {
+            format!(
+                "connected {} welcome {} snapshot {} kicked {:?} gone {:?} responses {:?}",
+                s.is_connected(),
+                s.welcome.is_some(),
+                s.snapshot.is_some(),
+                s.kicked,
+                s.disconnected,
+                s.responses
+            )
+        })
+        .take(3)
+        .collect();
+    assert_eq!(
+        before_kill.len(),
+        PLAYERS,
+        "every player is in the world; e.g. {missing:#?}"
+    );
     // Two flush intervals after that observation, the node dies.
     tokio::task::block_in_place(|| {
         walk(&mut sessions, &mut seq, Duration::from_millis(2 * FLUSH_MS))

@@ -107,6 +107,7 @@ pub type Changes = Vec<(u64, BTreeMap<String, serde_json::Value>)>;
 
 enum Message {
     Changes(Changes),
+    FlushPlayer(u64, oneshot::Sender<Result<SaveReport, StoreError>>),
     Version(u64, u64),
     FlushNow(oneshot::Sender<Result<SaveReport, StoreError>>),
     Shutdown(Duration, oneshot::Sender<usize>),
@@ -178,6 +179,17 @@ impl Flusher {
         let _ = self.tx.send(Message::Version(player, version));
     }
 
+    /// Writes what is pending for one player now (before loading them at
+    /// login); costs nothing when they have nothing pending.
+    pub async fn flush_player(&self, player: u64) -> Result<SaveReport, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Message::FlushPlayer(player, done))
+            .map_err(|_| StoreError::Embedded("flush worker stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Embedded("flush worker stopped".into()))?
+    }
+
     /// Writes everything pending now (leaving players, hand-offs, tests).
     pub async fn flush_now(&self) -> Result<SaveReport, StoreError> {
         let (done, wait) = oneshot::channel();
@@ -239,6 +251,10 @@ impl Worker {
                         let known = self.last_version.entry(player).or_default();
                         *known = (*known).max(version);
                     }
+                                        Some(Message::FlushPlayer(player, done)) => {
+                        let result = self.flush_only(Some(player)).await;
+                        let _ = done.send(result);
+                    }
                     Some(Message::FlushNow(done)) => {
                         let result = self.flush().await;
                         let _ = done.send(result);
@@ -275,7 +291,13 @@ impl Worker {
     }
 
     async fn flush(&mut self) -> Result<SaveReport, StoreError> {
-        if self.pending.is_empty() {
+        self.flush_only(None).await
+    }
+
+    /// Writes everything pending, or only `player`'s.
+    async fn flush_only(&mut self, player: Option<u64>) -> Result<SaveReport, StoreError> {
+        let wanted = |p: &u64| player.is_none_or(|only| only == *p);
+        if !self.pending.keys().any(wanted) {
             return Ok(SaveReport::default());
         }
         // Versions only grow, per player, across attempts and restarts.
@@ -283,6 +305,7 @@ impl Worker {
         let batch: Vec<Patch> = self
             .pending
             .iter()
+            .filter(|(p, _)| wanted(p))
             .map(|(player, parts)| {
                 let version = self
                     .last_version
@@ -297,10 +320,13 @@ impl Worker {
             })
             .collect();
         let size = batch.len();
+        let batch_players: Vec<u64> = batch.iter().map(|p| p.player).collect();
         let started = Instant::now();
         match self.backend.save(batch).await {
             Ok(report) => {
-                self.pending.clear();
+                for patch in &batch_players {
+                    self.pending.remove(patch);
+                }
                 self.attempt = 0;
                 self.retry_at = None;
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -314,7 +340,9 @@ impl Worker {
                 self.stats
                     .last_latency_us
                     .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                self.stats.pending.store(0, Ordering::Relaxed);
+                self.stats
+                    .pending
+                    .store(self.pending.len() as u64, Ordering::Relaxed);
                 if self.stats.outage.swap(0, Ordering::Relaxed) == 1 {
                     tracing::info!(players = size, "store is back; pending changes written");
                 }

@@ -267,3 +267,40 @@ async fn the_flusher_merges_changes_and_keeps_them_while_the_store_is_down() {
         "shutdown reports what it could not write"
     );
 }
+
+#[tokio::test]
+async fn a_login_flush_writes_only_that_player() {
+    let (_dir, local) = embedded();
+    let local = Arc::new(local);
+    let flusher = Flusher::start(
+        Backend::Embedded(local.clone()),
+        FlushSettings {
+            interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    );
+    flusher.sender().send(vec![
+        (1, BTreeMap::from([("xp".into(), json!(1))])),
+        (2, BTreeMap::from([("xp".into(), json!(2))])),
+    ]);
+    assert_eq!(flusher.flush_player(2).await.unwrap().applied, 1);
+    assert!(local.load(2).unwrap().is_some());
+    assert!(
+        local.load(1).unwrap().is_none(),
+        "the other player waits for the interval"
+    );
+    assert_eq!(
+        flusher
+            .stats()
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        flusher.flush_player(3).await.unwrap().applied,
+        0,
+        "nothing pending: nothing written"
+    );
+    assert_eq!(flusher.shutdown(Duration::from_secs(1)).await, 0);
+    assert!(local.load(1).unwrap().is_some(), "shutdown wrote the rest");
+}
