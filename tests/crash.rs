@@ -5,10 +5,7 @@
 
 mod support;
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use mongodb::bson::{Document, doc};
 use support::*;
@@ -54,23 +51,6 @@ fn players(node: &Node, offset: usize) -> Vec<Session> {
             session
         })
         .collect()
-}
-
-/// Everyone walks east for `time`, pumping all sessions.
-fn walk(sessions: &mut [Session], seq: &mut u32, time: Duration) {
-    let until = Instant::now() + time;
-    while Instant::now() < until {
-        *seq += 1;
-        for session in sessions.iter_mut() {
-            session.send(Body::Move(proto::MoveInput {
-                seq: *seq,
-                dir_x: 1,
-                dir_y: 0,
-            }));
-            session.pump().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Each player's x as their own latest snapshot shows it, mm.
@@ -125,9 +105,9 @@ async fn a_killed_node_loses_at_most_one_flush_interval_and_nothing_goes_backwar
     let mut node = start(&["--config", config.to_str().unwrap()]);
     let mut sessions = tokio::task::block_in_place(|| players(&node, 0));
     let mut seq = 0;
-    tokio::task::block_in_place(|| walk(&mut sessions, &mut seq, Duration::from_secs(3)));
+    tokio::task::block_in_place(|| walk(&mut sessions, &mut seq, (1, 0), Duration::from_secs(3)));
     let before_kill = tokio::task::block_in_place(|| {
-        walk(&mut sessions, &mut seq, Duration::from_millis(200));
+        walk(&mut sessions, &mut seq, (1, 0), Duration::from_millis(200));
         seen_x(&sessions)
     });
     let missing: Vec<String> = sessions
@@ -153,7 +133,12 @@ async fn a_killed_node_loses_at_most_one_flush_interval_and_nothing_goes_backwar
     );
     // Two flush intervals after that observation, the node dies.
     tokio::task::block_in_place(|| {
-        walk(&mut sessions, &mut seq, Duration::from_millis(2 * FLUSH_MS))
+        walk(
+            &mut sessions,
+            &mut seq,
+            (1, 0),
+            Duration::from_millis(2 * FLUSH_MS),
+        )
     });
     signal(&node, "KILL");
     let _ = node.child.wait();
@@ -173,7 +158,7 @@ async fn a_killed_node_loses_at_most_one_flush_interval_and_nothing_goes_backwar
     drop(sessions);
     let mut node = start(&["--config", config.to_str().unwrap()]);
     let mut sessions = tokio::task::block_in_place(|| players(&node, 0));
-    tokio::task::block_in_place(|| walk(&mut sessions, &mut seq, Duration::from_secs(2)));
+    tokio::task::block_in_place(|| walk(&mut sessions, &mut seq, (1, 0), Duration::from_secs(2)));
     let restored = seen_x(&sessions);
     for (player, x) in &restored {
         assert!(

@@ -93,22 +93,6 @@ impl Drop for Mongo {
     }
 }
 
-fn walk(sessions: &mut [Session], seq: &mut u32, time: Duration) {
-    let until = Instant::now() + time;
-    while Instant::now() < until {
-        *seq += 1;
-        for session in sessions.iter_mut() {
-            session.send(Body::Move(proto::MoveInput {
-                seq: *seq,
-                dir_x: 1,
-                dir_y: 0,
-            }));
-            session.pump().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_ten_second_store_outage_loses_nothing_and_never_stops_the_node() {
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -145,7 +129,7 @@ fn a_ten_second_store_outage_loses_nothing_and_never_stops_the_node() {
         })
         .collect();
     let mut seq = 0;
-    walk(&mut sessions, &mut seq, Duration::from_secs(2));
+    walk(&mut sessions, &mut seq, (1, 0), Duration::from_secs(2));
     assert!(
         wait_ready(&node, "the first flush", |r| r["store"]["written"].as_u64()
             >= Some(PLAYERS as u64))["store"]["outage"]
@@ -155,7 +139,7 @@ fn a_ten_second_store_outage_loses_nothing_and_never_stops_the_node() {
     store.stop();
     let ticks_before = ready(&node)["ticks"].as_u64().unwrap();
     let snapshots_before: u64 = sessions.iter().map(|s| s.snapshots).sum();
-    walk(&mut sessions, &mut seq, Duration::from_secs(10));
+    walk(&mut sessions, &mut seq, (1, 0), Duration::from_secs(10));
     let during = ready(&node);
     assert_eq!(during["store"]["outage"], true, "{during}");
     assert!(
@@ -172,7 +156,7 @@ fn a_ten_second_store_outage_loses_nothing_and_never_stops_the_node() {
     );
 
     let store = store.restart();
-    walk(&mut sessions, &mut seq, Duration::from_secs(1));
+    walk(&mut sessions, &mut seq, (1, 0), Duration::from_secs(1));
     // Stand still, and let the node write everything.
     for _ in 0..50 {
         for session in sessions.iter_mut() {

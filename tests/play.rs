@@ -269,22 +269,7 @@ fn after_the_grace_period_the_avatar_leaves() {
 fn progress_is_saved_when_the_node_stops() {
     let (_dir, mut node) = meeting_node();
     let mut a = join(&node, "saver", "mage");
-    for seq in 1..=40 {
-        a.send(Body::Move(proto::MoveInput {
-            seq,
-            dir_x: 0,
-            dir_y: 1,
-        }));
-        a.pump().unwrap();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        a.pump_until(WAIT, |s| s
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| s.last_input_seq >= 30))
-            .unwrap()
-    );
+    walk_and_settle(&mut a, (0, 1), 40);
     let y_dm = a.entity(a.avatar().unwrap()).unwrap().y_dm;
     signal(&node, "TERM");
     assert_eq!(wait_exit(&mut node), 0);
@@ -306,22 +291,7 @@ fn a_restarted_node_gives_a_returning_player_their_progress() {
     let (dir, mut node) = meeting_node();
     let store = node.data.path().join("tessera.redb");
     let mut a = join(&node, "returning", "cleric");
-    for seq in 1..=60 {
-        a.send(Body::Move(proto::MoveInput {
-            seq,
-            dir_x: 1,
-            dir_y: 0,
-        }));
-        a.pump().unwrap();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        a.pump_until(WAIT, |s| s
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| s.last_input_seq >= 50))
-            .unwrap()
-    );
+    walk_and_settle(&mut a, (1, 0), 60);
     let before = a.entity(a.avatar().unwrap()).unwrap().x_dm;
     assert!(before > 1_005, "moved east of the spawn point");
     signal(&node, "TERM");
@@ -357,23 +327,7 @@ fn a_refused_join_keeps_the_saved_progress_for_the_next_try() {
     let mut node = start(&["--tables", dir.path().to_str().unwrap()]);
     let store = node.data.path().join("tessera.redb");
     let mut saver = join(&node, "full-house", "cleric");
-    for seq in 1..=40 {
-        saver.send(Body::Move(proto::MoveInput {
-            seq,
-            dir_x: 1,
-            dir_y: 0,
-        }));
-        saver.pump().unwrap();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        saver
-            .pump_until(WAIT, |s| s
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| s.last_input_seq >= 30))
-            .unwrap()
-    );
+    walk_and_settle(&mut saver, (1, 0), 40);
     let saved_x = saver.entity(saver.avatar().unwrap()).unwrap().x_dm;
     signal(&node, "TERM");
     assert_eq!(wait_exit(&mut node), 0);

@@ -42,7 +42,15 @@ impl Backend {
                     .await
                     .map_err(|e| StoreError::Embedded(e.to_string()))?
             }
-            Backend::Mongo(store) => store.save(&batch).await,
+            Backend::Mongo(store) => {
+                // The driver has been seen to panic inside its connection pool
+                // while a server restarts; in its own task that is a failed
+                // write to retry, not a dead flush worker and lost changes.
+                let store = store.clone();
+                tokio::spawn(async move { store.save(&batch).await })
+                    .await
+                    .map_err(|e| StoreError::Mongo(format!("the driver failed: {e}")))?
+            }
         }
     }
 
@@ -55,7 +63,12 @@ impl Backend {
                     .await
                     .map_err(|e| StoreError::Embedded(e.to_string()))?
             }
-            Backend::Mongo(store) => store.load(player).await,
+            Backend::Mongo(store) => {
+                let store = store.clone();
+                tokio::spawn(async move { store.load(player).await })
+                    .await
+                    .map_err(|e| StoreError::Mongo(format!("the driver failed: {e}")))?
+            }
         }
     }
 }

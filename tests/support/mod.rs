@@ -208,3 +208,48 @@ pub fn write_tables_with_capacity(dir: &Path, spawn: &str, capacity: i64) {
         write_workbook(&dir.join(file), &sheets).unwrap();
     }
 }
+
+/// Everyone in `sessions` walks in direction `(dir_x, dir_y)` for `time`,
+/// one move per session every 20 ms, pumping all of them.
+pub fn walk(
+    sessions: &mut [tessera_bot::session::Session],
+    seq: &mut u32,
+    dir: (i32, i32),
+    time: Duration,
+) {
+    use tessera_net::proto::{self, client_message::Body};
+    let until = Instant::now() + time;
+    while Instant::now() < until {
+        *seq += 1;
+        for session in sessions.iter_mut() {
+            session.send(Body::Move(proto::MoveInput {
+                seq: *seq,
+                dir_x: dir.0,
+                dir_y: dir.1,
+            }));
+            session.pump().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Walks one session for `moves` inputs and waits until the server has
+/// applied at least most of them (the last input sequence in its snapshots).
+pub fn walk_and_settle(session: &mut tessera_bot::session::Session, dir: (i32, i32), moves: u32) {
+    let mut seq = 0;
+    walk(
+        std::slice::from_mut(session),
+        &mut seq,
+        dir,
+        Duration::from_millis(u64::from(moves) * 20),
+    );
+    let wanted = seq * 3 / 4;
+    let settled = session
+        .pump_until(Duration::from_secs(20), |s| {
+            s.snapshot
+                .as_ref()
+                .is_some_and(|s| s.last_input_seq >= wanted)
+        })
+        .unwrap();
+    assert!(settled, "the server applied the moves");
+}
