@@ -45,22 +45,10 @@ impl Plugin for CorePlugin {
         // Parallelism comes from many worlds, never from inside one.
         schedule.set_executor(SingleThreadedExecutor::new());
         app.add_schedule(schedule);
-        use TickSystems::*;
-        app.configure_sets(
-            TickSchedule,
-            (
-                Input,
-                Movement,
-                Combat,
-                Social,
-                Interest,
-                Output,
-                Persistence,
-                Metrics,
-                Hash,
-            )
-                .chain(),
-        );
+        // The order is written once, in `TickSystems::ORDER`.
+        for pair in TickSystems::ORDER.windows(2) {
+            app.configure_sets(TickSchedule, pair[0].before(pair[1]));
+        }
 
         app.insert_resource(Tick(0))
             .insert_resource(SimRng::from_seed(self.seed))
