@@ -1,24 +1,26 @@
-//! The node's HTTP API: liveness, readiness and metrics (login and admin
-//! join later).
+//! The node's HTTP API: registration and login, liveness, readiness and
+//! metrics. Refusals carry a status, a stable `code` and a message.
 
-use std::{
-    fmt::Write as _,
-    sync::{Arc, atomic::Ordering},
-};
+use std::sync::{Arc, atomic::Ordering};
 
 use axum::{
     Json, Router,
     extract::State,
-    http::{StatusCode, header},
+    http::StatusCode,
     response::IntoResponse,
     routing::{get, post},
 };
+use serde::Deserialize;
 use serde_json::json;
 use tessera_net::service::NetStats;
 
 use tessera_tables::TablesHandle;
 
-use crate::scheduler::SchedulerStats;
+use crate::{
+    accounts::{AccountError, Accounts},
+    login::{LoginError, LoginReply, LoginRequest},
+    scheduler::SchedulerStats,
+};
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -41,6 +43,8 @@ pub struct HttpState {
     pub flusher: Arc<tessera_persistence::flush::Flusher>,
     /// Progress loaded at login for the net thread to attach to `Join`.
     pub profiles: crate::play::Profiles,
+    /// Username + password accounts.
+    pub accounts: Accounts,
 }
 
 /// The router.
@@ -48,41 +52,108 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/v1/login", post(login))
+        .route("/v1/register", post(register))
         .with_state(state)
+}
+
+/// A refusal as the API returns it: a status, a stable machine-readable
+/// code and a message for people.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        (
+            self.status,
+            Json(json!({ "error": self.message, "code": self.code })),
+        )
+            .into_response()
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        let (status, code) = match &error {
+            LoginError::BadDeviceId => (StatusCode::BAD_REQUEST, "bad_device_id"),
+            LoginError::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+            LoginError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            LoginError::Token(_) => (StatusCode::INTERNAL_SERVER_ERROR, "token"),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        let (status, code) = match &error {
+            AccountError::BadUsername => (StatusCode::BAD_REQUEST, "bad_username"),
+            AccountError::BadPassword => (StatusCode::BAD_REQUEST, "bad_password"),
+            AccountError::Taken => (StatusCode::CONFLICT, "username_taken"),
+            AccountError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            AccountError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            AccountError::Hash(_) => (StatusCode::INTERNAL_SERVER_ERROR, "hash"),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+/// A registration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    username: String,
+    password: String,
+}
+
+async fn register(
+    State(state): State<HttpState>,
+    Json(request): Json<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let player = state
+        .accounts
+        .register(&request.username, &request.password)
+        .await?;
+    tracing::info!(player = %player, "account registered");
+    Ok((StatusCode::CREATED, Json(json!({ "player_id": player.0 }))))
 }
 
 async fn login(
     State(state): State<HttpState>,
-    Json(request): Json<crate::login::LoginRequest>,
-) -> impl IntoResponse {
-    let reply = match state.login.login(&request) {
-        Ok(reply) => reply,
-        Err(error @ crate::login::LoginError::Busy) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": error.to_string() })),
-            );
+    Json(request): Json<LoginRequest>,
+) -> Result<Json<LoginReply>, ApiError> {
+    let player = match (&request.device_id, &request.username, &request.password) {
+        (Some(device), None, None) => crate::login::device_player(device)?,
+        (None, Some(username), Some(password)) => {
+            state.accounts.sign_in(username, password).await?
         }
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": error.to_string() })),
-            );
-        }
+        _ => return Err(LoginError::BadRequest.into()),
     };
+    let reply = state.login.issue(player)?;
     // Whatever this player left unsaved is written first, so the load below
     // sees their newest progress (a quick re-login must not roll them back).
     if let Err(error) = state.flusher.flush_player(reply.player_id).await {
         // Loading now could return older data than what is still pending.
         tracing::warn!(%error, player = reply.player_id, "login refused: pending player data cannot be written");
-        let message =
-            format!("the node cannot save player data right now, try again shortly ({error})");
-        return (
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": message })),
-        );
+            "store_unavailable",
+            format!("the node cannot save player data right now, try again shortly ({error})"),
+        ));
     }
     match state.flusher.backend().load(reply.player_id).await {
         Ok(record) => {
@@ -102,18 +173,15 @@ async fn login(
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(player, progress);
             }
-            (
-                StatusCode::OK,
-                Json(serde_json::to_value(reply).unwrap_or_default()),
-            )
+            Ok(Json(reply))
         }
         Err(error) => {
             tracing::warn!(%error, player = reply.player_id, "login refused: cannot load player data");
-            let message = format!("cannot load player data, try again shortly ({error})");
-            (
+            Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": message })),
-            )
+                "store_unavailable",
+                format!("cannot load player data, try again shortly ({error})"),
+            ))
         }
     }
 }
@@ -147,156 +215,4 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
         "dropped_ticks": s.dropped_ticks.load(Ordering::Relaxed),
         "panicked_worlds": s.panicked_worlds.load(Ordering::Relaxed),
     }))
-}
-
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    let s = &state.stats;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    metric(
-        "tessera_ticks_total",
-        "counter",
-        "World ticks simulated.",
-        s.ticks.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_tick_overruns_total",
-        "counter",
-        "Ticks that started a full period or more after their deadline.",
-        s.overruns.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_dropped_ticks_total",
-        "counter",
-        "Ticks given up when a world fell too far behind and was re-anchored.",
-        s.dropped_ticks.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_worlds",
-        "gauge",
-        "Worlds ticking.",
-        s.worlds.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_panicked_worlds_total",
-        "counter",
-        "Worlds ended by a panic in their tick.",
-        s.panicked_worlds.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_tick_seconds_total_nanos",
-        "counter",
-        "Nanoseconds spent inside world ticks.",
-        s.tick_nanos.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_tables_version",
-        "gauge",
-        "Tables versions loaded since start (1 = the start-up load).",
-        state.tables.version(),
-    );
-    metric(
-        "tessera_tables_reload_failing",
-        "gauge",
-        "1 while the last tables reload was refused.",
-        u64::from(state.tables.last_error().is_some()),
-    );
-    let f = &state.store;
-    metric(
-        "tessera_flush_batches_total",
-        "counter",
-        "Player data batches written.",
-        f.batches.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_flush_written_total",
-        "counter",
-        "Player records written.",
-        f.written.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_flush_stale_total",
-        "counter",
-        "Writes refused as not newer.",
-        f.stale.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_flush_failures_total",
-        "counter",
-        "Failed batch writes (retried).",
-        f.failures.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_flush_pending_players",
-        "gauge",
-        "Players with unsaved changes.",
-        f.pending.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_flush_last_batch",
-        "gauge",
-        "Players in the last batch.",
-        f.last_batch.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_flush_last_latency_microseconds",
-        "gauge",
-        "Latency of the last write.",
-        f.last_latency_us.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_store_outage",
-        "gauge",
-        "1 while the store is failing.",
-        f.outage.load(Ordering::Relaxed),
-    );
-    let n = &state.net;
-    metric(
-        "tessera_clients",
-        "gauge",
-        "Clients connected.",
-        n.connected.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_net_messages_in_total",
-        "counter",
-        "Client messages received.",
-        n.messages_in.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_net_bytes_in_total",
-        "counter",
-        "Client message bytes received.",
-        n.bytes_in.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_net_messages_out_total",
-        "counter",
-        "Messages sent to clients.",
-        n.messages_out.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_net_bytes_out_total",
-        "counter",
-        "Message bytes sent to clients.",
-        n.bytes_out.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_net_malformed_total",
-        "counter",
-        "Client messages refused as malformed.",
-        n.malformed.load(Ordering::Relaxed),
-    );
-    metric(
-        "tessera_net_kicked_total",
-        "counter",
-        "Clients kicked for flooding or garbage.",
-        n.kicked.load(Ordering::Relaxed),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -5,10 +5,12 @@
 //! lives in `tessera-sim`, networking in `tessera-net`, storage in
 //! `tessera-persistence`, game data in `tessera-tables`.
 
+pub mod accounts;
 pub mod config;
 pub mod http;
 pub mod logging;
 pub mod login;
+pub mod metrics;
 pub mod node;
 pub mod persist;
 pub mod play;

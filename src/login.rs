@@ -1,10 +1,12 @@
-//! `POST /v1/login`: a device id in, a player id and a netcode connect token
-//! out. The token is short-lived and carries the player id in its encrypted
-//! user data; the UDP socket is chosen round-robin over the node's sockets.
+//! `POST /v1/login`: a device id, or a username and password, in; a player
+//! id and a netcode connect token out. The token is short-lived and carries
+//! the player id in its encrypted user data; the UDP socket is chosen
+//! round-robin over the node's sockets.
 //!
-//! Until accounts move into a store, a device id maps to its player id by a
-//! stable hash: the same device is the same player across restarts (and
-//! nodes). Device-id login is guest login: whoever knows the id is the player.
+//! A device id maps to its player id by a stable hash: the same device is
+//! the same player across restarts (and nodes). Device-id login is guest
+//! login: whoever knows the id is the player. Accounts (see
+//! [`crate::accounts`]) are the password-protected way in.
 
 use std::{
     net::SocketAddr,
@@ -16,11 +18,38 @@ use serde::{Deserialize, Serialize};
 use tessera_net::transport::NetcodeKeys;
 use tessera_sim::PlayerId;
 
-/// A login request.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// A login request: either `device_id`, or `username` and `password`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// A stable id of the device or install (1 to 128 printable characters).
-    pub device_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// An account's username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The account's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl LoginRequest {
+    /// A guest login by device id.
+    pub fn device(id: impl Into<String>) -> Self {
+        Self {
+            device_id: Some(id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// An account login.
+    pub fn account(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: Some(username.into()),
+            password: Some(password.into()),
+            ..Self::default()
+        }
+    }
 }
 
 /// A successful login.
@@ -44,6 +73,9 @@ pub enum LoginError {
     /// The device id is empty, too long or has control characters.
     #[error("device_id must be 1 to 128 printable characters")]
     BadDeviceId,
+    /// Neither or both ways of logging in were given.
+    #[error("give either device_id, or username and password")]
+    BadRequest,
     /// A token could not be made.
     #[error("cannot issue a connect token: {0}")]
     Token(String),
@@ -61,6 +93,15 @@ pub struct LoginService {
     next_socket: AtomicUsize,
     store: std::sync::Arc<tessera_persistence::flush::FlushStats>,
     max_pending: usize,
+}
+
+/// The player a device id logs in as, if the id is acceptable.
+pub fn device_player(device: &str) -> Result<PlayerId, LoginError> {
+    let device = device.trim();
+    if device.is_empty() || device.chars().count() > 128 || device.chars().any(char::is_control) {
+        return Err(LoginError::BadDeviceId);
+    }
+    Ok(player_for_device(device))
 }
 
 /// The player a device id logs in as: a stable 63-bit hash (never 0, and
@@ -95,17 +136,12 @@ impl LoginService {
         }
     }
 
-    /// Logs a device in.
-    pub fn login(&self, request: &LoginRequest) -> Result<LoginReply, LoginError> {
-        let device = request.device_id.trim();
-        if device.is_empty() || device.chars().count() > 128 || device.chars().any(char::is_control)
-        {
-            return Err(LoginError::BadDeviceId);
-        }
+    /// Issues a connect token (and session) for `player`, who has proven
+    /// who they are.
+    pub fn issue(&self, player: PlayerId) -> Result<LoginReply, LoginError> {
         if self.store.pending.load(Ordering::Relaxed) as usize >= self.max_pending {
             return Err(LoginError::Busy);
         }
-        let player = player_for_device(device);
         let socket =
             self.sockets[self.next_socket.fetch_add(1, Ordering::Relaxed) % self.sockets.len()];
         // A fresh client id per login: netcode ids name connections, not players.

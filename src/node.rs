@@ -171,6 +171,10 @@ async fn start_and_serve(
         store: flusher.stats(),
         flusher: flusher.clone(),
         profiles: host.profiles.clone(),
+        accounts: crate::accounts::Accounts::new(
+            flusher.backend().clone(),
+            scheduler.worker_count().max(2),
+        ),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait())

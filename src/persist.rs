@@ -49,14 +49,15 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<Flusher> {
 /// (a non-blocking send; the world never waits for a store).
 pub fn hand_over(sim: &mut SimWorld, to_store: &ChangeSender) {
     if let Some(mut dirty) = sim.world_mut().get_resource_mut::<Dirty>()
-        && !dirty.players.is_empty()
+        && (!dirty.players.is_empty() || !dirty.leaving.is_empty())
     {
         let changes = dirty
             .take()
             .into_iter()
             .map(|(player, parts)| (player.0, parts))
             .collect();
-        if !to_store.send(changes) {
+        let leaving = dirty.take_leaving().into_iter().map(|p| p.0).collect();
+        if !to_store.send(changes) || !to_store.leaving(leaving) {
             tracing::error!("the flush worker has stopped; player changes cannot be saved");
         }
     }

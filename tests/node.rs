@@ -31,6 +31,25 @@ fn the_node_ticks_its_zone_worlds_and_stops_on_sigterm() {
     let (status, metrics) = get(&node.http, "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("tessera_ticks_total "), "{metrics}");
+    // Every starter-zone tick so far is in its kind's histogram.
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_tick_duration_seconds_count{kind=\"starter\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no starter tick histogram in {metrics}"));
+    assert!(count > 0, "{metrics}");
+    assert!(
+        metrics.contains("tessera_tick_duration_seconds_bucket{kind=\"starter\",le=\"+Inf\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE tessera_flush_latency_seconds histogram"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_flush_batch_players_count "),
+        "{metrics}"
+    );
 
     signal(&node, "TERM");
     assert_eq!(wait_exit(&mut node), 0);

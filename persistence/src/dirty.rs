@@ -10,11 +10,11 @@ use bevy_ecs::{
     query::Changed,
     resource::Resource,
     schedule::IntoScheduleConfigs,
-    system::{Query, ResMut},
+    system::{Query, Res, ResMut},
 };
 use serde::Serialize;
 use tessera_sim::{
-    PlayerId, TickSchedule, TickSystems,
+    OutEvent, Outbox, PlayerId, TickSchedule, TickSystems,
     combat::components::{Allegiance, CombatStats, Experience, Health},
     movement::Position,
     players::{ClassOf, Player},
@@ -53,12 +53,29 @@ pub struct Dirty {
     pub players: BTreeMap<PlayerId, BTreeMap<String, serde_json::Value>>,
     /// Parts marked since the world started (a metric, and what tests count).
     pub marked: u64,
+    /// Players who left the world since the host last drained: their last
+    /// changes should be written now, not at the next interval.
+    pub leaving: Vec<PlayerId>,
 }
 
 impl Dirty {
     /// Takes everything marked so far.
     pub fn take(&mut self) -> BTreeMap<PlayerId, BTreeMap<String, serde_json::Value>> {
         std::mem::take(&mut self.players)
+    }
+
+    /// Takes the players who left.
+    pub fn take_leaving(&mut self) -> Vec<PlayerId> {
+        std::mem::take(&mut self.leaving)
+    }
+}
+
+/// Notes players whose avatar left this tick.
+pub fn mark_leaving(outbox: Res<Outbox>, mut dirty: ResMut<Dirty>) {
+    for event in outbox.events() {
+        if let OutEvent::Left { player } = event {
+            dirty.leaving.push(*player);
+        }
     }
 }
 
@@ -96,6 +113,7 @@ impl Plugin for PersistencePlugin {
                 mark::<Health>,
                 mark::<Allegiance>,
                 mark::<CombatStats>,
+                mark_leaving,
             )
                 .in_set(TickSystems::Persistence),
         );

@@ -8,11 +8,14 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::{
+    accounts::{Account, Created},
     error::StoreError,
     record::{Applied, Patch, PlayerRecord, SaveReport, apply},
 };
 
 const PLAYERS: TableDefinition<u64, &[u8]> = TableDefinition::new("players");
+const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+const ACCOUNT_PLAYERS: TableDefinition<u64, &str> = TableDefinition::new("account_players");
 
 /// A single-file ACID store.
 pub struct EmbeddedStore {
@@ -38,6 +41,8 @@ impl EmbeddedStore {
         let db = Database::create(path).map_err(embedded)?;
         let txn = db.begin_write().map_err(embedded)?;
         txn.open_table(PLAYERS).map_err(embedded)?;
+        txn.open_table(ACCOUNTS).map_err(embedded)?;
+        txn.open_table(ACCOUNT_PLAYERS).map_err(embedded)?;
         txn.commit().map_err(embedded)?;
         Ok(Self { db })
     }
@@ -77,6 +82,46 @@ impl EmbeddedStore {
         let txn = self.db.begin_read().map_err(embedded)?;
         let table = txn.open_table(PLAYERS).map_err(embedded)?;
         match table.get(player).map_err(embedded)? {
+            Some(bytes) => Ok(Some(
+                rmp_serde::from_slice(bytes.value()).map_err(embedded)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates `account` unless its username or player is taken. Write
+    /// transactions are serialised, so of two racing registrations exactly
+    /// one is created.
+    pub fn create_account(&self, account: &Account) -> Result<Created, StoreError> {
+        let txn = self.db.begin_write().map_err(embedded)?;
+        {
+            let mut accounts = txn.open_table(ACCOUNTS).map_err(embedded)?;
+            let mut players = txn.open_table(ACCOUNT_PLAYERS).map_err(embedded)?;
+            if accounts
+                .get(account.username.as_str())
+                .map_err(embedded)?
+                .is_some()
+                || players.get(account.player).map_err(embedded)?.is_some()
+            {
+                return Ok(Created::Taken);
+            }
+            let bytes = rmp_serde::to_vec_named(account).map_err(embedded)?;
+            accounts
+                .insert(account.username.as_str(), bytes.as_slice())
+                .map_err(embedded)?;
+            players
+                .insert(account.player, account.username.as_str())
+                .map_err(embedded)?;
+        }
+        txn.commit().map_err(embedded)?;
+        Ok(Created::Yes)
+    }
+
+    /// The account named `username` (normalised).
+    pub fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        let txn = self.db.begin_read().map_err(embedded)?;
+        let table = txn.open_table(ACCOUNTS).map_err(embedded)?;
+        match table.get(username).map_err(embedded)? {
             Some(bytes) => Ok(Some(
                 rmp_serde::from_slice(bytes.value()).map_err(embedded)?,
             )),

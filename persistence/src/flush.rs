@@ -6,7 +6,7 @@
 //! one already attempted for that player.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -17,8 +17,10 @@ use std::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    accounts::{Account, Created},
     embedded::EmbeddedStore,
     error::StoreError,
+    histogram::{DURATION_BOUNDS_US, Histogram, SIZE_BOUNDS},
     mongo::MongoStore,
     record::{Patch, PlayerRecord, SaveReport},
 };
@@ -48,6 +50,43 @@ impl Backend {
                 // write to retry, not a dead flush worker and lost changes.
                 let store = store.clone();
                 tokio::spawn(async move { store.save(&batch).await })
+                    .await
+                    .map_err(|e| StoreError::Mongo(format!("the driver failed: {e}")))?
+            }
+        }
+    }
+
+    /// Creates an account unless its name or player is taken.
+    pub async fn create_account(&self, account: Account) -> Result<Created, StoreError> {
+        match self {
+            Backend::Embedded(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.create_account(&account))
+                    .await
+                    .map_err(|e| StoreError::Embedded(e.to_string()))?
+            }
+            Backend::Mongo(store) => {
+                let store = store.clone();
+                tokio::spawn(async move { store.create_account(&account).await })
+                    .await
+                    .map_err(|e| StoreError::Mongo(format!("the driver failed: {e}")))?
+            }
+        }
+    }
+
+    /// The account named `username` (normalised).
+    pub async fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        let username = username.to_string();
+        match self {
+            Backend::Embedded(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.account(&username))
+                    .await
+                    .map_err(|e| StoreError::Embedded(e.to_string()))?
+            }
+            Backend::Mongo(store) => {
+                let store = store.clone();
+                tokio::spawn(async move { store.account(&username).await })
                     .await
                     .map_err(|e| StoreError::Mongo(format!("the driver failed: {e}")))?
             }
@@ -95,7 +134,7 @@ impl Default for FlushSettings {
 }
 
 /// Counters for `/metrics` and `/readyz`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FlushStats {
     /// Batches written.
     pub batches: AtomicU64,
@@ -113,6 +152,27 @@ pub struct FlushStats {
     pub last_latency_us: AtomicU64,
     /// 1 while the store is failing.
     pub outage: AtomicU64,
+    /// Latency of every successful batch write, microseconds.
+    pub latency_us: Histogram,
+    /// Players per successful batch.
+    pub batch_sizes: Histogram,
+}
+
+impl Default for FlushStats {
+    fn default() -> Self {
+        Self {
+            batches: AtomicU64::default(),
+            written: AtomicU64::default(),
+            stale: AtomicU64::default(),
+            failures: AtomicU64::default(),
+            pending: AtomicU64::default(),
+            last_batch: AtomicU64::default(),
+            last_latency_us: AtomicU64::default(),
+            outage: AtomicU64::default(),
+            latency_us: Histogram::new(DURATION_BOUNDS_US),
+            batch_sizes: Histogram::new(SIZE_BOUNDS),
+        }
+    }
 }
 
 /// Changed parts of players, as a world hands them over.
@@ -120,6 +180,7 @@ pub type Changes = Vec<(u64, BTreeMap<String, serde_json::Value>)>;
 
 enum Message {
     Changes(Changes),
+    Leaving(Vec<u64>),
     FlushPlayer(u64, oneshot::Sender<Result<SaveReport, StoreError>>),
     Version(u64, u64),
     FlushNow(oneshot::Sender<Result<SaveReport, StoreError>>),
@@ -140,6 +201,12 @@ impl ChangeSender {
     /// Queues changes; `false` if the worker has stopped.
     pub fn send(&self, changes: Changes) -> bool {
         changes.is_empty() || self.0.send(Message::Changes(changes)).is_ok()
+    }
+
+    /// Asks for these players' pending changes to be written promptly (they
+    /// left their world); send their last changes first.
+    pub fn leaving(&self, players: Vec<u64>) -> bool {
+        players.is_empty() || self.0.send(Message::Leaving(players)).is_ok()
     }
 }
 
@@ -232,7 +299,14 @@ struct Worker {
     last_version: BTreeMap<u64, u64>,
     attempt: u32,
     retry_at: Option<Instant>,
+    /// Players who left: written together at `urgent_at`.
+    urgent: BTreeSet<u64>,
+    urgent_at: Option<tokio::time::Instant>,
 }
+
+/// How long leaving players wait so that many leaving together (a room
+/// ending, a node draining) share one write.
+const LEAVE_DELAY: Duration = Duration::from_millis(25);
 
 fn unix_micros() -> u64 {
     SystemTime::now()
@@ -250,6 +324,8 @@ impl Worker {
             last_version: BTreeMap::new(),
             attempt: 0,
             retry_at: None,
+            urgent: BTreeSet::new(),
+            urgent_at: None,
         }
     }
 
@@ -260,12 +336,18 @@ impl Worker {
             tokio::select! {
                 message = rx.recv() => match message {
                                         Some(Message::Changes(changes)) => self.absorb(changes),
+                    Some(Message::Leaving(players)) => {
+                        self.urgent.extend(players.into_iter().filter(|p| self.pending.contains_key(p)));
+                        if !self.urgent.is_empty() && self.urgent_at.is_none() {
+                            self.urgent_at = Some(tokio::time::Instant::now() + LEAVE_DELAY);
+                        }
+                    }
                     Some(Message::Version(player, version)) => {
                         let known = self.last_version.entry(player).or_default();
                         *known = (*known).max(version);
                     }
                                         Some(Message::FlushPlayer(player, done)) => {
-                        let result = self.flush_only(Some(player)).await;
+                        let result = self.flush_only(Some(&BTreeSet::from([player]))).await;
                         let _ = done.send(result);
                     }
                     Some(Message::FlushNow(done)) => {
@@ -285,6 +367,13 @@ impl Worker {
                     }
                     None => return,
                 },
+                // A deadline, not a fresh sleep per loop: changes arriving
+                // every tick must not postpone it forever.
+                () = tokio::time::sleep_until(self.urgent_at.unwrap_or_else(tokio::time::Instant::now)), if self.urgent_at.is_some() && self.retry_at.is_none() => {
+                    self.urgent_at = None;
+                    let urgent = std::mem::take(&mut self.urgent);
+                    let _ = self.flush_only(Some(&urgent)).await;
+                }
                 _ = ticker.tick() => {
                     if self.retry_at.is_none_or(|at| Instant::now() >= at) {
                         let _ = self.flush().await;
@@ -307,9 +396,12 @@ impl Worker {
         self.flush_only(None).await
     }
 
-    /// Writes everything pending, or only `player`'s.
-    async fn flush_only(&mut self, player: Option<u64>) -> Result<SaveReport, StoreError> {
-        let wanted = |p: &u64| player.is_none_or(|only| only == *p);
+    /// Writes everything pending, or only `players`'.
+    async fn flush_only(
+        &mut self,
+        players: Option<&BTreeSet<u64>>,
+    ) -> Result<SaveReport, StoreError> {
+        let wanted = |p: &u64| players.is_none_or(|only| only.contains(p));
         if !self.pending.keys().any(wanted) {
             return Ok(SaveReport::default());
         }
@@ -350,9 +442,10 @@ impl Worker {
                     .stale
                     .fetch_add(report.stale as u64, Ordering::Relaxed);
                 self.stats.last_batch.store(size as u64, Ordering::Relaxed);
-                self.stats
-                    .last_latency_us
-                    .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                let latency = started.elapsed().as_micros() as u64;
+                self.stats.last_latency_us.store(latency, Ordering::Relaxed);
+                self.stats.latency_us.record(latency);
+                self.stats.batch_sizes.record(size as u64);
                 self.stats
                     .pending
                     .store(self.pending.len() as u64, Ordering::Relaxed);

@@ -11,13 +11,18 @@
 //!   off the tick, retries with back-off and jitter, and keeps what failed.
 //! - Stores: [`embedded::EmbeddedStore`] (one redb file, the default) and
 //!   [`mongo::MongoStore`] (one bulk `update` per batch).
+//! - [`accounts`]: usernames, their players and password hashes, kept
+//!   by the same stores.
+//! - [`histogram`]: lock-free bucket histograms for `/metrics`.
 //! - [`services`] locates the Redis and MongoDB servers `scripts/test.sh`
 //!   starts for the tests.
 
+pub mod accounts;
 pub mod dirty;
 pub mod embedded;
 pub mod error;
 pub mod flush;
+pub mod histogram;
 pub mod mongo;
 pub mod record;
 pub mod services;

@@ -12,6 +12,7 @@ use mongodb::{
 };
 
 use crate::{
+    accounts::{Account, Created},
     error::StoreError,
     record::{Patch, PlayerRecord, SaveReport},
 };
@@ -25,6 +26,11 @@ pub const MAX_STATEMENTS: usize = 1_000;
 #[derive(Clone, Debug)]
 pub struct MongoStore {
     players: Collection<Document>,
+    accounts: Collection<Document>,
+    /// Set once the unique index on `accounts.username` is known to exist;
+    /// no account is created before it is, or two racing registrations of a
+    /// name could both succeed.
+    accounts_indexed: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
 fn mongo(error: impl std::fmt::Display) -> StoreError {
@@ -59,8 +65,11 @@ impl MongoStore {
             .connect_timeout
             .get_or_insert(std::time::Duration::from_secs(2));
         let client = Client::with_options(options).map_err(mongo)?;
+        let database = client.database(db);
         Ok(Self {
-            players: client.database(db).collection("players"),
+            players: database.collection("players"),
+            accounts: database.collection("accounts"),
+            accounts_indexed: Default::default(),
         })
     }
 
@@ -159,5 +168,71 @@ impl MongoStore {
             version,
             parts,
         }))
+    }
+
+    async fn ensure_account_index(&self) -> Result<(), StoreError> {
+        self.accounts_indexed
+            .get_or_try_init(|| async {
+                let index = mongodb::IndexModel::builder()
+                    .keys(doc! { "username": 1 })
+                    .options(
+                        mongodb::options::IndexOptions::builder()
+                            .unique(true)
+                            .name("username_unique".to_string())
+                            .build(),
+                    )
+                    .build();
+                self.accounts.create_index(index).await.map(|_| ())
+            })
+            .await
+            .map(|_| ())
+            .map_err(mongo)
+    }
+
+    /// Creates `account` unless its username (unique index) or player
+    /// (`_id`) is taken.
+    pub async fn create_account(&self, account: &Account) -> Result<Created, StoreError> {
+        self.ensure_account_index().await?;
+        let document = doc! {
+            "_id": account.player as i64,
+            "username": &account.username,
+            "password_hash": &account.password_hash,
+            "created_unix_ms": account.created_unix_ms as i64,
+        };
+        match self.accounts.insert_one(document).await {
+            Ok(_) => Ok(Created::Yes),
+            Err(error) if is_duplicate_key(&error) => Ok(Created::Taken),
+            Err(error) => Err(mongo(error)),
+        }
+    }
+
+    /// The account named `username` (normalised).
+    pub async fn account(&self, username: &str) -> Result<Option<Account>, StoreError> {
+        let Some(document) = self
+            .accounts
+            .find_one(doc! { "username": username })
+            .await
+            .map_err(mongo)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Account {
+            username: document.get_str("username").map_err(mongo)?.to_string(),
+            player: document.get_i64("_id").map_err(mongo)? as u64,
+            password_hash: document
+                .get_str("password_hash")
+                .map_err(mongo)?
+                .to_string(),
+            created_unix_ms: document.get_i64("created_unix_ms").map_err(mongo)? as u64,
+        }))
+    }
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
+        ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
+        _ => false,
     }
 }

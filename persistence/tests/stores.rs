@@ -304,3 +304,49 @@ async fn a_login_flush_writes_only_that_player() {
     assert_eq!(flusher.shutdown(Duration::from_secs(1)).await, 0);
     assert!(local.load(1).unwrap().is_some(), "shutdown wrote the rest");
 }
+
+#[tokio::test]
+async fn a_player_who_leaves_is_written_without_waiting_for_the_interval() {
+    let (_dir, local) = embedded();
+    let local = Arc::new(local);
+    let flusher = Flusher::start(
+        Backend::Embedded(local.clone()),
+        FlushSettings {
+            interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    );
+    let mut world = world_with_player();
+    let hand_over = |world: &mut SimWorld| {
+        let mut dirty = world.world_mut().resource_mut::<Dirty>();
+        let changes = dirty
+            .take()
+            .into_iter()
+            .map(|(p, parts)| (p.0, parts))
+            .collect();
+        let leaving: Vec<u64> = dirty.take_leaving().into_iter().map(|p| p.0).collect();
+        assert!(flusher.sender().send(changes) && flusher.sender().leaving(leaving.clone()));
+        leaving
+    };
+    assert!(hand_over(&mut world).is_empty(), "joining is not leaving");
+    world.push_input(PlayerId(7), Input::Leave);
+    world.step();
+    assert_eq!(hand_over(&mut world), vec![7]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while local.load(7).unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leaving player's record was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let record = local.load(7).unwrap().unwrap();
+    assert_eq!(record.parts["class"], json!("mage"));
+    assert_eq!(
+        flusher
+            .stats()
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}

@@ -11,6 +11,7 @@
 mod worker;
 
 use std::{
+    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -20,6 +21,7 @@ use std::{
     time::Duration,
 };
 
+use tessera_persistence::histogram::{DURATION_BOUNDS_US, Histogram};
 use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
 use tessera_tables::{TablesHandle, TablesHash};
 
@@ -92,6 +94,30 @@ pub struct SchedulerStats {
     pub panicked_worlds: AtomicU64,
     /// Total nanoseconds spent inside ticks.
     pub tick_nanos: AtomicU64,
+    /// Tick durations (microseconds) per world kind.
+    tick_durations: std::sync::Mutex<BTreeMap<String, Arc<Histogram>>>,
+}
+
+impl SchedulerStats {
+    /// The tick-duration histogram of worlds of `kind` (created on first use).
+    pub fn tick_histogram(&self, kind: &str) -> Arc<Histogram> {
+        self.tick_durations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind.to_string())
+            .or_insert_with(|| Arc::new(Histogram::new(DURATION_BOUNDS_US)))
+            .clone()
+    }
+
+    /// Every kind's histogram, by kind.
+    pub fn tick_histograms(&self) -> Vec<(String, Arc<Histogram>)> {
+        self.tick_durations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(kind, h)| (kind.clone(), h.clone()))
+            .collect()
+    }
 }
 
 /// How the scheduler runs.

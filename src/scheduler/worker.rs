@@ -43,6 +43,8 @@ struct Slot {
     anchor: Instant,
     /// Ticks run since `anchor`; the next deadline is `anchor + period * ticks`.
     ticks_since_anchor: u32,
+    /// Where this world's tick durations go (shared by its kind).
+    durations: Arc<tessera_persistence::histogram::Histogram>,
 }
 
 impl Slot {
@@ -136,6 +138,7 @@ impl Worker {
                     header,
                     tables_version,
                 } = *new;
+                let kind = sim.spec().kind.clone();
                 let recording = match (&options.record, header) {
                     (Some(sink), Some(header)) => sink.open(id, header),
                     _ => None,
@@ -157,6 +160,7 @@ impl Worker {
                     period,
                     anchor: Instant::now(),
                     ticks_since_anchor: 0,
+                    durations: self.stats.tick_histogram(&kind),
                 });
                 true
             }
@@ -201,6 +205,7 @@ impl Worker {
                         self.stats.overruns.fetch_add(1, Ordering::Relaxed);
                     }
                     let slot = &mut self.slots[index];
+                    slot.durations.record(elapsed.as_micros() as u64);
                     slot.ticks_since_anchor += 1;
                     if slot.ticks_since_anchor >= 1 << 30 {
                         // Keep `period * ticks` far from overflow on long-lived zones.

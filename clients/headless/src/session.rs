@@ -41,17 +41,48 @@ pub enum SessionError {
     Connect(String),
 }
 
-/// Logs `device_id` in at the node's HTTP address (`host:port`).
+/// Logs `device_id` in (a guest login) at the node's HTTP address (`host:port`).
 pub fn login(http: &str, device_id: &str) -> Result<Login, SessionError> {
+    let body = serde_json::json!({ "device_id": device_id });
+    let (_, body) = post(http, "/v1/login", &body, 200)?;
+    serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string()))
+}
+
+/// Logs an account in at the node's HTTP address.
+pub fn login_account(http: &str, username: &str, password: &str) -> Result<Login, SessionError> {
+    let body = serde_json::json!({ "username": username, "password": password });
+    let (_, body) = post(http, "/v1/login", &body, 200)?;
+    serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string()))
+}
+
+/// Registers an account; returns its player id.
+pub fn register(http: &str, username: &str, password: &str) -> Result<u64, SessionError> {
+    let body = serde_json::json!({ "username": username, "password": password });
+    let (_, body) = post(http, "/v1/register", &body, 201)?;
+    let reply: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string()))?;
+    reply["player_id"]
+        .as_u64()
+        .ok_or_else(|| SessionError::Login(format!("no player_id in {body}")))
+}
+
+/// POSTs JSON over a fresh connection; anything but `expect` is an error
+/// carrying the status line and the body (the node's typed error).
+fn post(
+    http: &str,
+    path: &str,
+    body: &serde_json::Value,
+    expect: u16,
+) -> Result<(u16, String), SessionError> {
     let fail = |e: &dyn std::fmt::Display| SessionError::Login(e.to_string());
-    let body = serde_json::json!({ "device_id": device_id }).to_string();
+    let body = body.to_string();
     let mut stream = TcpStream::connect(http).map_err(|e| fail(&e))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| fail(&e))?;
     write!(
         stream,
-        "POST /v1/login HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .map_err(|e| fail(&e))?;
@@ -60,13 +91,16 @@ pub fn login(http: &str, device_id: &str) -> Result<Login, SessionError> {
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or_else(|| fail(&"no HTTP body"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(fail(&format!(
-            "{}: {body}",
-            head.lines().next().unwrap_or("")
-        )));
+    let status_line = head.lines().next().unwrap_or("");
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| fail(&format!("bad status line {status_line:?}")))?;
+    if status != expect {
+        return Err(fail(&format!("{status_line}: {body}")));
     }
-    serde_json::from_str(body).map_err(|e| fail(&e))
+    Ok((status, body.to_string()))
 }
 
 /// A connected player.

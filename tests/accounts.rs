@@ -1,0 +1,135 @@
+//! Accounts over HTTP against a running node: register, sign in, play with
+//! the token; and every way a registration or sign-in must be refused, each
+//! with its status and stable error code.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tessera_bot::session::{Session, login_account, register};
+use tessera_net::proto::{self, client_message::Body};
+
+/// POSTs raw JSON; returns the status and the parsed body.
+fn post(node: &Node, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&node.http).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn an_account_registers_signs_in_and_plays() {
+    let node = start(&[]);
+    let player = register(&node.http, "Alice", "correct horse battery").expect("registered");
+
+    let (status, body) = post(
+        &node,
+        "/v1/register",
+        r#"{"username":"alice","password":"another password"}"#,
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("username_taken")),
+        "{body}"
+    );
+
+    let login = login_account(&node.http, "ALICE", "correct horse battery").expect("signed in");
+    assert_eq!(login.player_id, player, "usernames are case-insensitive");
+
+    let mut session = Session::connect(&login, Duration::from_secs(20)).expect("connect");
+    session.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+    }));
+    assert!(
+        session
+            .pump_until(Duration::from_secs(20), |s| s.welcome.is_some())
+            .unwrap(),
+        "the account's token gets it into a world"
+    );
+    assert_eq!(session.player, player);
+}
+
+#[test]
+fn wrong_passwords_unknown_names_and_bad_requests_are_refused_with_codes() {
+    let node = start(&[]);
+    register(&node.http, "bob", "hunter2hunter2").expect("registered");
+    let cases = [
+        (
+            r#"{"username":"bob","password":"hunter3hunter3"}"#,
+            401,
+            "invalid_credentials",
+        ),
+        (
+            r#"{"username":"nobody","password":"hunter2hunter2"}"#,
+            401,
+            "invalid_credentials",
+        ),
+        (r#"{"username":"bob"}"#, 400, "bad_request"),
+        (
+            r#"{"device_id":"d","username":"bob","password":"hunter2hunter2"}"#,
+            400,
+            "bad_request",
+        ),
+        (r#"{}"#, 400, "bad_request"),
+        (r#"{"device_id":""}"#, 400, "bad_device_id"),
+    ];
+    for (body, status, code) in cases {
+        let (got, reply) = post(&node, "/v1/login", body);
+        assert_eq!(
+            (got, reply["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {reply}"
+        );
+        assert!(
+            reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{reply}"
+        );
+    }
+    let registrations = [
+        (
+            r#"{"username":"x","password":"hunter2hunter2"}"#,
+            400,
+            "bad_username",
+        ),
+        (
+            r#"{"username":"bob smith","password":"hunter2hunter2"}"#,
+            400,
+            "bad_username",
+        ),
+        (
+            r#"{"username":"carol","password":"short"}"#,
+            400,
+            "bad_password",
+        ),
+    ];
+    for (body, status, code) in registrations {
+        let (got, reply) = post(&node, "/v1/register", body);
+        assert_eq!(
+            (got, reply["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {reply}"
+        );
+    }
+    // A refused registration created nothing.
+    let (status, _) = post(
+        &node,
+        "/v1/login",
+        r#"{"username":"carol","password":"short"}"#,
+    );
+    assert_eq!(status, 401);
+    // Guest logins still work next to accounts.
+    tessera_bot::session::login(&node.http, "a-device").expect("device login");
+}
