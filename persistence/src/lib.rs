@@ -11,6 +11,9 @@
 //!   off the tick, retries with back-off and jitter, and keeps what failed.
 //! - Stores: [`embedded::EmbeddedStore`] (one redb file, the default) and
 //!   [`mongo::MongoStore`] (one bulk `update` per batch).
+//! - [`redis_state`]: what nodes share in Redis: sessions, the single-login
+//!   lock, routing, the node registry, presence, and a write-behind cache of
+//!   hot records (never the durable copy).
 //! - [`services`] locates the Redis and MongoDB servers `scripts/test.sh`
 //!   starts for the tests.
 
@@ -20,4 +23,5 @@ pub mod error;
 pub mod flush;
 pub mod mongo;
 pub mod record;
+pub mod redis_state;
 pub mod services;
