@@ -10,4 +10,18 @@ pub enum StoreError {
     /// MongoDB (unreachable, refused, unexpected reply).
     #[error("mongodb: {0}")]
     Mongo(String),
+    /// Redis (unreachable, timed out, refused, unexpected reply).
+    #[error("redis: {0}")]
+    Redis(String),
+    /// A value cached in Redis does not decode: evict it and read the
+    /// durable store instead.
+    #[error("redis cache of player {player}, {field}: {reason}")]
+    CorruptCache {
+        /// The player whose cached record is bad.
+        player: u64,
+        /// The hash field that does not decode (`version` or a part).
+        field: String,
+        /// What the decoder said.
+        reason: String,
+    },
 }

@@ -14,6 +14,9 @@
 //! - [`accounts`]: usernames, their players and password hashes, kept
 //!   by the same stores.
 //! - [`histogram`]: lock-free bucket histograms for `/metrics`.
+//! - [`redis_state`]: what nodes share in Redis: sessions, the single-login
+//!   lock, routing, the node registry, presence, and a write-behind cache of
+//!   hot records (never the durable copy).
 //! - [`services`] locates the Redis and MongoDB servers `scripts/test.sh`
 //!   starts for the tests.
 
@@ -25,4 +28,5 @@ pub mod flush;
 pub mod histogram;
 pub mod mongo;
 pub mod record;
+pub mod redis_state;
 pub mod services;
