@@ -46,6 +46,16 @@ pub struct NodeConfig {
     pub flush_interval_ms: u64,
     /// Pending players beyond which logins are refused.
     pub max_pending_players: usize,
+    /// Redis URL for sessions, presence, routing, the node registry and the
+    /// write-behind cache (empty: none).
+    pub redis_url: String,
+    /// Prefix of every key this node writes in Redis (nodes of one cluster
+    /// share it; separate clusters or tests on one server use their own).
+    pub redis_prefix: String,
+    /// This node's id among others sharing the Redis (empty: random).
+    pub node_id: String,
+    /// How long a login session can fetch fresh connect tokens, seconds.
+    pub session_ttl_secs: u64,
     /// Where to record replays (empty: nowhere).
     #[serde(default)]
     pub record_dir: PathBuf,

@@ -45,6 +45,12 @@ pub struct HttpState {
     pub profiles: crate::play::Profiles,
     /// Username + password accounts.
     pub accounts: Accounts,
+    /// Login sessions.
+    pub sessions: crate::sessions::Sessions,
+    /// How long a session lasts.
+    pub session_ttl: std::time::Duration,
+    /// Redis-backed cluster membership, when configured.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// The router.
@@ -55,6 +61,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(crate::metrics::metrics))
         .route("/v1/login", post(login))
         .route("/v1/register", post(register))
+        .route("/v1/token", post(token))
         .with_state(state)
 }
 
@@ -143,47 +150,91 @@ async fn login(
         }
         _ => return Err(LoginError::BadRequest.into()),
     };
+    let reply = admit(&state, player).await?;
+    if let Err(error) = state
+        .sessions
+        .put(&reply.session, player, state.session_ttl)
+        .await
+    {
+        return Err(unavailable("cannot record the session", &error));
+    }
+    Ok(Json(reply))
+}
+
+/// A fresh connect token for a live session.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    session: String,
+}
+
+async fn token(
+    State(state): State<HttpState>,
+    Json(request): Json<TokenRequest>,
+) -> Result<Json<LoginReply>, ApiError> {
+    let player = match state.sessions.player(&request.session).await {
+        Ok(Some(player)) => player,
+        Ok(None) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_session",
+                "the session is unknown or expired; log in again",
+            ));
+        }
+        Err(error) => return Err(unavailable("cannot read the session", &error)),
+    };
+    let mut reply = admit(&state, player).await?;
+    // The session continues; the reply's fresh id is not recorded.
+    reply.session = request.session;
+    Ok(Json(reply))
+}
+
+fn unavailable(what: &str, error: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(%error, "{what}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!("{what} right now, try again shortly ({error})"),
+    )
+}
+
+/// Lets a player who has proven who they are onto this node: takes their
+/// single-login lock (waiting for another node to hand them over), writes
+/// what this node still holds of them, loads their newest progress for
+/// their join, and issues a connect token.
+async fn admit(state: &HttpState, player: tessera_sim::PlayerId) -> Result<LoginReply, ApiError> {
     let reply = state.login.issue(player)?;
+    if let Some(cluster) = &state.cluster
+        && let Err(error) = cluster.claim(player).await
+    {
+        return Err(unavailable("cannot take the login lock", &error));
+    }
     // Whatever this player left unsaved is written first, so the load below
     // sees their newest progress (a quick re-login must not roll them back).
-    if let Err(error) = state.flusher.flush_player(reply.player_id).await {
+    if let Err(error) = state.flusher.flush_player(player.0).await {
         // Loading now could return older data than what is still pending.
-        tracing::warn!(%error, player = reply.player_id, "login refused: pending player data cannot be written");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            format!("the node cannot save player data right now, try again shortly ({error})"),
-        ));
+        return Err(unavailable("the node cannot save player data", &error));
     }
-    match state.flusher.backend().load(reply.player_id).await {
-        Ok(record) => {
-            if let Some(record) = &record {
-                // Writes for this player must be newer than what is stored,
-                // whatever this node's clock or history says.
-                state.flusher.note_version(record.player, record.version);
-            }
-            if let Some(progress) = record
-                .as_ref()
-                .and_then(tessera_persistence::record::saved_progress)
-            {
-                let player = tessera_sim::PlayerId(reply.player_id);
-                state
-                    .profiles
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(player, progress);
-            }
-            Ok(Json(reply))
-        }
-        Err(error) => {
-            tracing::warn!(%error, player = reply.player_id, "login refused: cannot load player data");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                format!("cannot load player data, try again shortly ({error})"),
-            ))
-        }
+    let record = match state.flusher.load(player.0).await {
+        Ok(record) => record,
+        Err(error) => return Err(unavailable("cannot load player data", &error)),
+    };
+    if let Some(record) = &record {
+        // Writes for this player must be newer than what is stored,
+        // whatever this node's clock or history says.
+        state.flusher.note_version(record.player, record.version);
     }
+    if let Some(progress) = record
+        .as_ref()
+        .and_then(tessera_persistence::record::saved_progress)
+    {
+        state
+            .profiles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(player, progress);
+    }
+    Ok(reply)
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
@@ -209,6 +260,7 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
             "written": state.store.written.load(Ordering::Relaxed),
             "failures": state.store.failures.load(Ordering::Relaxed),
         },
+        "cluster": state.cluster.as_ref().map(|c| json!({ "node": c.node() })),
         "worlds": s.worlds.load(Ordering::Relaxed),
         "ticks": s.ticks.load(Ordering::Relaxed),
         "overruns": s.overruns.load(Ordering::Relaxed),

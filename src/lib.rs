@@ -6,6 +6,7 @@
 //! `tessera-persistence`, game data in `tessera-tables`.
 
 pub mod accounts;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod logging;
@@ -17,6 +18,7 @@ pub mod play;
 pub mod replay_cmd;
 pub mod replays;
 pub mod scheduler;
+pub mod sessions;
 pub mod signals;
 pub mod tables_cmd;
 pub mod zones;

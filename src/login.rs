@@ -112,7 +112,8 @@ pub fn player_for_device(device: &str) -> PlayerId {
     PlayerId((hasher.finish() & 0x7FFF_FFFF_FFFF_FFFF).max(1))
 }
 
-fn random_u64() -> u64 {
+/// A random u64 from the OS.
+pub fn random_u64() -> u64 {
     let bytes = tessera_net::transport::random_bytes();
     u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
 }

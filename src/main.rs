@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Re-simulate a replay file and compare every tick's state hash.
     Replay {
         /// The replay file.
@@ -90,6 +90,16 @@ struct ServeArgs {
     /// Synthetic in-process players per zone world.
     #[arg(long, env = "TESSERA_BOTS")]
     bots: Option<u64>,
+    /// Redis for sessions, presence, routing, the node registry and the
+    /// write-behind cache ("" = none: a single node on its own).
+    #[arg(long, env = "TESSERA_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Prefix of this cluster's Redis keys.
+    #[arg(long, env = "TESSERA_REDIS_PREFIX")]
+    redis_prefix: Option<String>,
+    /// This node's id in the cluster ("" = a random one).
+    #[arg(long, env = "TESSERA_NODE_ID")]
+    node_id: Option<String>,
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -124,6 +134,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(bots) = args.bots {
         config.bots = bots;
     }
+    if let Some(url) = args.redis_url {
+        config.redis_url = url;
+    }
+    if let Some(prefix) = args.redis_prefix {
+        config.redis_prefix = prefix;
+    }
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("tessera-io")
@@ -150,7 +169,7 @@ fn main() -> ExitCode {
                 TablesCommand::Init { dir, force } => tables_cmd::init(&dir, force),
             }
         }
-        Some(Command::Serve(args)) => run_serve(args),
+        Some(Command::Serve(args)) => run_serve(*args),
         None => run_serve(cli.serve),
     }
 }

@@ -19,14 +19,19 @@ use tessera_persistence::{
     flush::{ChangeSender, Flusher},
 };
 
+use tessera_persistence::redis_state::{NodeInfo, RedisState};
+
 use crate::{
+    cluster::{Cluster, Presence, presence_events},
     config::NodeConfig,
     http::{HttpState, router},
     login::LoginService,
+    login::random_u64,
     persist,
     play::{self, ZoneHost},
     replays::ReplayStore,
     scheduler::{EndReason, NodeEvent, Scheduler, SchedulerConfig, WorldOptions},
+    sessions::Sessions,
     signals::{Shutdown, Signals},
     zones::persistent_zones,
 };
@@ -79,13 +84,29 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
 
     // Whatever happens from here (a world that cannot start, a busy HTTP
     // port), the scheduler is shut down and the replays are flushed.
-    let flusher = Arc::new(persist::start(&config).await?);
+    let cluster = match config.redis_url.as_str() {
+        "" => None,
+        url => {
+            let redis = RedisState::connect(url, &config.redis_prefix)
+                .await
+                .with_context(|| format!("cannot reach redis at {url}"))?;
+            let node = match config.node_id.as_str() {
+                "" => format!("node-{:016x}", random_u64()),
+                id => id.to_string(),
+            };
+            tracing::info!(node = %node, "sharing sessions, presence and routing through redis");
+            Some(Cluster::new(redis, node))
+        }
+    };
+    let cache = cluster.as_ref().map(|c| c.redis().clone());
+    let flusher = Arc::new(persist::start(&config, cache).await?);
     let served = start_and_serve(
         &config,
         &scheduler,
         replays.as_ref(),
         &tables,
         &flusher,
+        cluster.clone(),
         shutdown,
     )
     .await;
@@ -105,6 +126,9 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
             "could not save every player's last changes before exit"
         );
     }
+    if let Some(cluster) = &cluster {
+        cluster.deregister().await;
+    }
     served?;
     tracing::info!("node stopped");
     Ok(())
@@ -116,11 +140,17 @@ async fn start_and_serve(
     replays: Option<&ReplayStore>,
     tables: &TablesHandle,
     flusher: &Arc<Flusher>,
+    cluster: Option<Cluster>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let keys = play::keys(config)?;
     let host = ZoneHost::default();
     let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone(), config)?;
+    let presence = cluster.as_ref().map(|cluster| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(cluster.clone().follow(rx, flusher.clone()));
+        tx
+    });
 
     let current = tables.current();
     let skills: Vec<&str> = current.skills.iter().map(|s| s.id.0.as_str()).collect();
@@ -130,6 +160,8 @@ async fn start_and_serve(
             app.add_plugins((ReplicationPlugin::default(), PersistencePlugin));
         })
         .with_context(|| format!("world {kind}"))?;
+        // Known once the scheduler has the world; its first tick comes after.
+        let world_id = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut options = WorldOptions {
             record: replays.map(ReplayStore::sink),
             tables: Some(tables.clone()),
@@ -137,6 +169,7 @@ async fn start_and_serve(
                 net.outgoing(),
                 flusher.sender(),
                 host.profiles.clone(),
+                presence.clone().map(|tx| (tx, world_id.clone())),
             )),
             ..Default::default()
         };
@@ -146,6 +179,7 @@ async fn start_and_serve(
             options.driver = Some(Box::new(move |tick| driver.inputs_for(tick)));
         }
         let handle = scheduler.add_world(sim, options)?;
+        world_id.store(handle.id.0, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(world = %handle.id, %kind, tick_hz, bots = config.bots, "world started");
         host.add(handle);
     }
@@ -155,6 +189,28 @@ async fn start_and_serve(
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let http_addr = listener.local_addr()?;
     tracing::info!(%http_addr, "http listening on http://{http_addr}");
+    if let Some(cluster) = &cluster {
+        let net_stats = net.stats();
+        let udp: Vec<String> = udp.iter().map(ToString::to_string).collect();
+        let node = cluster.node().to_string();
+        let started_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let info = move || NodeInfo {
+            id: node.clone(),
+            http: http_addr.to_string(),
+            udp: udp.clone(),
+            players: net_stats
+                .connected
+                .load(std::sync::atomic::Ordering::Relaxed),
+            started_unix_ms,
+        };
+        tokio::spawn(cluster.clone().heartbeat(info, net.evictions()));
+    }
+    let sessions = match &cluster {
+        Some(cluster) => Sessions::Redis(cluster.redis().clone()),
+        None => Sessions::local(),
+    };
     let app = router(HttpState {
         stats: scheduler.stats(),
         workers: scheduler.worker_count(),
@@ -171,6 +227,9 @@ async fn start_and_serve(
         store: flusher.stats(),
         flusher: flusher.clone(),
         profiles: host.profiles.clone(),
+        sessions,
+        session_ttl: Duration::from_secs(config.session_ttl_secs),
+        cluster,
         accounts: crate::accounts::Accounts::new(
             flusher.backend().clone(),
             scheduler.worker_count().max(2),
@@ -191,10 +250,21 @@ fn after_tick(
     to_net: std::sync::mpsc::Sender<Vec<(tessera_sim::PlayerId, u8, Vec<u8>)>>,
     to_store: ChangeSender,
     profiles: play::Profiles,
+    presence: Option<(
+        tokio::sync::mpsc::UnboundedSender<Presence>,
+        Arc<std::sync::atomic::AtomicU64>,
+    )>,
 ) -> crate::scheduler::AfterTick {
     let mut forward = play::forward_output(to_net);
     Box::new(move |sim: &mut SimWorld| {
         play::consume_profiles(sim, &profiles);
+        if let Some((tx, world)) = &presence {
+            let events = sim.world().resource::<tessera_sim::Outbox>().events();
+            let world = world.load(std::sync::atomic::Ordering::Relaxed);
+            for event in presence_events(events, world) {
+                let _ = tx.send(event);
+            }
+        }
         forward(sim);
         persist::hand_over(sim, &to_store);
     })

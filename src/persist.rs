@@ -18,7 +18,10 @@ use crate::config::{NodeConfig, StoreKind};
 pub const MONGODB_URI_VAR: &str = "TESSERA_MONGODB_URI";
 
 /// Opens the configured store and starts the flush worker.
-pub async fn start(config: &NodeConfig) -> anyhow::Result<Flusher> {
+pub async fn start(
+    config: &NodeConfig,
+    cache: Option<tessera_persistence::redis_state::RedisState>,
+) -> anyhow::Result<Flusher> {
     let backend = match config.store {
         StoreKind::Embedded => {
             let store = EmbeddedStore::open(&config.store_path)
@@ -40,6 +43,7 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<Flusher> {
     let settings = FlushSettings {
         interval: std::time::Duration::from_millis(config.flush_interval_ms.max(1)),
         max_pending: config.max_pending_players,
+        cache,
         ..FlushSettings::default()
     };
     Ok(Flusher::start(backend, settings))

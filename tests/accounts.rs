@@ -10,24 +10,8 @@ use support::*;
 use tessera_bot::session::{Session, login_account, register};
 use tessera_net::proto::{self, client_message::Body};
 
-/// POSTs raw JSON; returns the status and the parsed body.
 fn post(node: &Node, path: &str, body: &str) -> (u16, serde_json::Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(&node.http).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    post_json(&node.http, path, body)
 }
 
 #[test]
@@ -60,6 +44,28 @@ fn an_account_registers_signs_in_and_plays() {
         "the account's token gets it into a world"
     );
     assert_eq!(session.player, player);
+
+    // The session gets fresh connect tokens without the password.
+    let (status, reply) = post(
+        &node,
+        "/v1/token",
+        &format!(r#"{{"session":"{}"}}"#, login.session),
+    );
+    assert_eq!(
+        (status, reply["player_id"].as_u64()),
+        (200, Some(player)),
+        "{reply}"
+    );
+    assert!(
+        reply["connect_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    let (status, reply) = post(&node, "/v1/token", r#"{"session":"0123"}"#);
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (401, Some("invalid_session"))
+    );
 }
 
 #[test]

@@ -101,6 +101,7 @@ struct Client {
 /// A running net thread.
 pub struct NetService {
     outgoing: mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>>,
+    evictions: mpsc::Sender<PlayerId>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<NetStats>,
@@ -114,16 +115,20 @@ impl NetService {
         limits: Limits,
     ) -> std::io::Result<Self> {
         let (outgoing, outgoing_rx) = mpsc::channel();
+        let (evictions, evictions_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(NetStats::default());
         let thread = {
             let (stop, stats) = (stop.clone(), stats.clone());
             std::thread::Builder::new()
                 .name("tessera-net".into())
-                .spawn(move || Loop::new(sockets, host, limits, stats).run(&outgoing_rx, &stop))?
+                .spawn(move || {
+                    Loop::new(sockets, host, limits, stats).run(&outgoing_rx, &evictions_rx, &stop)
+                })?
         };
         Ok(Self {
             outgoing,
+            evictions,
             stop,
             thread: Some(thread),
             stats,
@@ -133,6 +138,13 @@ impl NetService {
     /// Where worlds send what their players should receive.
     pub fn outgoing(&self) -> mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>> {
         self.outgoing.clone()
+    }
+
+    /// Where the node sends players who logged in on another node: their
+    /// connection here is kicked with `LOGGED_IN_ELSEWHERE` and their avatar
+    /// leaves at once (so its progress is written for the other node).
+    pub fn evictions(&self) -> mpsc::Sender<PlayerId> {
+        self.evictions.clone()
     }
 
     /// Counters.
@@ -205,7 +217,12 @@ impl<H: Host> Loop<H> {
         self.started.elapsed().as_nanos() as u64
     }
 
-    fn run(mut self, outgoing: &mpsc::Receiver<Vec<(PlayerId, u8, Vec<u8>)>>, stop: &AtomicBool) {
+    fn run(
+        mut self,
+        outgoing: &mpsc::Receiver<Vec<(PlayerId, u8, Vec<u8>)>>,
+        evictions: &mpsc::Receiver<PlayerId>,
+        stop: &AtomicBool,
+    ) {
         let mut events = Vec::new();
         let mut messages = Vec::new();
         while !stop.load(Ordering::Relaxed) {
@@ -234,6 +251,9 @@ impl<H: Host> Loop<H> {
                         self.sockets[socket].send(client, channel, bytes);
                     }
                 }
+            }
+            for player in evictions.try_iter() {
+                self.evict(player);
             }
             let now = Instant::now();
             self.away.retain(|player, (deadline, sink)| {
@@ -357,6 +377,22 @@ impl<H: Host> Loop<H> {
             .connected
             .store(self.clients.len() as u64, Ordering::Relaxed);
         Some(gone.player)
+    }
+
+    /// Ends `player`'s presence on this node: kicks the connection, and the
+    /// avatar leaves now rather than after the reconnect grace.
+    fn evict(&mut self, player: PlayerId) {
+        if let Some((socket, client)) = self.players.get(&player).copied() {
+            self.drop_client(
+                socket,
+                client,
+                proto::KickReason::LoggedInElsewhere,
+                "this player logged in on another node",
+            );
+            self.forget(socket, client, true);
+        } else if let Some((deadline, _)) = self.away.get_mut(&player) {
+            *deadline = Instant::now();
+        }
     }
 
     fn drop_client(

@@ -23,6 +23,7 @@ use crate::{
     histogram::{DURATION_BOUNDS_US, Histogram, SIZE_BOUNDS},
     mongo::MongoStore,
     record::{Patch, PlayerRecord, SaveReport},
+    redis_state::RedisState,
 };
 
 /// Where records go.
@@ -113,7 +114,7 @@ impl Backend {
 }
 
 /// How the worker flushes.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FlushSettings {
     /// Time between flushes.
     pub interval: Duration,
@@ -121,6 +122,12 @@ pub struct FlushSettings {
     pub max_pending: usize,
     /// Longest wait between retries.
     pub max_backoff: Duration,
+    /// The write-behind cache, if the node uses Redis: each batch goes there
+    /// first, so another node can load a player's newest progress even while
+    /// the durable store is down.
+    pub cache: Option<RedisState>,
+    /// How long a cached record lives after its last write.
+    pub cache_ttl: Duration,
 }
 
 impl Default for FlushSettings {
@@ -129,6 +136,8 @@ impl Default for FlushSettings {
             interval: Duration::from_secs(1),
             max_pending: 100_000,
             max_backoff: Duration::from_secs(5),
+            cache: None,
+            cache_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -216,6 +225,26 @@ pub struct Flusher {
     stats: Arc<FlushStats>,
     max_pending: usize,
     backend: Backend,
+    cache: Option<RedisState>,
+}
+
+/// The newest progress from the durable record and the cached one: the
+/// cache holds only parts written since it last started over, each newer
+/// than the durable copy when its version is, so they overlay it.
+pub fn merge_cached(
+    durable: Option<PlayerRecord>,
+    cached: Option<PlayerRecord>,
+) -> Option<PlayerRecord> {
+    match (durable, cached) {
+        (durable, None) => durable,
+        (None, Some(cached)) => Some(cached),
+        (Some(durable), Some(cached)) if cached.version <= durable.version => Some(durable),
+        (Some(mut durable), Some(cached)) => {
+            durable.version = cached.version;
+            durable.parts.extend(cached.parts);
+            Some(durable)
+        }
+    }
 }
 
 impl Flusher {
@@ -224,12 +253,14 @@ impl Flusher {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(FlushStats::default());
         let max_pending = settings.max_pending;
+        let cache = settings.cache.clone();
         tokio::spawn(Worker::new(backend.clone(), settings, stats.clone()).run(rx));
         Self {
             tx,
             stats,
             max_pending,
             backend,
+            cache,
         }
     }
 
@@ -241,6 +272,22 @@ impl Flusher {
     /// The store (for loading players).
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// The newest record of `player`: the durable store's, overlaid with
+    /// the write-behind cache's when that is newer. A cache that cannot be
+    /// read is logged and skipped (the durable record is still correct up
+    /// to its last write); a durable store that cannot be read is an error.
+    pub async fn load(&self, player: u64) -> Result<Option<PlayerRecord>, StoreError> {
+        let durable = self.backend.load(player).await?;
+        let cached = match &self.cache {
+            Some(cache) => cache.cached_record(player).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, player, "cannot read the cached record; using the store's");
+                None
+            }),
+            None => None,
+        };
+        Ok(merge_cached(durable, cached))
     }
 
     /// Counters.
@@ -299,6 +346,9 @@ struct Worker {
     last_version: BTreeMap<u64, u64>,
     attempt: u32,
     retry_at: Option<Instant>,
+    /// Players whose last cache write failed: their cached record may lack
+    /// a patch, so it is dropped before it is written again.
+    tainted: BTreeSet<u64>,
     /// Players who left: written together at `urgent_at`.
     urgent: BTreeSet<u64>,
     urgent_at: Option<tokio::time::Instant>,
@@ -326,6 +376,7 @@ impl Worker {
             retry_at: None,
             urgent: BTreeSet::new(),
             urgent_at: None,
+            tainted: BTreeSet::new(),
         }
     }
 
@@ -396,6 +447,30 @@ impl Worker {
         self.flush_only(None).await
     }
 
+    /// Puts a batch in the write-behind cache before the durable store. The
+    /// cache is a convenience, never the only copy: a failure is logged and
+    /// the durable write goes ahead.
+    async fn write_behind(&mut self, batch: &[Patch]) {
+        let Some(cache) = &self.settings.cache else {
+            return;
+        };
+        for player in std::mem::take(&mut self.tainted) {
+            if cache.evict(player).await.is_err() {
+                self.tainted.insert(player);
+            }
+        }
+        // Still tainted players stay out until their stale record is gone.
+        let clean: Vec<Patch> = batch
+            .iter()
+            .filter(|p| !self.tainted.contains(&p.player))
+            .cloned()
+            .collect();
+        if let Err(error) = cache.cache_patches(&clean, self.settings.cache_ttl).await {
+            tracing::warn!(%error, players = clean.len(), "cannot write the cache; the store still gets the batch");
+            self.tainted.extend(clean.iter().map(|p| p.player));
+        }
+    }
+
     /// Writes everything pending, or only `players`'.
     async fn flush_only(
         &mut self,
@@ -426,6 +501,7 @@ impl Worker {
             .collect();
         let size = batch.len();
         let batch_players: Vec<u64> = batch.iter().map(|p| p.player).collect();
+        self.write_behind(&batch).await;
         let started = Instant::now();
         match self.backend.save(batch).await {
             Ok(report) => {

@@ -20,6 +20,9 @@ use tessera_net::{
 pub struct Login {
     /// The player.
     pub player_id: u64,
+    /// The session: fresh connect tokens from `POST /v1/token` until it expires.
+    #[serde(default)]
+    pub session: String,
     /// The connect token, base64.
     pub connect_token: String,
     /// The UDP address it is for.

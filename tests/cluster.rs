@@ -1,0 +1,227 @@
+//! Two nodes sharing a real Redis and a real MongoDB wire server: the node
+//! registry, presence and routing, sessions valid on either node, and a
+//! player who logs in on the second node while playing on the first being
+//! handed over with their progress (the first node kicks them, writes them
+//! and lets go; the second waits for that before loading).
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tessera_bot::session::{Session, login};
+use tessera_net::proto::{self, client_message::Body};
+use tessera_persistence::redis_state::RedisState;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{what}_{}_{nanos}", std::process::id())
+}
+
+/// Nodes of one cluster: MongoDB for players (a flush interval of a minute,
+/// so nothing below relies on the periodic flush) and Redis for the rest.
+struct Cluster {
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    redis_url: String,
+    prefix: String,
+    /// The test's own view of Redis (its connection lives in this runtime).
+    runtime: tokio::runtime::Runtime,
+    redis: RedisState,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let uri = tessera_persistence::services::mongodb_uri().unwrap_or_else(|e| panic!("{e}"));
+        let redis_url =
+            tessera_persistence::services::redis_url().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("node.toml");
+        let text = tessera::config::DEFAULT_CONFIG
+            .replace("store = \"embedded\"", "store = \"mongodb\"")
+            .replace(
+                "mongodb_uri = \"mongodb://127.0.0.1:27017\"",
+                &format!("mongodb_uri = {uri:?}"),
+            )
+            .replace(
+                "mongodb_database = \"tessera\"",
+                &format!("mongodb_database = {:?}", unique("cluster")),
+            )
+            .replace("flush_interval_ms = 1000", "flush_interval_ms = 60000")
+            .replace(
+                "tables_dir = \"assets/tables\"",
+                &format!("tables_dir = {SHIPPED_TABLES:?}"),
+            );
+        std::fs::write(&config, text).unwrap();
+        let prefix = format!("{}:", unique("t"));
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let redis = runtime
+            .block_on(RedisState::connect(&redis_url, &prefix))
+            .unwrap();
+        Self {
+            _dir: dir,
+            config,
+            redis_url,
+            prefix,
+            runtime,
+            redis,
+        }
+    }
+
+    fn node(&self, id: &str) -> Node {
+        start(&[
+            "--config",
+            self.config.to_str().unwrap(),
+            "--redis-url",
+            &self.redis_url,
+            "--redis-prefix",
+            &self.prefix,
+            "--node-id",
+            id,
+        ])
+    }
+
+    fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(future)
+    }
+}
+
+fn join(login: &tessera_bot::session::Login) -> Session {
+    let mut session = Session::connect(login, WAIT).expect("connect");
+    session.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+    }));
+    assert!(
+        session
+            .pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
+            .unwrap(),
+        "welcomed"
+    );
+    session
+}
+
+fn own_x(session: &Session) -> i32 {
+    session.entity(session.avatar().unwrap()).unwrap().x_dm
+}
+
+#[test]
+fn a_player_moving_to_another_node_is_handed_over_with_their_progress() {
+    let cluster = Cluster::new();
+    let mut a = cluster.node("node-a");
+    let b = cluster.node("node-b");
+
+    // Both nodes are in the registry.
+    let nodes = wait_for(|| {
+        let nodes = cluster.block_on(cluster.redis.nodes()).unwrap();
+        (nodes.len() == 2).then_some(nodes)
+    });
+    let mut ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["node-a", "node-b"]);
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n.http == a.http && n.udp == [a.udp.clone()])
+    );
+
+    // Play on A: presence and route say A.
+    let first = login(&a.http, "traveller").unwrap();
+    let player = first.player_id;
+    let mut on_a = join(&first);
+    walk_and_settle(&mut on_a, (1, 0), 40);
+    on_a.send(Body::Move(proto::MoveInput {
+        seq: 1_000,
+        dir_x: 0,
+        dir_y: 0,
+    }));
+    // The last moves may still be arriving: wait until the avatar stands still.
+    let mut walked_to = own_x(&on_a);
+    loop {
+        on_a.pump_until(Duration::from_millis(300), |_| false)
+            .unwrap();
+        let now = own_x(&on_a);
+        if now == walked_to {
+            break;
+        }
+        walked_to = now;
+    }
+    let (online, route) = wait_for(|| {
+        let redis = &cluster.redis;
+        let found = cluster.block_on(async {
+            (
+                redis.is_online(player).await.unwrap(),
+                redis.route(player).await.unwrap(),
+            )
+        });
+        (found.0.is_some() && found.1.is_some()).then_some(found)
+    });
+    assert_eq!(online.as_deref(), Some("node-a"));
+    assert_eq!(route.unwrap().node, "node-a");
+
+    // The same player logs in on B: A kicks them, B restores where they were.
+    // (The old connection keeps reading meanwhile, as a real client would.)
+    let started = std::time::Instant::now();
+    let b_http = b.http.clone();
+    let logging_in = std::thread::spawn(move || login(&b_http, "traveller"));
+    assert!(
+        on_a.pump_until(WAIT, |s| s.kicked.is_some()).unwrap(),
+        "node A kicked the old connection"
+    );
+    let second = logging_in.join().unwrap().unwrap();
+    eprintln!("hand-over login took {:?}", started.elapsed());
+    assert_eq!(second.player_id, player);
+    assert_eq!(
+        on_a.kicked.as_ref().unwrap().reason,
+        proto::KickReason::LoggedInElsewhere as i32
+    );
+    let on_b = join(&second);
+    assert_eq!(
+        own_x(&on_b),
+        walked_to,
+        "node B loaded the position node A last had (written on leave, not by the minute-long interval)"
+    );
+    let route = wait_for(|| {
+        let route = cluster.block_on(cluster.redis.route(player)).unwrap();
+        route.filter(|r| r.node == "node-b")
+    });
+    assert_eq!(route.node, "node-b");
+
+    // A session from A's login gets a fresh token from B.
+    let (status, body) = post_json(
+        &b.http,
+        "/v1/token",
+        &format!(r#"{{"session":"{}"}}"#, first.session),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["player_id"].as_u64(), Some(player));
+    let (status, body) = post_json(&b.http, "/v1/token", r#"{"session":"forged"}"#);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_session"))
+    );
+
+    // A stopping leaves the registry.
+    signal(&a, "TERM");
+    assert_eq!(wait_exit(&mut a), 0);
+    let nodes = cluster.block_on(cluster.redis.nodes()).unwrap();
+    assert_eq!(
+        nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["node-b"]
+    );
+}
+
+fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
