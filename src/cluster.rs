@@ -12,7 +12,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -47,6 +50,8 @@ pub struct Cluster {
     node: String,
     /// Players whose avatar is in one of this node's worlds, and where.
     online: Arc<Mutex<BTreeMap<PlayerId, u64>>>,
+    /// Whether the last heartbeat reached Redis (for `/readyz` and metrics).
+    reachable: Arc<AtomicBool>,
 }
 
 impl Cluster {
@@ -56,12 +61,20 @@ impl Cluster {
             redis,
             node,
             online: Arc::default(),
+            reachable: Arc::new(AtomicBool::new(true)),
         }
     }
 
     /// This node's id.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Whether Redis answered the last heartbeat. While it does not, the
+    /// node keeps simulating and saving to its store, but refuses logins
+    /// (it cannot take their single-login lock).
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
     }
 
     /// The Redis connection.
@@ -157,8 +170,13 @@ impl Cluster {
         loop {
             ticker.tick().await;
             if let Err(error) = self.redis.heartbeat(&info(), LEASE).await {
-                tracing::warn!(%error, "redis: node heartbeat failed");
+                if self.reachable.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(%error, "redis is unreachable; logins are refused until it returns");
+                }
                 continue;
+            }
+            if !self.reachable.swap(true, Ordering::Relaxed) {
+                tracing::info!("redis is reachable again");
             }
             let online: Vec<(PlayerId, u64)> = self
                 .online

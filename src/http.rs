@@ -260,7 +260,7 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
             "written": state.store.written.load(Ordering::Relaxed),
             "failures": state.store.failures.load(Ordering::Relaxed),
         },
-        "cluster": state.cluster.as_ref().map(|c| json!({ "node": c.node() })),
+        "cluster": state.cluster.as_ref().map(|c| json!({ "node": c.node(), "redis_reachable": c.reachable() })),
         "worlds": s.worlds.load(Ordering::Relaxed),
         "ticks": s.ticks.load(Ordering::Relaxed),
         "overruns": s.overruns.load(Ordering::Relaxed),

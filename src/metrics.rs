@@ -115,6 +115,14 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "1 while the store is failing.",
         f.outage.load(Ordering::Relaxed),
     );
+    if let Some(cluster) = &state.cluster {
+        metric(
+            "tessera_redis_outage",
+            "gauge",
+            "1 while Redis does not answer the node's heartbeat (logins are refused).",
+            u64::from(!cluster.reachable()),
+        );
+    }
     let n = &state.net;
     metric(
         "tessera_clients",

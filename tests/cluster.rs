@@ -225,3 +225,73 @@ fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A Redis of this test's own, so it can be stopped without disturbing others.
+struct OwnRedis {
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (scripts/test.sh installs it)");
+        let redis = Self { child };
+        wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        redis
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn while_redis_is_down_the_node_keeps_ticking_refuses_logins_and_says_so() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let node = start(&["--redis-url", &url, "--node-id", "lonely"]);
+    login(&node.http, "before").expect("login with redis up");
+    drop(redis);
+
+    let down = wait_for(|| {
+        let ready = ready(&node);
+        (ready["cluster"]["redis_reachable"] == false).then_some(ready)
+    });
+    let (_, metrics) = get(&node.http, "/metrics");
+    assert!(metrics.contains("tessera_redis_outage 1"), "{metrics}");
+    let (status, body) = post_json(&node.http, "/v1/login", r#"{"device_id":"during"}"#);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{body}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        ready(&node)["ticks"].as_u64() > down["ticks"].as_u64(),
+        "worlds keep ticking"
+    );
+
+    let _redis = OwnRedis::start(port);
+    wait_for(|| (ready(&node)["cluster"]["redis_reachable"] == true).then_some(()));
+    login(&node.http, "after").expect("login once redis is back");
+}
