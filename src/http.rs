@@ -49,6 +49,8 @@ pub struct HttpState {
     pub sessions: crate::sessions::Sessions,
     /// How long a session lasts.
     pub session_ttl: std::time::Duration,
+    /// Frame-sync room counters.
+    pub lockstep: Arc<tessera_net::relay::RelayStats>,
     /// Redis-backed cluster membership, when configured.
     pub cluster: Option<crate::cluster::Cluster>,
 }

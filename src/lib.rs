@@ -17,6 +17,7 @@ pub mod persist;
 pub mod play;
 pub mod replay_cmd;
 pub mod replays;
+pub mod rooms;
 pub mod scheduler;
 pub mod sessions;
 pub mod signals;

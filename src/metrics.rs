@@ -123,6 +123,31 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
             u64::from(!cluster.reachable()),
         );
     }
+    let l = &state.lockstep;
+    metric(
+        "tessera_lockstep_frames_total",
+        "counter",
+        "Frame bundles built by frame-sync rooms.",
+        l.frames.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_lockstep_desyncs_total",
+        "counter",
+        "Client state hashes that differed from the server's.",
+        l.desyncs.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_lockstep_catch_ups_total",
+        "counter",
+        "Room histories sent (late joins, reconnects, resyncs).",
+        l.catch_ups.load(Ordering::Relaxed),
+    );
+    metric(
+        "tessera_lockstep_repeated_inputs_total",
+        "counter",
+        "Frame commands that arrived late and were repeated from the last one.",
+        l.repeated.load(Ordering::Relaxed),
+    );
     let n = &state.net;
     metric(
         "tessera_clients",

@@ -30,6 +30,7 @@ use crate::{
     persist,
     play::{self, ZoneHost},
     replays::ReplayStore,
+    rooms::Rooms,
     scheduler::{EndReason, NodeEvent, Scheduler, SchedulerConfig, WorldOptions},
     sessions::Sessions,
     signals::{Shutdown, Signals},
@@ -74,6 +75,7 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
         workers: config.workers,
         ..Default::default()
     })?;
+    let scheduler = Arc::new(scheduler);
     std::thread::Builder::new().name("tessera-events".into()).spawn(move || {
         for event in events {
             if let NodeEvent::WorldEnded { world, last_tick, reason: EndReason::Panicked(message) } = event {
@@ -136,7 +138,7 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
 
 async fn start_and_serve(
     config: &NodeConfig,
-    scheduler: &Scheduler,
+    scheduler: &Arc<Scheduler>,
     replays: Option<&ReplayStore>,
     tables: &TablesHandle,
     flusher: &Arc<Flusher>,
@@ -146,6 +148,12 @@ async fn start_and_serve(
     let keys = play::keys(config)?;
     let host = ZoneHost::default();
     let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone(), config)?;
+    let _ = host.rooms.set(std::sync::Mutex::new(Rooms::new(
+        scheduler.clone(),
+        tables.clone(),
+        net.outgoing(),
+        config.seed,
+    )));
     let presence = cluster.as_ref().map(|cluster| {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(cluster.clone().follow(rx, flusher.clone()));
@@ -181,7 +189,7 @@ async fn start_and_serve(
         let handle = scheduler.add_world(sim, options)?;
         world_id.store(handle.id.0, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(world = %handle.id, %kind, tick_hz, bots = config.bots, "world started");
-        host.add(handle);
+        host.add(&kind, handle);
     }
 
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -227,6 +235,11 @@ async fn start_and_serve(
         store: flusher.stats(),
         flusher: flusher.clone(),
         profiles: host.profiles.clone(),
+        lockstep: host
+            .rooms
+            .get()
+            .map(|rooms| rooms.lock().unwrap_or_else(|p| p.into_inner()).stats())
+            .unwrap_or_default(),
         sessions,
         session_ttl: Duration::from_secs(config.session_ttl_secs),
         cluster,

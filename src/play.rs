@@ -36,18 +36,21 @@ pub type Profiles = Arc<std::sync::Mutex<std::collections::BTreeMap<PlayerId, Sa
 /// progress loaded for them at login.
 #[derive(Clone, Default)]
 pub struct ZoneHost {
-    worlds: Arc<RwLock<Vec<WorldHandle>>>,
+    /// Zone worlds by kind, in start order.
+    worlds: Arc<RwLock<Vec<(String, WorldHandle)>>>,
     /// Loaded progress by player.
     pub profiles: Profiles,
+    /// Frame-sync rooms, made on demand (set once the net thread runs).
+    pub rooms: Arc<std::sync::OnceLock<std::sync::Mutex<crate::rooms::Rooms>>>,
 }
 
 impl ZoneHost {
-    /// Makes `world` available to players.
-    pub fn add(&self, world: WorldHandle) {
+    /// Makes `world`, a zone of `kind`, available to players.
+    pub fn add(&self, kind: &str, world: WorldHandle) {
         self.worlds
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push(world);
+            .push((kind.to_string(), world));
     }
 }
 
@@ -56,7 +59,29 @@ impl Host for ZoneHost {
         let worlds = self.worlds.read().unwrap_or_else(|p| p.into_inner());
         worlds
             .first()
-            .map(|w| Arc::new(w.clone()) as Arc<dyn InputSink>)
+            .map(|(_, w)| Arc::new(w.clone()) as Arc<dyn InputSink>)
+    }
+
+    fn world_for_join(
+        &mut self,
+        player: PlayerId,
+        world: &str,
+    ) -> Result<Arc<dyn InputSink>, String> {
+        let zone = {
+            let worlds = self.worlds.read().unwrap_or_else(|p| p.into_inner());
+            worlds
+                .iter()
+                .find(|(kind, _)| world.is_empty() || kind == world)
+                .map(|(_, w)| Arc::new(w.clone()) as Arc<dyn InputSink>)
+        };
+        match (zone, self.rooms.get()) {
+            (Some(zone), _) => Ok(zone),
+            (None, Some(rooms)) if !world.is_empty() => rooms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .room_for(player, world),
+            (None, _) => Err(format!("no world {world:?} on this node")),
+        }
     }
 
     fn adapt_join(&mut self, player: PlayerId, input: Input) -> Input {

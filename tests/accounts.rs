@@ -36,6 +36,7 @@ fn an_account_registers_signs_in_and_plays() {
     let mut session = Session::connect(&login, Duration::from_secs(20)).expect("connect");
     session.send(Body::Join(proto::JoinWorld {
         class: "warrior".into(),
+        world: String::new(),
     }));
     assert!(
         session

@@ -95,6 +95,7 @@ fn join(login: &tessera_bot::session::Login) -> Session {
     let mut session = Session::connect(login, WAIT).expect("connect");
     session.send(Body::Join(proto::JoinWorld {
         class: "warrior".into(),
+        world: String::new(),
     }));
     assert!(
         session

@@ -47,6 +47,7 @@ fn players(node: &Node, offset: usize) -> Vec<Session> {
             let mut session = Session::connect(&login, Duration::from_secs(30)).expect("connect");
             session.send(Body::Join(proto::JoinWorld {
                 class: "warrior".into(),
+                world: String::new(),
             }));
             session
         })

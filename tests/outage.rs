@@ -124,6 +124,7 @@ fn a_ten_second_store_outage_loses_nothing_and_never_stops_the_node() {
             let mut session = Session::connect(&login, Duration::from_secs(30)).expect("connect");
             session.send(Body::Join(proto::JoinWorld {
                 class: "warrior".into(),
+                world: String::new(),
             }));
             session
         })

@@ -30,6 +30,7 @@ fn join(node: &Node, device: &str, class: &str) -> Session {
     let mut session = Session::connect(&login, WAIT).expect("connect");
     session.send(Body::Join(proto::JoinWorld {
         class: class.into(),
+        world: String::new(),
     }));
     assert!(
         session
@@ -343,6 +344,7 @@ fn a_refused_join_keeps_the_saved_progress_for_the_next_try() {
     let mut returning = Session::connect(&login, WAIT).unwrap();
     returning.send(Body::Join(proto::JoinWorld {
         class: "warrior".into(),
+        world: String::new(),
     }));
     assert!(
         returning
@@ -358,6 +360,7 @@ fn a_refused_join_keeps_the_saved_progress_for_the_next_try() {
     std::thread::sleep(Duration::from_millis(200));
     returning.send(Body::Join(proto::JoinWorld {
         class: "warrior".into(),
+        world: String::new(),
     }));
     assert!(
         returning
@@ -380,6 +383,7 @@ fn rejoining_after_leaving_needs_a_new_login() {
     player.send(Body::Leave(proto::Empty {}));
     player.send(Body::Join(proto::JoinWorld {
         class: "warrior".into(),
+        world: String::new(),
     }));
     assert!(
         player

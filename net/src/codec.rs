@@ -41,6 +41,15 @@ pub enum DecodeError {
 /// What a client asked for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Join a world: `world` names a zone or a room kind ("" = the default).
+    Join {
+        /// The class to play.
+        class: String,
+        /// The `zones` row id asked for.
+        world: String,
+    },
+    /// Frame-sync inputs for the client's room.
+    Frames(crate::frames::Uplink),
     /// An input for the client's world.
     World(Input),
     /// The client has snapshot `id`.
@@ -70,16 +79,44 @@ fn id_string(text: String, what: &'static str) -> Result<String, DecodeError> {
     Ok(text)
 }
 
-fn direction(value: i32) -> Result<i16, DecodeError> {
+/// A skill target from the wire.
+pub(crate) fn skill_target(target: Option<proto::SkillTarget>) -> Result<SkillTarget, DecodeError> {
+    Ok(
+        match target
+            .and_then(|t| t.kind)
+            .ok_or(DecodeError::Missing("skill target"))?
+        {
+            skill_target::Kind::Entity(id) => SkillTarget::Entity(SimId(id)),
+            skill_target::Kind::Point(p) => SkillTarget::Point { x: p.x, y: p.y },
+            skill_target::Kind::Caster(_) => SkillTarget::Caster,
+        },
+    )
+}
+
+/// A validated id (skill, class, world) from the wire.
+pub(crate) fn wire_id(text: String, what: &'static str) -> Result<String, DecodeError> {
+    id_string(text, what)
+}
+
+pub(crate) fn direction(value: i32) -> Result<i16, DecodeError> {
     i16::try_from(value)
         .map_err(|_| DecodeError::Invalid("direction component outside -32768..=32767"))
 }
 
 fn command(body: Body) -> Result<Command, DecodeError> {
     let input = match body {
-        Body::Join(join) => Input::Join {
-            class: id_string(join.class, "class id")?,
-        },
+        Body::Join(join) => {
+            let world = if join.world.is_empty() {
+                String::new()
+            } else {
+                id_string(join.world, "world id")?
+            };
+            return Ok(Command::Join {
+                class: id_string(join.class, "class id")?,
+                world,
+            });
+        }
+        Body::Frames(frames) => return Ok(Command::Frames(crate::frames::Uplink::decode(frames)?)),
         Body::Leave(_) => Input::Leave,
         Body::Move(m) => Input::Move {
             seq: m.seq,
@@ -87,15 +124,7 @@ fn command(body: Body) -> Result<Command, DecodeError> {
             dir_y: direction(m.dir_y)?,
         },
         Body::UseSkill(use_skill) => {
-            let target = match use_skill
-                .target
-                .and_then(|t| t.kind)
-                .ok_or(DecodeError::Missing("skill target"))?
-            {
-                skill_target::Kind::Entity(id) => SkillTarget::Entity(SimId(id)),
-                skill_target::Kind::Point(p) => SkillTarget::Point { x: p.x, y: p.y },
-                skill_target::Kind::Caster(_) => SkillTarget::Caster,
-            };
+            let target = skill_target(use_skill.target)?;
             Input::UseSkill {
                 skill: id_string(use_skill.skill, "skill id")?,
                 target,
@@ -223,6 +252,7 @@ mod tests {
             1,
             Body::Join(proto::JoinWorld {
                 class: "x".repeat(65),
+                world: String::new(),
             }),
         );
         assert!(matches!(

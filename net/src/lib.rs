@@ -12,10 +12,15 @@
 //! - [`service`]: the net thread: rate limits, decoding, routing to worlds.
 //! - [`replication`]: the world-side plugin that builds snapshots and event
 //!   messages for each player.
+//! - [`frames`] and [`relay`]: frame sync (lockstep rooms): bundles, the
+//!   uplink, histories, and the server-side relay that builds bundles,
+//!   checks hashes and resyncs.
 
 pub mod codec;
+pub mod frames;
 pub mod proto;
 pub mod rate;
+pub mod relay;
 pub mod replication;
 pub mod service;
 pub mod transport;

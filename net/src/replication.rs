@@ -118,6 +118,7 @@ pub fn route_events(
                         world: spec.kind.clone(),
                         tick_hz: u32::from(spec.tick_hz),
                         tables_hash: tables.0.hash().to_string(),
+                        frame_room: None,
                     }),
                 );
                 push(*player, RELIABLE, event(event::Kind::Joined(id.0)));

@@ -22,6 +22,7 @@ use tessera_sim::{Input, InputEnvelope, PlayerId};
 
 use crate::{
     codec::{Command, decode_client, encode_server},
+    frames::Uplink,
     proto::{self, server_message::Body},
     rate::TokenBucket,
     transport::{ClientId, ORDERED, ServerSocket, TransportEvent, UNRELIABLE},
@@ -31,12 +32,32 @@ use crate::{
 pub trait InputSink: Send + Sync {
     /// Queues an input; `Err` says why it could not (full, ended).
     fn send(&self, envelope: InputEnvelope) -> Result<(), String>;
+
+    /// Queues a player's frame-sync commands (lockstep rooms only).
+    fn send_frames(&self, _player: PlayerId, _uplink: Uplink) -> Result<(), String> {
+        Err("not a frame-sync room".into())
+    }
 }
 
 /// The node's side of the net thread: which world a connecting player plays in.
 pub trait Host: Send + 'static {
     /// The world for `player`, or `None` to refuse them.
     fn world_for(&mut self, player: PlayerId) -> Option<Arc<dyn InputSink>>;
+
+    /// The world a `Join` naming `world` (a `zones` row id) goes to: a zone,
+    /// or a room of that kind with room for the player (found or made).
+    fn world_for_join(
+        &mut self,
+        player: PlayerId,
+        world: &str,
+    ) -> Result<Arc<dyn InputSink>, String> {
+        if world.is_empty() {
+            self.world_for(player)
+                .ok_or_else(|| "no world to join".into())
+        } else {
+            Err(format!("no world {world:?} on this node"))
+        }
+    }
 
     /// Lets the host complete a player's `Join` (e.g. with saved progress).
     fn adapt_join(&mut self, _player: PlayerId, input: Input) -> Input {
@@ -409,6 +430,37 @@ impl<H: Host> Loop<H> {
             .push((Instant::now() + KICK_GRACE, socket, client));
     }
 
+    /// Sends a typed response on the ordered channel.
+    fn respond(&mut self, socket: usize, client: ClientId, code: proto::ResultCode, reason: &str) {
+        let response = proto::Response {
+            request: 0,
+            code: code as i32,
+            reason: reason.to_string(),
+        };
+        let bytes = encode_server(&proto::ServerMessage {
+            body: Some(Body::Response(response)),
+        });
+        self.sockets[socket].send(client, ORDERED, bytes);
+    }
+
+    /// Hands an input to the client's world, or tells the client why not.
+    fn forward(&mut self, socket: usize, client: ClientId, input: Input) {
+        let Some(state) = self.clients.get(&(socket, client)) else {
+            return;
+        };
+        let envelope = InputEnvelope {
+            player: state.player,
+            input,
+        };
+        let refused = match &state.sink {
+            Some(sink) => sink.send(envelope).err(),
+            None => Some("not in a world".into()),
+        };
+        if let Some(reason) = refused {
+            self.respond(socket, client, proto::ResultCode::NotInWorld, &reason);
+        }
+    }
+
     fn on_message(&mut self, socket: usize, client: ClientId, channel: u8, bytes: &[u8]) {
         let now = self.now_nanos();
         let Some(state) = self.clients.get_mut(&(socket, client)) else {
@@ -428,46 +480,47 @@ impl<H: Host> Loop<H> {
             );
         }
         match decode_client(bytes) {
+            Ok((_, Command::Join { class, world })) => {
+                if state.left {
+                    return self.respond(
+                        socket,
+                        client,
+                        proto::ResultCode::NotInWorld,
+                        "log in again to rejoin",
+                    );
+                }
+                if !world.is_empty() {
+                    match self.host.world_for_join(state.player, &world) {
+                        Ok(sink) => state.sink = Some(sink),
+                        Err(reason) => {
+                            return self.respond(
+                                socket,
+                                client,
+                                proto::ResultCode::NotInWorld,
+                                &reason,
+                            );
+                        }
+                    }
+                }
+                let input = self.host.adapt_join(state.player, Input::Join { class });
+                self.forward(socket, client, input);
+            }
+            Ok((_, Command::Frames(uplink))) => {
+                if let Some(sink) = &state.sink
+                    && let Err(reason) = sink.send_frames(state.player, uplink)
+                {
+                    tracing::debug!(socket, client, reason, "frame commands dropped");
+                }
+            }
             Ok((_, Command::World(input))) => {
                 let input = match input {
-                    Input::Join { .. } if state.left => {
-                        let response = proto::Response {
-                            request: 0,
-                            code: proto::ResultCode::NotInWorld as i32,
-                            reason: "log in again to rejoin".into(),
-                        };
-                        let bytes = encode_server(&proto::ServerMessage {
-                            body: Some(Body::Response(response)),
-                        });
-                        self.sockets[socket].send(client, ORDERED, bytes);
-                        return;
-                    }
-                    Input::Join { .. } => self.host.adapt_join(state.player, input),
                     Input::Leave => {
                         state.left = true;
                         input
                     }
                     other => other,
                 };
-                let envelope = InputEnvelope {
-                    player: state.player,
-                    input,
-                };
-                let refused = match &state.sink {
-                    Some(sink) => sink.send(envelope).err(),
-                    None => Some("not in a world".into()),
-                };
-                if let Some(reason) = refused {
-                    let response = proto::Response {
-                        request: 0,
-                        code: proto::ResultCode::NotInWorld as i32,
-                        reason,
-                    };
-                    let bytes = encode_server(&proto::ServerMessage {
-                        body: Some(Body::Response(response)),
-                    });
-                    self.sockets[socket].send(client, ORDERED, bytes);
-                }
+                self.forward(socket, client, input);
             }
             Ok((_, Command::Ping(client_time_us))) => {
                 let pong = proto::Pong {

@@ -116,6 +116,7 @@ pub struct SimWorld {
     world: World,
     spec: WorldSpec,
     tick: u64,
+    last_hash: u64,
     recording: Option<Vec<TickRecord>>,
 }
 
@@ -161,6 +162,7 @@ impl SimWorld {
             world,
             spec,
             tick: 0,
+            last_hash: 0,
             recording: None,
         })
     }
@@ -173,6 +175,11 @@ impl SimWorld {
     /// The last tick simulated (0 before the first step).
     pub fn tick(&self) -> u64 {
         self.tick
+    }
+
+    /// The state hash after the last tick (0 before the first step).
+    pub fn last_hash(&self) -> u64 {
+        self.last_hash
     }
 
     /// The game tables this world reads.
@@ -220,6 +227,7 @@ impl SimWorld {
                 parts: hashes.parts().to_vec(),
             });
         }
+        self.last_hash = hash;
         TickReport { tick, hash }
     }
 

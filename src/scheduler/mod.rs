@@ -191,9 +191,12 @@ impl WorldHandle {
     }
 }
 
+/// A worker's thread, taken (and joined) once at shutdown.
+type WorkerThread = std::sync::Mutex<Option<JoinHandle<()>>>;
+
 /// Owns the worker threads.
 pub struct Scheduler {
-    workers: Vec<(mpsc::Sender<Command>, JoinHandle<()>)>,
+    workers: Vec<(mpsc::Sender<Command>, WorkerThread)>,
     loads: Vec<Arc<AtomicU64>>,
     next_id: AtomicU64,
     inbox_capacity: usize,
@@ -241,7 +244,7 @@ impl Scheduler {
             let handle = std::thread::Builder::new()
                 .name(format!("tessera-worker-{index}"))
                 .spawn(move || worker.run())?;
-            workers.push((tx, handle));
+            workers.push((tx, std::sync::Mutex::new(Some(handle))));
             loads.push(load);
         }
         tracing::info!(workers = count, "scheduler started");
@@ -323,12 +326,14 @@ impl Scheduler {
     }
 
     /// Ends every world (flushing their recordings) and joins the workers.
-    pub fn shutdown(self) {
+    /// Later calls (and adding worlds afterwards) do nothing.
+    pub fn shutdown(&self) {
         for (tx, _) in &self.workers {
             let _ = tx.send(Command::Shutdown);
         }
-        for (index, (_, handle)) in self.workers.into_iter().enumerate() {
-            if handle.join().is_err() {
+        for (index, (_, handle)) in self.workers.iter().enumerate() {
+            let handle = handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if handle.is_some_and(|h| h.join().is_err()) {
                 tracing::error!(worker = index, "worker thread panicked outside a tick");
             }
         }

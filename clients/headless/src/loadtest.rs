@@ -264,6 +264,7 @@ fn worker(
                 };
                 session.send(Body::Join(proto::JoinWorld {
                     class: class.into(),
+                    world: String::new(),
                 }));
                 bot.joined = true;
             }

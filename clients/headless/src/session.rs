@@ -131,6 +131,8 @@ pub struct Session {
     pub bytes_in: u64,
     /// Message bytes sent.
     pub bytes_out: u64,
+    /// Frame-sync messages (bundles, catch-ups, desyncs) not yet taken.
+    pub frame_messages: Vec<server_message::Body>,
     next_request: u32,
 }
 
@@ -193,6 +195,7 @@ impl Session {
             pongs: Vec::new(),
             bytes_in: 0,
             bytes_out: 0,
+            frame_messages: Vec::new(),
             next_request: 1,
         })
     }
@@ -200,7 +203,7 @@ impl Session {
     /// Sends a command on its channel (inputs unreliable, the rest reliable).
     pub fn send(&mut self, body: Body) {
         let channel = match body {
-            Body::Move(_) | Body::Ping(_) | Body::Ack(_) => UNRELIABLE,
+            Body::Move(_) | Body::Ping(_) | Body::Ack(_) | Body::Frames(_) => UNRELIABLE,
             _ => ORDERED,
         };
         let request = self.next_request;
@@ -265,6 +268,11 @@ impl Session {
                     Some(server_message::Body::Welcome(welcome)) => self.welcome = Some(welcome),
                     Some(server_message::Body::Kick(kick)) => self.kicked = Some(kick),
                     Some(server_message::Body::Pong(pong)) => self.pongs.push(pong.client_time_us),
+                    Some(
+                        body @ (server_message::Body::Frames(_)
+                        | server_message::Body::CatchUp(_)
+                        | server_message::Body::Desync(_)),
+                    ) => self.frame_messages.push(body),
                     None => {}
                 }
             }

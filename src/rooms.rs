@@ -1,0 +1,223 @@
+//! Frame-sync rooms made at run time: a `Join` naming a room kind whose
+//! `zones` row says `room` + `frame` lands in an open room of that kind,
+//! or a new one. Each room is a world on the scheduler driven by a
+//! [`FrameRelay`]: the relay supplies each frame's inputs (as the world's
+//! input driver) and sends bundles after it (as its after-tick step).
+//!
+//! A room keeps the tables it started with (a mid-match reload would
+//! desync every client), and a player stays in their room until they
+//! leave, so a reconnect lands in the same room and gets its history.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+};
+
+use tessera_net::{
+    frames::Uplink,
+    relay::{FrameRelay, RelayMessage, RelaySettings, RelayStats},
+    service::InputSink,
+};
+use tessera_sim::{Input, InputEnvelope, PlayerId, SimWorld};
+use tessera_tables::{
+    TablesHandle,
+    schema::{SyncMode, ZoneKind},
+};
+
+use crate::{
+    scheduler::{Scheduler, WorldOptions},
+    zones::spec_for,
+};
+
+/// Messages a room's relay buffers between frames.
+const ROOM_INBOX: usize = 4_096;
+
+/// Where a room member's messages go.
+pub struct RoomSink {
+    tx: mpsc::SyncSender<RelayMessage>,
+    members: AtomicUsize,
+    capacity: usize,
+    membership: Membership,
+}
+
+type Membership = Arc<Mutex<BTreeMap<PlayerId, Arc<RoomSink>>>>;
+
+impl RoomSink {
+    fn deliver(&self, message: RelayMessage) -> Result<(), String> {
+        self.tx.try_send(message).map_err(|error| match error {
+            mpsc::TrySendError::Full(_) => "the room is busy, try again".to_string(),
+            mpsc::TrySendError::Disconnected(_) => "the room has ended".to_string(),
+        })
+    }
+}
+
+impl InputSink for RoomSink {
+    fn send(&self, envelope: InputEnvelope) -> Result<(), String> {
+        let player = envelope.player;
+        match envelope.input {
+            Input::Join { class } => self.deliver(RelayMessage::Join { player, class }),
+            Input::JoinSaved(saved) => self.deliver(RelayMessage::Join {
+                player,
+                class: saved.class,
+            }),
+            Input::Leave => {
+                if self
+                    .membership
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&player)
+                    .is_some()
+                {
+                    self.members.fetch_sub(1, Ordering::Relaxed);
+                }
+                self.deliver(RelayMessage::Leave { player })
+            }
+            _ => Err("a frame-sync room takes frame commands".into()),
+        }
+    }
+
+    fn send_frames(&self, player: PlayerId, uplink: Uplink) -> Result<(), String> {
+        self.deliver(RelayMessage::Uplink { player, uplink })
+    }
+}
+
+/// The node's frame-sync rooms.
+pub struct Rooms {
+    scheduler: Arc<Scheduler>,
+    tables: TablesHandle,
+    to_net: mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>>,
+    settings: RelaySettings,
+    stats: Arc<RelayStats>,
+    open: BTreeMap<String, Vec<Arc<RoomSink>>>,
+    membership: Membership,
+    next_seed: u64,
+}
+
+impl Rooms {
+    /// Rooms on `scheduler`, sending through `to_net`.
+    pub fn new(
+        scheduler: Arc<Scheduler>,
+        tables: TablesHandle,
+        to_net: mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>>,
+        seed: u64,
+    ) -> Self {
+        Self {
+            scheduler,
+            tables,
+            to_net,
+            settings: RelaySettings::default(),
+            stats: Arc::default(),
+            open: BTreeMap::new(),
+            membership: Arc::default(),
+            next_seed: seed.wrapping_add(1_000_000),
+        }
+    }
+
+    /// Lockstep counters for `/metrics`.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        self.stats.clone()
+    }
+
+    /// The room `player` should be in for a join naming `kind`: theirs if
+    /// they are in one already (a reconnect), else an open room of that kind
+    /// with space, else a new one.
+    pub fn room_for(&mut self, player: PlayerId, kind: &str) -> Result<Arc<dyn InputSink>, String> {
+        if let Some(room) = self
+            .membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&player)
+        {
+            return Ok(room.clone() as Arc<dyn InputSink>);
+        }
+        let tables = self.tables.current();
+        let zone = tables
+            .zones
+            .iter()
+            .find(|z| z.id.0 == kind)
+            .ok_or_else(|| format!("no world {kind:?} in the tables"))?;
+        if zone.kind != ZoneKind::Room || zone.sync != SyncMode::Frame {
+            return Err(format!(
+                "{kind:?} is not a frame-sync room (state-sync rooms over the network are not built yet)"
+            ));
+        }
+        let open = self.open.entry(kind.to_string()).or_default();
+        let room = match open
+            .iter()
+            .find(|room| room.members.load(Ordering::Relaxed) < room.capacity)
+        {
+            Some(room) => room.clone(),
+            None => {
+                let seed = self.next_seed;
+                self.next_seed += 1;
+                let spec = spec_for(zone, seed).map_err(|e| e.to_string())?;
+                let room = self.start(spec, tables.clone())?;
+                self.open
+                    .entry(kind.to_string())
+                    .or_default()
+                    .push(room.clone());
+                room
+            }
+        };
+        room.members.fetch_add(1, Ordering::Relaxed);
+        self.membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(player, room.clone());
+        Ok(room as Arc<dyn InputSink>)
+    }
+
+    fn start(
+        &self,
+        spec: tessera_sim::WorldSpec,
+        tables: Arc<tessera_tables::Tables>,
+    ) -> Result<Arc<RoomSink>, String> {
+        let capacity = spec.capacity as usize;
+        let (tx, rx) = mpsc::sync_channel(ROOM_INBOX);
+        let relay = FrameRelay::new(
+            spec.clone(),
+            tables.hash().to_string(),
+            rx,
+            self.settings.clone(),
+            self.stats.clone(),
+        );
+        let relay = Arc::new(Mutex::new(relay));
+        let mut sim = SimWorld::new(spec.clone()).map_err(|e| e.to_string())?;
+        sim.set_tables(tables);
+        let driver_relay = relay.clone();
+        let to_net = self.to_net.clone();
+        let options = WorldOptions {
+            driver: Some(Box::new(move |frame| {
+                driver_relay
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .before_tick(frame)
+            })),
+            after_tick: Some(Box::new(move |sim: &mut SimWorld| {
+                let out = relay
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .after_tick(sim.tick(), sim.last_hash());
+                if !out.is_empty() {
+                    let _ = to_net.send(out);
+                }
+            })),
+            ..WorldOptions::default()
+        };
+        let handle = self
+            .scheduler
+            .add_world(sim, options)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(world = %handle.id, kind = %spec.kind, seed = spec.seed, "frame-sync room started");
+        Ok(Arc::new(RoomSink {
+            tx,
+            members: AtomicUsize::new(0),
+            capacity,
+            membership: self.membership.clone(),
+        }))
+    }
+}

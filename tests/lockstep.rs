@@ -1,0 +1,220 @@
+//! Frame sync over real UDP: four clients in a lockstep room, each running
+//! the same `sim` from the server's bundles, with 10 % of bundle packets and
+//! of uplinks dropped on purpose; one of them joins late and catches up from
+//! the room's history; a client whose reported hash is wrong is told and
+//! resynced.
+
+mod support;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use support::*;
+use tessera_bot::{
+    lockstep::Lockstep,
+    session::{Session, login},
+};
+use tessera_net::proto::{self, client_message::Body};
+use tessera_sim::PlayerId;
+use tessera_tables::generate::{CellValue, default_game, write_workbook};
+
+const FRAMES: u64 = 3_000;
+const LATE_JOIN_AT: u64 = 500;
+const LOSS_PERCENT: u64 = 10;
+
+/// The shipped game, with the lockstep room at 100 frames per second so
+/// 3,000 frames take 30 s.
+fn write_fast_room_tables(dir: &Path) {
+    for (file, mut sheets) in default_game() {
+        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
+            for row in zones
+                .rows
+                .iter_mut()
+                .filter(|r| r[0] == CellValue::from("duel_lockstep"))
+            {
+                row[3] = 100i64.into();
+            }
+        }
+        write_workbook(&dir.join(file), &sheets).unwrap();
+    }
+}
+
+struct Client {
+    session: Session,
+    lockstep: Lockstep,
+    sent_for: u64,
+}
+
+impl Client {
+    fn join(node: &Node, tables: &Arc<tessera_tables::Tables>, name: &str, seed: u64) -> Self {
+        let login = login(&node.http, name).expect("login");
+        let mut session = Session::connect(&login, Duration::from_secs(20)).expect("connect");
+        session.send(Body::Join(proto::JoinWorld {
+            class: "warrior".into(),
+            world: "duel_lockstep".into(),
+        }));
+        Self {
+            session,
+            lockstep: Lockstep::new(tables.clone(), seed, LOSS_PERCENT),
+            sent_for: u64::MAX,
+        }
+    }
+
+    /// Reads what arrived, advances the local sim, and sends this frame's
+    /// uplink once per applied frame.
+    fn pump(&mut self) {
+        self.session.pump().expect("pump");
+        if let Some(welcome) = &self.session.welcome {
+            self.lockstep.welcome(welcome);
+        }
+        for body in std::mem::take(&mut self.session.frame_messages) {
+            self.lockstep.receive(body).expect("frame message");
+        }
+        let frame = self.lockstep.frame();
+        if frame != self.sent_for
+            && let Some(uplink) = self.lockstep.uplink(PlayerId(self.session.player))
+        {
+            self.session.send(Body::Frames(uplink.encode()));
+        }
+        self.sent_for = frame;
+        assert!(
+            self.session.kicked.is_none(),
+            "kicked: {:?}",
+            self.session.kicked
+        );
+        assert!(
+            self.session.disconnected.is_none(),
+            "{:?}",
+            self.session.disconnected
+        );
+    }
+}
+
+fn pump_until(clients: &mut [Client], what: &str, mut done: impl FnMut(&[Client]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !done(clients) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; frames {:?}",
+            clients
+                .iter()
+                .map(|c| c.lockstep.frame())
+                .collect::<Vec<_>>()
+        );
+        for client in clients.iter_mut() {
+            client.pump();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn four_clients_stay_in_lockstep_through_loss_and_a_late_join() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fast_room_tables(dir.path());
+    let tables = Arc::new(tessera_tables::load_dir(dir.path()).unwrap());
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+
+    let mut clients: Vec<Client> = (0..3)
+        .map(|i| Client::join(&node, &tables, &format!("lockstep-{i}"), 11 + i))
+        .collect();
+    pump_until(&mut clients, "the first frames", |c| {
+        c.iter().all(|c| c.lockstep.frame() >= LATE_JOIN_AT)
+    });
+    let welcome = clients[0].session.welcome.clone().expect("welcomed");
+    let room = welcome.frame_room.expect("a frame room welcome");
+    assert_eq!(
+        (welcome.world.as_str(), welcome.tick_hz, room.capacity),
+        ("duel_lockstep", 100, 4)
+    );
+
+    clients.push(Client::join(&node, &tables, "lockstep-late", 99));
+    pump_until(&mut clients, "3,000 frames", |c| {
+        c.iter().all(|c| c.lockstep.frame() >= FRAMES)
+    });
+
+    let late = &clients[3].lockstep;
+    assert!(
+        late.catch_ups >= 1,
+        "the late joiner started from the room's history"
+    );
+    let sim = late.sim().unwrap();
+    let avatars = sim
+        .world()
+        .resource::<tessera_sim::players::PlayerIndex>()
+        .len();
+    assert_eq!(avatars, 4, "the late joiner's sim has all four players");
+
+    // Every client computed the same hash at every checked frame, equal to
+    // the server's wherever a bundle carried it.
+    let reference = clients[0].lockstep.hashes.clone();
+    let checked: Vec<u64> = reference.keys().copied().filter(|f| *f <= FRAMES).collect();
+    assert!(
+        checked.len() >= 99,
+        "hash checks every 30 frames: {}",
+        checked.len()
+    );
+    for client in &clients {
+        let l = &client.lockstep;
+        assert_eq!(
+            l.desyncs, 0,
+            "a bundle's server hash differed from this client's"
+        );
+        assert!(l.server_desyncs.is_empty(), "{:?}", l.server_desyncs);
+        for frame in &checked {
+            assert_eq!(l.hashes.get(frame), reference.get(frame), "frame {frame}");
+        }
+        assert!(l.dropped_in > 0 && l.dropped_out > 0, "loss was simulated");
+    }
+    let dropped: u64 = clients.iter().map(|c| c.lockstep.dropped_in).sum();
+    let (_, metrics) = get(&node.http, "/metrics");
+    assert!(
+        metrics.contains("tessera_lockstep_desyncs_total 0"),
+        "{metrics}"
+    );
+    let distinct: std::collections::BTreeSet<u64> = reference.values().copied().collect();
+    assert!(
+        distinct.len() > checked.len() / 2,
+        "the state changes from check to check"
+    );
+    eprintln!(
+        "dropped {dropped} bundle packets on purpose; {} checked frames, {} distinct hashes; {}",
+        checked.len(),
+        distinct.len(),
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("tessera_lockstep"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // A wrong hash report: the server says so and resyncs that client.
+    let before = clients[1].lockstep.catch_ups;
+    clients[1].lockstep.corrupt_reported_hash();
+    let target = clients[1].lockstep.frame() + 200;
+    pump_until(&mut clients, "the resync", |c| {
+        !c[1].lockstep.server_desyncs.is_empty() && c[1].lockstep.catch_ups > before
+    });
+    pump_until(&mut clients, "200 more frames", |c| {
+        c.iter().all(|c| c.lockstep.frame() >= target)
+    });
+    let reference = clients[0].lockstep.hashes.clone();
+    for client in &clients {
+        assert_eq!(client.lockstep.desyncs, 0);
+        let last = reference
+            .keys()
+            .copied()
+            .filter(|f| *f <= target)
+            .max()
+            .unwrap();
+        assert_eq!(
+            client.lockstep.hashes.get(&last),
+            reference.get(&last),
+            "frame {last}"
+        );
+    }
+    let (_, metrics) = get(&node.http, "/metrics");
+    assert!(
+        metrics.contains("tessera_lockstep_desyncs_total 1"),
+        "{metrics}"
+    );
+}
