@@ -245,10 +245,15 @@ pub fn snapshots(
                 in_reach.push((distance_sq(entry.position, *position), entry.id, *entry));
             }
         });
-        in_reach.sort_by_key(|(distance, id, _)| (*distance, *id));
         let chosen: Vec<_> = if in_reach.len() <= budget {
             in_reach
         } else {
+            // Only the nearest need ordering: a partial selection, not a
+            // sort of everything in reach (hundreds in a crowd).
+            in_reach.select_nth_unstable_by_key(near_slots, |(distance, id, _)| (*distance, *id));
+            in_reach[..near_slots].sort_unstable_by_key(|(distance, id, _)| (*distance, *id));
+            // The rest take turns in id order, so each gets its turn.
+            in_reach[near_slots..].sort_unstable_by_key(|(_, id, _)| *id);
             let rest = &in_reach[near_slots..];
             let start = (tick.0 as usize).wrapping_mul(turn_slots) % rest.len();
             let turn = (0..turn_slots).map(|i| rest[(start + i) % rest.len()]);

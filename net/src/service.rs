@@ -204,8 +204,15 @@ struct Loop<H> {
     closing: Vec<(Instant, usize, ClientId)>,
     /// Dropped players whose avatars wait for them, until the deadline.
     away: BTreeMap<PlayerId, (Instant, Arc<dyn InputSink>)>,
+    /// Connections sent to since the last flush.
+    touched: std::collections::BTreeSet<(usize, ClientId)>,
     started: Instant,
 }
+
+/// How often every connection is flushed (acknowledgements, resends,
+/// keep-alives), whether or not anything new was sent to it. Flushing on
+/// every pass would send each client an acknowledgement packet per pass.
+const FULL_FLUSH: Duration = Duration::from_millis(50);
 
 /// How long a kicked client has to read why.
 const KICK_GRACE: Duration = Duration::from_millis(250);
@@ -230,8 +237,15 @@ impl<H: Host> Loop<H> {
             players: BTreeMap::new(),
             closing: Vec::new(),
             away: BTreeMap::new(),
+            touched: std::collections::BTreeSet::new(),
             started: Instant::now(),
         }
+    }
+
+    /// Queues a message; the connection is flushed at the end of the pass.
+    fn send_to(&mut self, socket: usize, client: ClientId, channel: u8, bytes: Vec<u8>) {
+        self.sockets[socket].send(client, channel, bytes);
+        self.touched.insert((socket, client));
     }
 
     fn now_nanos(&self) -> u64 {
@@ -246,6 +260,7 @@ impl<H: Host> Loop<H> {
     ) {
         let mut events = Vec::new();
         let mut messages = Vec::new();
+        let mut next_full_flush = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             for socket in 0..self.sockets.len() {
                 events.clear();
@@ -269,7 +284,7 @@ impl<H: Host> Loop<H> {
                         self.stats
                             .bytes_out
                             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        self.sockets[socket].send(client, channel, bytes);
+                        self.send_to(socket, client, channel, bytes);
                     }
                 }
             }
@@ -302,8 +317,18 @@ impl<H: Host> Loop<H> {
                 }
                 !due
             });
-            for socket in &mut self.sockets {
-                socket.flush();
+            // Only clients with something new are sent to now; everyone
+            // else (acknowledgements, resends) at the periodic flush.
+            if now >= next_full_flush {
+                for socket in &mut self.sockets {
+                    socket.flush();
+                }
+                self.touched.clear();
+                next_full_flush = now + FULL_FLUSH;
+            } else {
+                for (socket, client) in std::mem::take(&mut self.touched) {
+                    self.sockets[socket].flush_client(client);
+                }
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -327,7 +352,7 @@ impl<H: Host> Loop<H> {
                         proto::KickReason::LoggedInElsewhere,
                         "this player connected again",
                     );
-                    self.sockets[old_socket].send(old_client, ORDERED, message);
+                    self.send_to(old_socket, old_client, ORDERED, message);
                     self.closing
                         .push((Instant::now() + KICK_GRACE, old_socket, old_client));
                     // The old connection's avatar is the new one's now: no Leave.
@@ -425,7 +450,7 @@ impl<H: Host> Loop<H> {
     ) {
         self.stats.kicked.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(socket, client, ?reason, detail, "kicking client");
-        self.sockets[socket].send(client, ORDERED, kick(reason, detail));
+        self.send_to(socket, client, ORDERED, kick(reason, detail));
         self.closing
             .push((Instant::now() + KICK_GRACE, socket, client));
     }
@@ -440,7 +465,7 @@ impl<H: Host> Loop<H> {
         let bytes = encode_server(&proto::ServerMessage {
             body: Some(Body::Response(response)),
         });
-        self.sockets[socket].send(client, ORDERED, bytes);
+        self.send_to(socket, client, ORDERED, bytes);
     }
 
     /// Hands an input to the client's world, or tells the client why not.
@@ -530,7 +555,7 @@ impl<H: Host> Loop<H> {
                 let bytes = encode_server(&proto::ServerMessage {
                     body: Some(Body::Pong(pong)),
                 });
-                self.sockets[socket].send(client, UNRELIABLE, bytes);
+                self.send_to(socket, client, UNRELIABLE, bytes);
             }
             Ok((_, Command::Ack(_))) => {}
             Err(error) => {

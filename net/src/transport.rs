@@ -11,8 +11,9 @@ use std::{
 use renet::{ConnectionConfig, RenetClient, RenetServer, ServerEvent};
 use renet_netcode::{
     ClientAuthentication, ConnectToken, NETCODE_KEY_BYTES, NETCODE_USER_DATA_BYTES,
-    NetcodeClientTransport, NetcodeServerTransport, ServerAuthentication, ServerConfig,
+    NetcodeClientTransport, ServerAuthentication, ServerConfig,
 };
+use renetcode::{NETCODE_MAX_PACKET_BYTES, NetcodeServer, ServerResult};
 use tessera_sim::PlayerId;
 
 /// Inputs, snapshots, pings: latest wins, loss is fine.
@@ -151,10 +152,56 @@ pub enum TransportEvent {
 }
 
 /// One netcode server on one UDP socket.
+///
+/// renetcode is driven directly (not through renet_netcode's transport) so
+/// packets can be sent to one client at a time: renet adds an
+/// acknowledgement packet to every send while anything is unacknowledged,
+/// so sending to everyone whenever anyone needs a reply would flood every
+/// client with acknowledgements.
 pub struct ServerSocket {
     server: RenetServer,
-    netcode: NetcodeServerTransport,
+    netcode: NetcodeServer,
+    socket: UdpSocket,
+    buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
     last_update: Instant,
+}
+
+/// Does what a netcode result asks for: replies, payloads to renet,
+/// connections and disconnections.
+fn handle(result: ServerResult<'_, '_>, socket: &UdpSocket, server: &mut RenetServer) {
+    let send = |payload: &[u8], addr: SocketAddr| {
+        if let Err(error) = socket.send_to(payload, addr) {
+            tracing::debug!(%addr, %error, "udp send failed");
+        }
+    };
+    match result {
+        ServerResult::None => {}
+        ServerResult::PacketToSend { payload, addr } => send(payload, addr),
+        ServerResult::Payload { client_id, payload } => {
+            if let Err(error) = server.process_packet_from(payload, client_id) {
+                tracing::debug!(client = client_id, %error, "bad renet packet");
+            }
+        }
+        ServerResult::ClientConnected {
+            client_id,
+            addr,
+            payload,
+            ..
+        } => {
+            server.add_connection(client_id);
+            send(payload, addr);
+        }
+        ServerResult::ClientDisconnected {
+            client_id,
+            addr,
+            payload,
+        } => {
+            server.remove_connection(client_id);
+            if let Some(payload) = payload {
+                send(payload, addr);
+            }
+        }
+    }
 }
 
 impl ServerSocket {
@@ -175,10 +222,12 @@ impl ServerSocket {
                 private_key: keys.private_key,
             },
         };
-        let netcode = NetcodeServerTransport::new(config, socket)?;
+        socket.set_nonblocking(true)?;
         Ok(Self {
             server: RenetServer::new(ConnectionConfig::default()),
-            netcode,
+            netcode: NetcodeServer::new(config),
+            socket,
+            buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
             last_update: Instant::now(),
         })
     }
@@ -205,9 +254,28 @@ impl ServerSocket {
         let elapsed = now - self.last_update;
         self.last_update = now;
         self.server.update(elapsed);
-        self.netcode
-            .update(elapsed, &mut self.server)
-            .map_err(|e| TransportError::Netcode(e.to_string()))?;
+        self.netcode.update(elapsed);
+        loop {
+            match self.socket.recv_from(&mut self.buffer[..]) {
+                Ok((len, addr)) => {
+                    let result = self.netcode.process_packet(addr, &mut self.buffer[..len]);
+                    handle(result, &self.socket, &mut self.server);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break,
+                // A client's ICMP "port unreachable" comes back as a reset.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for client in self.netcode.clients_id() {
+            let result = self.netcode.update_client(client);
+            handle(result, &self.socket, &mut self.server);
+        }
+        for client in self.server.disconnections_id() {
+            let result = self.netcode.disconnect(client);
+            handle(result, &self.socket, &mut self.server);
+        }
         while let Some(event) = self.server.get_event() {
             match event {
                 ServerEvent::ClientConnected { client_id } => {
@@ -256,12 +324,38 @@ impl ServerSocket {
 
     /// Disconnects everyone at once (shutdown).
     pub fn disconnect_all(&mut self) {
-        self.netcode.disconnect_all(&mut self.server);
+        for client in self.netcode.clients_id() {
+            let result = self.netcode.disconnect(client);
+            handle(result, &self.socket, &mut self.server);
+        }
     }
 
     /// Sends everything queued.
     pub fn flush(&mut self) {
-        self.netcode.send_packets(&mut self.server);
+        for client in self.server.clients_id() {
+            self.flush_client(client);
+        }
+    }
+
+    /// Sends what is queued for one client only.
+    pub fn flush_client(&mut self, client: ClientId) {
+        let Ok(packets) = self.server.get_packets_to_send(client) else {
+            return;
+        };
+        for packet in packets {
+            match self.netcode.generate_payload_packet(client, &packet) {
+                Ok((addr, payload)) => {
+                    if let Err(error) = self.socket.send_to(payload, addr) {
+                        tracing::debug!(client, %addr, %error, "udp send failed");
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(client, %error, "cannot encrypt a packet");
+                    return;
+                }
+            }
+        }
     }
 }
 

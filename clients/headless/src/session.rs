@@ -134,7 +134,15 @@ pub struct Session {
     /// Frame-sync messages (bundles, catch-ups, desyncs) not yet taken.
     pub frame_messages: Vec<server_message::Body>,
     next_request: u32,
+    /// Something was queued since the last flush.
+    unsent: bool,
+    last_flush: Instant,
 }
+
+/// How often a session flushes with nothing new to send (acknowledgements,
+/// resends): flushing on every pump would send the server an
+/// acknowledgement packet per pump.
+const IDLE_FLUSH: Duration = Duration::from_millis(50);
 
 impl Session {
     /// Connects with a login's token, waiting up to `timeout`.
@@ -196,6 +204,8 @@ impl Session {
             bytes_in: 0,
             bytes_out: 0,
             frame_messages: Vec::new(),
+            unsent: false,
+            last_flush: Instant::now(),
             next_request: 1,
         })
     }
@@ -211,11 +221,13 @@ impl Session {
         let bytes = encode_client(request, body);
         self.bytes_out += bytes.len() as u64;
         self.socket.send(channel, bytes);
+        self.unsent = true;
     }
 
     /// Sends raw bytes (tests send garbage).
     pub fn send_raw(&mut self, channel: u8, bytes: Vec<u8>) {
         self.socket.send(channel, bytes);
+        self.unsent = true;
     }
 
     /// Says goodbye to the server and closes the connection.
@@ -277,7 +289,11 @@ impl Session {
                 }
             }
         }
-        self.socket.flush()?;
+        if self.unsent || self.last_flush.elapsed() >= IDLE_FLUSH {
+            self.socket.flush()?;
+            self.unsent = false;
+            self.last_flush = Instant::now();
+        }
         Ok(())
     }
 
