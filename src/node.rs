@@ -13,7 +13,7 @@ use tessera_tables::{LoadOptions, TablesHandle};
 
 use std::sync::Arc;
 
-use tessera_net::replication::ReplicationPlugin;
+use tessera_net::replication::{AckBoard, ReplicationPlugin};
 use tessera_persistence::{
     dirty::PersistencePlugin,
     flush::{ChangeSender, Flusher},
@@ -164,8 +164,13 @@ async fn start_and_serve(
     let skills: Vec<&str> = current.skills.iter().map(|s| s.id.0.as_str()).collect();
     for spec in persistent_zones(&current, config.seed)? {
         let (kind, tick_hz, seed) = (spec.kind.clone(), spec.tick_hz, spec.seed);
+        let acks = AckBoard::default();
+        let replication = ReplicationPlugin {
+            acks: acks.clone(),
+            ..ReplicationPlugin::default()
+        };
         let sim = SimWorld::build(spec, |app| {
-            app.add_plugins((ReplicationPlugin::default(), PersistencePlugin));
+            app.add_plugins((replication, PersistencePlugin));
         })
         .with_context(|| format!("world {kind}"))?;
         // Known once the scheduler has the world; its first tick comes after.
@@ -189,7 +194,13 @@ async fn start_and_serve(
         let handle = scheduler.add_world(sim, options)?;
         world_id.store(handle.id.0, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(world = %handle.id, %kind, tick_hz, bots = config.bots, "world started");
-        host.add(&kind, handle);
+        host.add(
+            &kind,
+            play::ZoneSink {
+                world: handle,
+                acks,
+            },
+        );
     }
 
     let listener = tokio::net::TcpListener::bind(config.http)

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::Context;
 use tessera_net::{
-    replication::Outgoing,
+    replication::{AckBoard, Outgoing},
     service::{Host, InputSink, Limits, NetService},
     transport::{NetcodeKeys, ServerSocket},
 };
@@ -23,9 +23,23 @@ use crate::{
 /// Environment variable holding the 64-hex-digit netcode private key.
 pub const NETCODE_KEY_VAR: &str = "TESSERA_NETCODE_KEY";
 
-impl InputSink for WorldHandle {
+/// A zone world as the net thread sees it: its inbox, and where its
+/// players' snapshot acknowledgements go.
+#[derive(Clone)]
+pub struct ZoneSink {
+    /// The world.
+    pub world: WorldHandle,
+    /// Its replication's acknowledgement board.
+    pub acks: AckBoard,
+}
+
+impl InputSink for ZoneSink {
     fn send(&self, envelope: InputEnvelope) -> Result<(), String> {
-        WorldHandle::send(self, envelope).map_err(|e| e.to_string())
+        self.world.send(envelope).map_err(|e| e.to_string())
+    }
+
+    fn ack(&self, player: PlayerId, id: u32) {
+        self.acks.ack(player, id);
     }
 }
 
@@ -37,7 +51,7 @@ pub type Profiles = Arc<std::sync::Mutex<std::collections::BTreeMap<PlayerId, Sa
 #[derive(Clone, Default)]
 pub struct ZoneHost {
     /// Zone worlds by kind, in start order.
-    worlds: Arc<RwLock<Vec<(String, WorldHandle)>>>,
+    worlds: Arc<RwLock<Vec<(String, ZoneSink)>>>,
     /// Loaded progress by player.
     pub profiles: Profiles,
     /// Frame-sync rooms, made on demand (set once the net thread runs).
@@ -46,7 +60,7 @@ pub struct ZoneHost {
 
 impl ZoneHost {
     /// Makes `world`, a zone of `kind`, available to players.
-    pub fn add(&self, kind: &str, world: WorldHandle) {
+    pub fn add(&self, kind: &str, world: ZoneSink) {
         self.worlds
             .write()
             .unwrap_or_else(|p| p.into_inner())

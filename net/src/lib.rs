@@ -12,11 +12,14 @@
 //! - [`service`]: the net thread: rate limits, decoding, routing to worlds.
 //! - [`replication`]: the world-side plugin that builds snapshots and event
 //!   messages for each player.
+//! - [`delta`]: snapshot deltas against acknowledged views, within a byte
+//!   budget, and how a client rebuilds the view.
 //! - [`frames`] and [`relay`]: frame sync (lockstep rooms): bundles, the
 //!   uplink, histories, and the server-side relay that builds bundles,
 //!   checks hashes and resyncs.
 
 pub mod codec;
+pub mod delta;
 pub mod frames;
 pub mod proto;
 pub mod rate;

@@ -4,11 +4,11 @@
 //! concern. Everything goes to [`Outgoing`], which the host drains after the
 //! tick and hands to the net thread; the world itself never touches a socket.
 //!
-//! Snapshots are full (no delta against acknowledged baselines yet) and
-//! positions are quantised to 10 cm. A snapshot holds at most
-//! `max_entities`: the nearest half always, the rest of what is in reach
-//! taking turns in the other half, so near things are current and nothing
-//! in reach starves.
+//! A player's view is the nearest `max_entities` within reach; each
+//! snapshot is a delta against the last view the player acknowledged
+//! (see [`crate::delta`]), positions quantised to 10 cm, within
+//! `bytes_per_sec / tick_hz` bytes: the viewer and near changes first,
+//! changes that had to wait gaining priority each tick.
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::{
@@ -29,8 +29,14 @@ use tessera_sim::{
     world::Tick,
 };
 
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
 use crate::{
     codec::encode_server,
+    delta::{Baselines, Candidate, Seen},
     proto::{self, event, server_message::Body},
     transport::{ORDERED, RELIABLE, UNRELIABLE},
 };
@@ -39,14 +45,37 @@ use crate::{
 #[derive(Resource, Default, Debug)]
 pub struct Outgoing(pub Vec<(PlayerId, u8, Vec<u8>)>);
 
-/// How far a player sees, how much one snapshot holds, and the counter.
-#[derive(Resource, Debug, Clone)]
+/// How far a player sees, how much a view holds and may cost, and what each
+/// client has acknowledged.
+#[derive(Resource, Debug)]
 pub struct Replication {
     /// Interest radius, mm.
     pub radius_mm: i32,
-    /// Most entities in one snapshot (the avatar included).
+    /// Most entities in a player's view (the avatar included).
     pub max_entities: usize,
+    /// Snapshot bytes per second per player (split over the ticks).
+    pub bytes_per_sec: u64,
     next_snapshot: u32,
+    clients: BTreeMap<PlayerId, Baselines>,
+}
+
+/// Snapshot acknowledgements from the net thread, taken by the world at its
+/// next tick (a short lock, never held across a tick).
+#[derive(Resource, Clone, Debug, Default)]
+pub struct AckBoard(Arc<Mutex<Vec<(PlayerId, u32)>>>);
+
+impl AckBoard {
+    /// `player` has snapshot `id`.
+    pub fn ack(&self, player: PlayerId, id: u32) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((player, id));
+    }
+
+    fn take(&self) -> Vec<(PlayerId, u32)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// Snapshots and events for the players of a world.
@@ -54,15 +83,21 @@ pub struct Replication {
 pub struct ReplicationPlugin {
     /// Interest radius, mm.
     pub radius_mm: i32,
-    /// Most entities in one snapshot (about 20 bytes each on the wire).
+    /// Most entities in a player's view.
     pub max_entities: usize,
+    /// Snapshot bytes per second per player.
+    pub bytes_per_sec: u64,
+    /// Where the net thread leaves acknowledgements.
+    pub acks: AckBoard,
 }
 
 impl Default for ReplicationPlugin {
     fn default() -> Self {
         Self {
             radius_mm: 60_000,
-            max_entities: 48,
+            max_entities: 64,
+            bytes_per_sec: 6_000,
+            acks: AckBoard::default(),
         }
     }
 }
@@ -70,10 +105,13 @@ impl Default for ReplicationPlugin {
 impl Plugin for ReplicationPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Outgoing>()
+            .insert_resource(self.acks.clone())
             .insert_resource(Replication {
                 radius_mm: self.radius_mm,
                 max_entities: self.max_entities.max(2),
+                bytes_per_sec: self.bytes_per_sec,
                 next_snapshot: 0,
+                clients: BTreeMap::new(),
             })
             .add_systems(
                 TickSchedule,
@@ -205,79 +243,90 @@ pub fn route_events(
     }
 }
 
-/// One snapshot per player: the living entities within reach, and itself.
+/// One snapshot per player: the living entities within reach, and itself,
+/// as a delta against the last view that player acknowledged, within the
+/// byte budget.
 #[allow(clippy::too_many_arguments)]
 pub fn snapshots(
     tick: Res<Tick>,
+    spec: Res<WorldSpec>,
     grid: Res<SpatialGrid>,
+    acks: Res<AckBoard>,
     mut replication: ResMut<Replication>,
     avatars: Query<(&Player, &SimId, &Position, &LastInputSeq, &Health)>,
     entities: Query<(&Health, Option<&Player>, Option<&Npc>)>,
     mut outgoing: ResMut<Outgoing>,
 ) {
     let quantise = |mm: i32| mm.div_euclid(100);
-    let state =
-        |id: SimId, position: Position, health: &Health, player: Option<&Player>, npc: bool| {
-            proto::EntityState {
-                id: id.0,
-                kind: if npc {
-                    proto::EntityKind::Npc
-                } else {
-                    proto::EntityKind::Player
-                } as i32,
-                x_dm: quantise(position.x),
-                y_dm: quantise(position.y),
-                hp: health.hp.max(0) as u32,
-                max_hp: health.max.max(0) as u32,
-                dead: !health.alive(),
-                player: player.map_or(0, |p| p.0.0),
-            }
-        };
+    let seen = |position: Position, health: &Health, player: Option<&Player>, npc: bool| Seen {
+        kind: if npc {
+            proto::EntityKind::Npc
+        } else {
+            proto::EntityKind::Player
+        } as i32,
+        x_dm: quantise(position.x),
+        y_dm: quantise(position.y),
+        hp: health.hp.max(0) as u32,
+        max_hp: health.max.max(0) as u32,
+        dead: !health.alive(),
+        player: player.map_or(0, |p| p.0.0),
+    };
+    let replication = &mut *replication;
+    for (player, snapshot) in acks.take() {
+        replication.clients.entry(player).or_default().ack(snapshot);
+    }
     let mut order: Vec<_> = avatars.iter().collect();
     order.sort_by_key(|(player, ..)| player.0);
-    let budget = replication.max_entities.saturating_sub(1).max(1);
-    let (near_slots, turn_slots) = (budget.div_ceil(2), budget / 2);
+    replication
+        .clients
+        .retain(|player, _| order.binary_search_by_key(player, |(p, ..)| p.0).is_ok());
+    let max_entities = replication.max_entities;
+    let budget = (replication.bytes_per_sec / u64::from(spec.tick_hz.max(1))) as usize;
+    let others = max_entities.saturating_sub(1);
     for (player, id, position, last_seq, health) in order {
-        replication.next_snapshot = replication.next_snapshot.wrapping_add(1);
+        replication.next_snapshot = replication.next_snapshot.wrapping_add(1).max(1);
         let mut in_reach = Vec::new();
         grid.for_each_within(*position, replication.radius_mm, |entry| {
             if entry.id != *id {
                 in_reach.push((distance_sq(entry.position, *position), entry.id, *entry));
             }
         });
-        let chosen: Vec<_> = if in_reach.len() <= budget {
-            in_reach
-        } else {
-            // Only the nearest need ordering: a partial selection, not a
-            // sort of everything in reach (hundreds in a crowd).
-            in_reach.select_nth_unstable_by_key(near_slots, |(distance, id, _)| (*distance, *id));
-            in_reach[..near_slots].sort_unstable_by_key(|(distance, id, _)| (*distance, *id));
-            // The rest take turns in id order, so each gets its turn.
-            in_reach[near_slots..].sort_unstable_by_key(|(_, id, _)| *id);
-            let rest = &in_reach[near_slots..];
-            let start = (tick.0 as usize).wrapping_mul(turn_slots) % rest.len();
-            let turn = (0..turn_slots).map(|i| rest[(start + i) % rest.len()]);
-            in_reach[..near_slots].iter().copied().chain(turn).collect()
-        };
-        let mut entities_in_view = vec![state(*id, *position, health, Some(player), false)];
-        for (_, entry_id, entry) in chosen {
+        // Only the nearest `others` need ordering: a partial selection, not
+        // a sort of everything in reach (hundreds in a crowd).
+        if in_reach.len() > others {
+            in_reach.select_nth_unstable_by_key(others, |(d, id, _)| (*d, *id));
+            in_reach.truncate(others);
+        }
+        in_reach.sort_unstable_by_key(|(d, id, _)| (*d, *id));
+        let mut candidates = Vec::with_capacity(in_reach.len() + 1);
+        candidates.push(Candidate {
+            id: id.0,
+            seen: seen(*position, health, Some(player), false),
+            distance_sq: 0,
+        });
+        for (distance, entry_id, entry) in in_reach {
             if let Ok((health, owner, npc)) = entities.get(entry.entity) {
-                entities_in_view.push(state(
-                    entry_id,
-                    entry.position,
-                    health,
-                    owner,
-                    npc.is_some(),
-                ));
+                candidates.push(Candidate {
+                    id: entry_id.0,
+                    seen: seen(entry.position, health, owner, npc.is_some()),
+                    distance_sq: distance,
+                });
             }
         }
-        let snapshot = proto::Snapshot {
+        let mut snapshot = proto::Snapshot {
             id: replication.next_snapshot,
             tick: tick.0,
             avatar: id.0,
             last_input_seq: last_seq.0,
-            entities: entities_in_view,
+            ..Default::default()
         };
+        replication.clients.entry(player.0).or_default().encode(
+            snapshot.id,
+            &candidates,
+            max_entities,
+            budget,
+            &mut snapshot,
+        );
         outgoing
             .0
             .push((player.0, UNRELIABLE, message(Body::Snapshot(snapshot))));

@@ -33,6 +33,10 @@ pub trait InputSink: Send + Sync {
     /// Queues an input; `Err` says why it could not (full, ended).
     fn send(&self, envelope: InputEnvelope) -> Result<(), String>;
 
+    /// The player has snapshot `id` (state-sync worlds use it as the next
+    /// delta's baseline).
+    fn ack(&self, _player: PlayerId, _id: u32) {}
+
     /// Queues a player's frame-sync commands (lockstep rooms only).
     fn send_frames(&self, _player: PlayerId, _uplink: Uplink) -> Result<(), String> {
         Err("not a frame-sync room".into())
@@ -557,7 +561,11 @@ impl<H: Host> Loop<H> {
                 });
                 self.send_to(socket, client, UNRELIABLE, bytes);
             }
-            Ok((_, Command::Ack(_))) => {}
+            Ok((_, Command::Ack(id))) => {
+                if let Some(sink) = &state.sink {
+                    sink.ack(state.player, id);
+                }
+            }
             Err(error) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 state.malformed += 1;

@@ -393,7 +393,7 @@ impl ClientSocket {
 
     /// Whether the connection is gone (refused, timed out, kicked).
     pub fn is_disconnected(&self) -> bool {
-        self.client.is_disconnected()
+        self.client.is_disconnected() || self.netcode.disconnect_reason().is_some()
     }
 
     /// Why it is gone.

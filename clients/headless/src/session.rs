@@ -136,8 +136,15 @@ pub struct Session {
     next_request: u32,
     /// Something was queued since the last flush.
     unsent: bool,
+    /// Recent views by snapshot id: the baselines deltas refer to.
+    views: std::collections::VecDeque<(u32, tessera_net::delta::View)>,
+    /// Snapshots that could not be applied (unknown baseline or entity).
+    pub bad_deltas: u64,
     last_flush: Instant,
 }
+
+/// Views kept for resolving baselines (the server keeps fewer).
+const VIEWS_KEPT: usize = 16;
 
 /// How often a session flushes with nothing new to send (acknowledgements,
 /// resends): flushing on every pump would send the server an
@@ -205,6 +212,8 @@ impl Session {
             bytes_out: 0,
             frame_messages: Vec::new(),
             unsent: false,
+            views: std::collections::VecDeque::new(),
+            bad_deltas: 0,
             last_flush: Instant::now(),
             next_request: 1,
         })
@@ -248,15 +257,15 @@ impl Session {
             return Ok(());
         }
         if let Err(error) = self.socket.update() {
-            if self.socket.is_disconnected() {
-                self.disconnected = Some(
-                    self.socket
-                        .disconnect_reason()
-                        .unwrap_or_else(|| error.to_string()),
-                );
-                return Ok(());
+            if !self.socket.is_disconnected() {
+                return Err(error.into());
             }
-            return Err(error.into());
+            // Read what arrived with the goodbye (a kick says why) first.
+            self.disconnected = Some(
+                self.socket
+                    .disconnect_reason()
+                    .unwrap_or_else(|| error.to_string()),
+            );
         }
         for channel in [UNRELIABLE, RELIABLE, ORDERED] {
             while let Some(bytes) = self.socket.receive(channel) {
@@ -267,13 +276,7 @@ impl Session {
                 match message.body {
                     Some(server_message::Body::Snapshot(snapshot)) => {
                         self.snapshots += 1;
-                        if self
-                            .snapshot
-                            .as_ref()
-                            .is_none_or(|s| s.tick < snapshot.tick)
-                        {
-                            self.snapshot = Some(snapshot);
-                        }
+                        self.take_snapshot(snapshot);
                     }
                     Some(server_message::Body::Event(event)) => self.events.push(event),
                     Some(server_message::Body::Response(response)) => self.responses.push(response),
@@ -289,8 +292,21 @@ impl Session {
                 }
             }
         }
+        if self.disconnected.is_some() {
+            return Ok(());
+        }
         if self.unsent || self.last_flush.elapsed() >= IDLE_FLUSH {
-            self.socket.flush()?;
+            if let Err(error) = self.socket.flush() {
+                if !self.socket.is_disconnected() {
+                    return Err(error.into());
+                }
+                self.disconnected = Some(
+                    self.socket
+                        .disconnect_reason()
+                        .unwrap_or_else(|| error.to_string()),
+                );
+                return Ok(());
+            }
             self.unsent = false;
             self.last_flush = Instant::now();
         }
@@ -313,6 +329,53 @@ impl Session {
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Rebuilds the view a (delta) snapshot describes, keeps it as the
+    /// latest full snapshot if it is newer, and acknowledges it so the
+    /// server can use it as the next baseline. One whose baseline this
+    /// session no longer has is dropped unacknowledged (the server then
+    /// falls back to an older baseline or a full snapshot).
+    fn take_snapshot(&mut self, snapshot: proto::Snapshot) {
+        let base = self
+            .views
+            .iter()
+            .find(|(id, _)| *id == snapshot.baseline)
+            .map(|(_, view)| view);
+        let Ok(view) = tessera_net::delta::apply(base, &snapshot) else {
+            self.bad_deltas += 1;
+            return;
+        };
+        let ack = encode_client(
+            0,
+            Body::Ack(proto::SnapshotAck {
+                snapshot: snapshot.id,
+            }),
+        );
+        self.bytes_out += ack.len() as u64;
+        self.socket.send(UNRELIABLE, ack);
+        self.unsent = true;
+        if self
+            .snapshot
+            .as_ref()
+            .is_none_or(|s| s.tick < snapshot.tick)
+        {
+            let avatar = snapshot.avatar;
+            let mut entities: Vec<proto::EntityState> =
+                view.iter().map(|(id, seen)| seen.to_state(*id)).collect();
+            entities.sort_by_key(|e| e.id != avatar);
+            self.snapshot = Some(proto::Snapshot {
+                entities,
+                removed: Vec::new(),
+                changed: Vec::new(),
+                baseline: 0,
+                ..snapshot.clone()
+            });
+        }
+        self.views.push_back((snapshot.id, view));
+        while self.views.len() > VIEWS_KEPT {
+            self.views.pop_front();
         }
     }
 
