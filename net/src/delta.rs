@@ -159,13 +159,23 @@ pub struct Candidate {
     pub distance_sq: i64,
 }
 
+/// A view as the server keeps it: sorted by id (cheaper than a map for
+/// the few dozen entries of a view, built and searched every tick).
+type SentView = Vec<(u64, Seen)>;
+
+fn find(view: &[(u64, Seen)], id: u64) -> Option<&Seen> {
+    view.binary_search_by_key(&id, |(i, _)| *i)
+        .ok()
+        .map(|index| &view[index].1)
+}
+
 /// Views recently sent to one client, and which it acknowledged.
 #[derive(Debug, Default)]
 pub struct Baselines {
-    sent: VecDeque<(u32, View)>,
+    sent: VecDeque<(u32, SentView)>,
     acked: Option<u32>,
-    /// Ticks each entity in view has waited with an unsent change.
-    waiting: BTreeMap<u64, u32>,
+    /// Ticks each entity has waited with an unsent change, sorted by id.
+    waiting: Vec<(u64, u32)>,
 }
 
 /// Views kept per client: acknowledgements older than this many snapshots
@@ -195,7 +205,7 @@ impl Baselines {
         }
     }
 
-    fn base(&self) -> Option<(u32, &View)> {
+    fn base(&self) -> Option<(u32, &SentView)> {
         let acked = self.acked?;
         self.sent
             .iter()
@@ -215,15 +225,22 @@ impl Baselines {
         budget: usize,
         snapshot: &mut proto::Snapshot,
     ) {
-        let empty = View::new();
+        let empty = SentView::new();
         let (baseline, base) = self.base().map_or((0, &empty), |(b, v)| (b, v));
         snapshot.baseline = baseline;
         let members = &candidates[..candidates.len().min(max_entities)];
-        let mut view = View::new();
+        let mut member_ids: Vec<u64> = members.iter().map(|c| c.id).collect();
+        member_ids.sort_unstable();
+        let waited = |id: u64| {
+            self.waiting
+                .binary_search_by_key(&id, |(i, _)| *i)
+                .map_or(0, |index| self.waiting[index].1)
+        };
+        let mut view = SentView::with_capacity(members.len());
         let mut used = HEADER_BYTES;
         // Leavers first: cheap, and a stale entity is worse than none.
-        for old in base.keys() {
-            if !members.iter().any(|c| c.id == *old) {
+        for (old, _) in base {
+            if member_ids.binary_search(old).is_err() {
                 snapshot.removed.push(*old);
                 used += 1 + prost::encoding::encoded_len_varint(*old);
             }
@@ -234,34 +251,30 @@ impl Baselines {
             .iter()
             .enumerate()
             .map(|(index, c)| {
-                let waited = self.waiting.get(&c.id).copied().unwrap_or(0).min(30);
                 let priority = if index == 0 {
                     i64::MIN
                 } else {
-                    c.distance_sq >> waited
+                    c.distance_sq >> waited(c.id).min(30)
                 };
                 (priority, index)
             })
             .collect();
         order.sort_unstable();
-        let mut waiting = BTreeMap::new();
+        let mut waiting = Vec::new();
         for (_, index) in order {
             let candidate = &members[index];
-            match base.get(&candidate.id) {
+            match find(base, candidate.id) {
                 Some(old) => match diff(candidate.id, old, &candidate.seen) {
-                    None => {
-                        view.insert(candidate.id, *old);
-                    }
+                    None => view.push((candidate.id, *old)),
                     Some(change) => {
                         let cost = change.encoded_len() + 2;
                         if used + cost <= budget || index == 0 {
                             used += cost;
                             snapshot.changed.push(change);
-                            view.insert(candidate.id, candidate.seen);
+                            view.push((candidate.id, candidate.seen));
                         } else {
-                            view.insert(candidate.id, *old);
-                            let waited = self.waiting.get(&candidate.id).copied().unwrap_or(0);
-                            waiting.insert(candidate.id, waited + 1);
+                            view.push((candidate.id, *old));
+                            waiting.push((candidate.id, waited(candidate.id) + 1));
                         }
                     }
                 },
@@ -271,15 +284,16 @@ impl Baselines {
                     if used + cost <= budget || index == 0 {
                         used += cost;
                         snapshot.entities.push(state);
-                        view.insert(candidate.id, candidate.seen);
+                        view.push((candidate.id, candidate.seen));
                     } else {
                         // Not in view yet: it enters when there is room.
-                        let waited = self.waiting.get(&candidate.id).copied().unwrap_or(0);
-                        waiting.insert(candidate.id, waited + 1);
+                        waiting.push((candidate.id, waited(candidate.id) + 1));
                     }
                 }
             }
         }
+        view.sort_unstable_by_key(|(id, _)| *id);
+        waiting.sort_unstable_by_key(|(id, _)| *id);
         self.waiting = waiting;
         self.sent.push_back((id, view));
         while self.sent.len() > BASELINES_KEPT {
@@ -288,8 +302,11 @@ impl Baselines {
     }
 
     /// The view recorded for snapshot `id` (tests).
-    pub fn view(&self, id: u32) -> Option<&View> {
-        self.sent.iter().find(|(s, _)| *s == id).map(|(_, v)| v)
+    pub fn view(&self, id: u32) -> Option<View> {
+        self.sent
+            .iter()
+            .find(|(s, _)| *s == id)
+            .map(|(_, v)| v.iter().copied().collect())
     }
 }
 
@@ -350,7 +367,7 @@ mod tests {
                 }
                 let base = client.iter().find(|(s, _)| *s == snapshot.baseline).map(|(_, v)| v);
                 let view = apply(base, &snapshot).expect("the client has every baseline it acked");
-                prop_assert_eq!(Some(&view), server.view(id));
+                prop_assert_eq!(Some(view.clone()), server.view(id));
                 client.push_back((id, view));
                 if acked {
                     server.ack(id);

@@ -347,6 +347,8 @@ impl Session {
             self.bad_deltas += 1;
             return;
         };
+        // The ack rides with the next input (or the idle flush): a packet
+        // of its own per snapshot would double the packets sent.
         let ack = encode_client(
             0,
             Body::Ack(proto::SnapshotAck {
@@ -355,7 +357,6 @@ impl Session {
         );
         self.bytes_out += ack.len() as u64;
         self.socket.send(UNRELIABLE, ack);
-        self.unsent = true;
         if self
             .snapshot
             .as_ref()
