@@ -18,6 +18,10 @@ pub struct NodeConfig {
     pub workers: usize,
     /// First UDP socket address.
     pub udp: SocketAddr,
+    /// The IP clients reach the UDP sockets at, when not the bound one
+    /// (bound to 0.0.0.0, or behind NAT); tokens name it.
+    #[serde(default)]
+    pub udp_public_ip: Option<std::net::IpAddr>,
     /// Netcode sockets (consecutive ports from `udp`; all random when port 0).
     pub udp_sockets: usize,
     /// Netcode protocol id.

@@ -69,6 +69,9 @@ struct ServeArgs {
     /// First UDP socket (port 0: pick free ports and print them).
     #[arg(long, env = "TESSERA_UDP")]
     udp: Option<SocketAddr>,
+    /// The IP clients reach the UDP sockets at, if not the bound one.
+    #[arg(long, env = "TESSERA_UDP_PUBLIC_IP")]
+    udp_public_ip: Option<std::net::IpAddr>,
     /// Netcode sockets, on consecutive ports from --udp (1,024 clients each).
     #[arg(long, env = "TESSERA_UDP_SOCKETS")]
     udp_sockets: Option<usize>,
@@ -112,6 +115,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(udp) = args.udp {
         config.udp = udp;
+    }
+    if let Some(ip) = args.udp_public_ip {
+        config.udp_public_ip = Some(ip);
     }
     if let Some(sockets) = args.udp_sockets {
         config.udp_sockets = sockets;

@@ -213,5 +213,15 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         .store
         .batch_sizes
         .render(&mut out, "tessera_flush_batch_players", "", 1.0);
+    let rejected = state.net.rejected.snapshot();
+    if !rejected.is_empty() {
+        out.push_str("# HELP tessera_rejected_messages_total Client messages refused, by reason.\n# TYPE tessera_rejected_messages_total counter\n");
+        for (reason, count) in rejected {
+            let _ = writeln!(
+                out,
+                "tessera_rejected_messages_total{{reason=\"{reason}\"}} {count}"
+            );
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

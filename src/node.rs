@@ -167,6 +167,7 @@ async fn start_and_serve(
         let acks = AckBoard::default();
         let replication = ReplicationPlugin {
             acks: acks.clone(),
+            rejections: net.stats().rejected.clone(),
             ..ReplicationPlugin::default()
         };
         let sim = SimWorld::build(spec, |app| {

@@ -139,8 +139,13 @@ pub fn bind_sockets(config: &NodeConfig, keys: &NetcodeKeys) -> anyhow::Result<V
             if addr.port() != 0 {
                 addr.set_port(addr.port() + i as u16);
             }
-            ServerSocket::bind(addr, keys, tessera_net::transport::MAX_CLIENTS_PER_SOCKET)
-                .with_context(|| format!("cannot listen for UDP on {addr}"))
+            ServerSocket::bind(
+                addr,
+                config.udp_public_ip,
+                keys,
+                tessera_net::transport::MAX_CLIENTS_PER_SOCKET,
+            )
+            .with_context(|| format!("cannot listen for UDP on {addr}"))
         })
         .collect()
 }
@@ -152,8 +157,13 @@ pub fn start_net(
     config: &NodeConfig,
 ) -> anyhow::Result<(NetService, Vec<SocketAddr>)> {
     let addrs: Vec<SocketAddr> = sockets.iter().map(ServerSocket::local_addr).collect();
-    for addr in &addrs {
-        tracing::info!(%addr, "udp listening on {addr}");
+    for socket in &sockets {
+        let (addr, bound) = (socket.local_addr(), socket.bound_addr());
+        if addr == bound {
+            tracing::info!(%addr, "udp listening on {addr}");
+        } else {
+            tracing::info!(%addr, %bound, "udp listening on {addr} (bound to {bound})");
+        }
     }
     let limits = Limits {
         reconnect_grace: std::time::Duration::from_millis(config.reconnect_grace_ms),

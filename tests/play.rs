@@ -199,6 +199,11 @@ fn garbage_and_floods_are_refused_while_others_keep_playing() {
         "the steady player kept getting snapshots"
     );
     assert_eq!(get(&node.http, "/healthz").0, 200);
+    let (_, metrics) = get(&node.http, "/metrics");
+    for reason in ["malformed", "rate_limited"] {
+        let line = format!("tessera_rejected_messages_total{{reason=\"{reason}\"}} ");
+        assert!(metrics.contains(&line), "no {line} in {metrics}");
+    }
 }
 
 #[test]
@@ -385,6 +390,7 @@ fn rejoining_after_leaving_needs_a_new_login() {
         class: "warrior".into(),
         world: String::new(),
     }));
+    let request = player.last_request();
     assert!(
         player
             .pump_until(WAIT, |s| s
@@ -393,6 +399,30 @@ fn rejoining_after_leaving_needs_a_new_login() {
                 .any(|r| r.reason == "log in again to rejoin"))
             .unwrap()
     );
+    let refusal = player
+        .responses
+        .iter()
+        .find(|r| r.reason == "log in again to rejoin")
+        .unwrap();
+    assert_eq!(refusal.request, request, "the refusal names the request");
     let again = join(&node, "in-and-out", "warrior");
     assert!(again.welcome.is_some());
+}
+
+#[test]
+fn a_node_bound_to_every_interface_hands_out_its_public_address() {
+    let node = start(&["--udp", "0.0.0.0:0", "--udp-public-ip", "127.0.0.1"]);
+    let login = login(&node.http, "from-afar").expect("login");
+    assert!(
+        login.udp.starts_with("127.0.0.1:"),
+        "token names {}",
+        login.udp
+    );
+    assert_eq!(login.udp, node.udp, "the logged address is the public one");
+    let mut session = Session::connect(&login, WAIT).expect("connect through the public address");
+    session.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+        world: String::new(),
+    }));
+    assert!(session.pump_until(WAIT, |s| s.welcome.is_some()).unwrap());
 }

@@ -59,6 +59,10 @@ pub struct Replication {
     clients: BTreeMap<PlayerId, Baselines>,
 }
 
+/// Where this world's refusals are counted.
+#[derive(Resource, Clone, Debug)]
+pub struct RejectionCounts(pub crate::service::Rejections);
+
 /// Snapshot acknowledgements from the net thread, taken by the world at its
 /// next tick (a short lock, never held across a tick).
 #[derive(Resource, Clone, Debug, Default)]
@@ -89,6 +93,8 @@ pub struct ReplicationPlugin {
     pub bytes_per_sec: u64,
     /// Where the net thread leaves acknowledgements.
     pub acks: AckBoard,
+    /// Where the world's refusals are counted, by reason.
+    pub rejections: crate::service::Rejections,
 }
 
 impl Default for ReplicationPlugin {
@@ -98,6 +104,7 @@ impl Default for ReplicationPlugin {
             max_entities: 64,
             bytes_per_sec: 6_000,
             acks: AckBoard::default(),
+            rejections: crate::service::Rejections::default(),
         }
     }
 }
@@ -106,6 +113,7 @@ impl Plugin for ReplicationPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Outgoing>()
             .insert_resource(self.acks.clone())
+            .insert_resource(RejectionCounts(self.rejections.clone()))
             .insert_resource(Replication {
                 radius_mm: self.radius_mm,
                 max_entities: self.max_entities.max(2),
@@ -140,8 +148,10 @@ pub fn route_events(
     spec: Res<WorldSpec>,
     tables: Res<GameTables>,
     players: Query<&Player>,
+    counts: Res<RejectionCounts>,
     mut outgoing: ResMut<Outgoing>,
 ) {
+    let rejections = &counts.0;
     let mut push =
         |to: PlayerId, channel: u8, body: Body| outgoing.0.push((to, channel, message(body)));
     let event = |kind: event::Kind| Body::Event(proto::Event { kind: Some(kind) });
@@ -161,15 +171,19 @@ pub fn route_events(
                 );
                 push(*player, RELIABLE, event(event::Kind::Joined(id.0)));
             }
-            OutEvent::Rejected { player, reason } => push(
-                *player,
-                ORDERED,
-                Body::Response(proto::Response {
-                    request: 0,
-                    code: proto::ResultCode::Rejected as i32,
-                    reason: format!("{reason:?}"),
-                }),
-            ),
+            OutEvent::Rejected { player, reason } => {
+                let reason = format!("{reason:?}");
+                rejections.count(&reason);
+                push(
+                    *player,
+                    ORDERED,
+                    Body::Response(proto::Response {
+                        request: 0,
+                        code: proto::ResultCode::Rejected as i32,
+                        reason,
+                    }),
+                )
+            }
             OutEvent::SkillHit {
                 caster,
                 target,

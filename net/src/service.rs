@@ -110,6 +110,34 @@ pub struct NetStats {
     pub malformed: AtomicU64,
     /// Clients kicked for flooding or garbage.
     pub kicked: AtomicU64,
+    /// Messages refused, by reason (the net thread's and the worlds').
+    pub rejected: Rejections,
+}
+
+/// Refused messages by reason: the net thread's own ("malformed",
+/// "rate_limited", "not_in_world", ...) and the worlds' (the sim's
+/// rejection names). Refusals are bounded by the rate limits, so a short
+/// lock per refusal is cheap.
+#[derive(Debug, Default, Clone)]
+pub struct Rejections(Arc<std::sync::Mutex<BTreeMap<String, u64>>>);
+
+impl Rejections {
+    /// Counts one refusal.
+    pub fn count(&self, reason: &str) {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match counts.get_mut(reason) {
+            Some(count) => *count += 1,
+            None => {
+                counts.insert(reason.to_string(), 1);
+            }
+        }
+    }
+
+    /// Every reason's count, by reason.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        counts.iter().map(|(r, c)| (r.clone(), *c)).collect()
+    }
 }
 
 struct Client {
@@ -453,6 +481,11 @@ impl<H: Host> Loop<H> {
         detail: &str,
     ) {
         self.stats.kicked.fetch_add(1, Ordering::Relaxed);
+        self.stats.rejected.count(match reason {
+            proto::KickReason::Flooding => "rate_limited",
+            proto::KickReason::Malformed => "malformed_repeatedly",
+            _ => "kicked",
+        });
         tracing::warn!(socket, client, ?reason, detail, "kicking client");
         self.send_to(socket, client, ORDERED, kick(reason, detail));
         self.closing
@@ -460,9 +493,21 @@ impl<H: Host> Loop<H> {
     }
 
     /// Sends a typed response on the ordered channel.
-    fn respond(&mut self, socket: usize, client: ClientId, code: proto::ResultCode, reason: &str) {
+    fn respond(
+        &mut self,
+        socket: usize,
+        client: ClientId,
+        request: u32,
+        code: proto::ResultCode,
+        reason: &str,
+    ) {
+        self.stats.rejected.count(match code {
+            proto::ResultCode::NotInWorld => "not_in_world",
+            proto::ResultCode::Malformed => "malformed",
+            _ => "refused",
+        });
         let response = proto::Response {
-            request: 0,
+            request,
             code: code as i32,
             reason: reason.to_string(),
         };
@@ -473,7 +518,7 @@ impl<H: Host> Loop<H> {
     }
 
     /// Hands an input to the client's world, or tells the client why not.
-    fn forward(&mut self, socket: usize, client: ClientId, input: Input) {
+    fn forward(&mut self, socket: usize, client: ClientId, request: u32, input: Input) {
         let Some(state) = self.clients.get(&(socket, client)) else {
             return;
         };
@@ -486,7 +531,13 @@ impl<H: Host> Loop<H> {
             None => Some("not in a world".into()),
         };
         if let Some(reason) = refused {
-            self.respond(socket, client, proto::ResultCode::NotInWorld, &reason);
+            self.respond(
+                socket,
+                client,
+                request,
+                proto::ResultCode::NotInWorld,
+                &reason,
+            );
         }
     }
 
@@ -509,11 +560,12 @@ impl<H: Host> Loop<H> {
             );
         }
         match decode_client(bytes) {
-            Ok((_, Command::Join { class, world })) => {
+            Ok((request, Command::Join { class, world })) => {
                 if state.left {
                     return self.respond(
                         socket,
                         client,
+                        request,
                         proto::ResultCode::NotInWorld,
                         "log in again to rejoin",
                     );
@@ -525,6 +577,7 @@ impl<H: Host> Loop<H> {
                             return self.respond(
                                 socket,
                                 client,
+                                request,
                                 proto::ResultCode::NotInWorld,
                                 &reason,
                             );
@@ -532,16 +585,17 @@ impl<H: Host> Loop<H> {
                     }
                 }
                 let input = self.host.adapt_join(state.player, Input::Join { class });
-                self.forward(socket, client, input);
+                self.forward(socket, client, request, input);
             }
             Ok((_, Command::Frames(uplink))) => {
                 if let Some(sink) = &state.sink
                     && let Err(reason) = sink.send_frames(state.player, uplink)
                 {
                     tracing::debug!(socket, client, reason, "frame commands dropped");
+                    self.stats.rejected.count("frames_not_taken");
                 }
             }
-            Ok((_, Command::World(input))) => {
+            Ok((request, Command::World(input))) => {
                 let input = match input {
                     Input::Leave => {
                         state.left = true;
@@ -549,7 +603,7 @@ impl<H: Host> Loop<H> {
                     }
                     other => other,
                 };
-                self.forward(socket, client, input);
+                self.forward(socket, client, request, input);
             }
             Ok((_, Command::Ping(client_time_us))) => {
                 let pong = proto::Pong {
@@ -568,6 +622,7 @@ impl<H: Host> Loop<H> {
             }
             Err(error) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                self.stats.rejected.count("malformed");
                 state.malformed += 1;
                 let too_many = state.malformed > self.limits.malformed_allowed;
                 tracing::debug!(socket, client, channel, %error, "malformed message");

@@ -161,6 +161,7 @@ pub enum TransportEvent {
 pub struct ServerSocket {
     server: RenetServer,
     netcode: NetcodeServer,
+    bound: SocketAddr,
     socket: UdpSocket,
     buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
     last_update: Instant,
@@ -206,13 +207,19 @@ fn handle(result: ServerResult<'_, '_>, socket: &UdpSocket, server: &mut RenetSe
 
 impl ServerSocket {
     /// Binds `addr` and accepts clients holding tokens signed with `keys`.
+    ///
+    /// Clients are given `public_ip` with the bound port when set (a node
+    /// bound to 0.0.0.0, or behind NAT), else the bound address: netcode
+    /// only accepts tokens naming an address the server calls its own.
     pub fn bind(
         addr: SocketAddr,
+        public_ip: Option<std::net::IpAddr>,
         keys: &NetcodeKeys,
         max_clients: usize,
     ) -> Result<Self, TransportError> {
         let socket = UdpSocket::bind(addr)?;
-        let local = socket.local_addr()?;
+        let bound = socket.local_addr()?;
+        let local = public_ip.map_or(bound, |ip| SocketAddr::new(ip, bound.port()));
         let config = ServerConfig {
             current_time: unix_now(),
             max_clients: max_clients.clamp(1, MAX_CLIENTS_PER_SOCKET),
@@ -226,15 +233,21 @@ impl ServerSocket {
         Ok(Self {
             server: RenetServer::new(ConnectionConfig::default()),
             netcode: NetcodeServer::new(config),
+            bound,
             socket,
             buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
             last_update: Instant::now(),
         })
     }
 
-    /// The address clients connect to.
+    /// The address clients connect to (what tokens name).
     pub fn local_addr(&self) -> SocketAddr {
         self.netcode.addresses()[0]
+    }
+
+    /// The address the socket is bound to.
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound
     }
 
     /// Connected clients.

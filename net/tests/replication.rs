@@ -35,6 +35,7 @@ fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
         max_entities: 24,
         bytes_per_sec: 2_000,
         acks: acks.clone(),
+        ..ReplicationPlugin::default()
     };
     let mut world = SimWorld::build(spec, |app| {
         app.add_plugins(plugin);

@@ -46,14 +46,12 @@ pub fn start(extra: &[&str]) -> Node {
         } else {
             vec!["--store-path".into(), store.into_os_string()]
         })
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-        ])
+        .args(["--http", "127.0.0.1:0", "--workers", "2"])
+        .args(if extra.contains(&"--udp") {
+            vec![]
+        } else {
+            vec!["--udp", "127.0.0.1:0"]
+        })
         .args(if own_tables {
             vec![]
         } else {

@@ -233,6 +233,12 @@ impl Session {
         self.unsent = true;
     }
 
+    /// The request number of the last message sent with [`Session::send`]
+    /// (responses to it carry the same number).
+    pub fn last_request(&self) -> u32 {
+        self.next_request.wrapping_sub(1)
+    }
+
     /// Sends raw bytes (tests send garbage).
     pub fn send_raw(&mut self, channel: u8, bytes: Vec<u8>) {
         self.socket.send(channel, bytes);
