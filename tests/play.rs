@@ -426,3 +426,98 @@ fn a_node_bound_to_every_interface_hands_out_its_public_address() {
     }));
     assert!(session.pump_until(WAIT, |s| s.welcome.is_some()).unwrap());
 }
+
+#[test]
+fn a_team_forms_over_the_network_and_its_member_follows_the_leader() {
+    use tessera_bot::team::{Role, Team};
+    let (_dir, node) = meeting_node();
+    let mut leader = join(&node, "team-leader", "warrior");
+    let mut member = join(&node, "team-member", "warrior");
+    let mut leading = Team::new(
+        Role::Leader {
+            invite: vec![member.player],
+        },
+        30,
+    );
+    let mut following = Team::new(Role::Member, 30);
+    let (mut seen_leader, mut seen_member) = (0, 0);
+    let step = |session: &mut Session, team: &mut Team, seen: &mut usize| {
+        session.pump().unwrap();
+        let events = session.events[*seen..].to_vec();
+        *seen = session.events.len();
+        for body in team.step(&events, session.snapshot.as_ref()) {
+            session.send(body);
+        }
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while following.view.as_ref().is_none_or(|v| v.members.len() < 2)
+        || leading.view.as_ref().is_none_or(|v| v.members.len() < 2)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the team did not form"
+        );
+        step(&mut leader, &mut leading, &mut seen_leader);
+        step(&mut member, &mut following, &mut seen_member);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let view = following.view.clone().unwrap();
+    assert_eq!(view.leader, leader.player);
+    assert_eq!(view.members, vec![leader.player, member.player]);
+
+    // Team chat reaches the other member on the team channel.
+    member.send(Body::Chat(proto::ChatSend {
+        channel: proto::ChatChannel::Team as i32,
+        text: "on my way".into(),
+    }));
+    member.pump().unwrap();
+    assert!(
+        leader
+            .pump_until(WAIT, |s| s.events.iter().any(|e| matches!(
+                &e.kind,
+                Some(event::Kind::Chat(c)) if c.text == "on my way"
+                    && c.channel == proto::ChatChannel::Team as i32
+            )))
+            .unwrap(),
+        "team chat arrived"
+    );
+
+    // The leader walks east for a while; the member keeps up.
+    let distance = |leader: &Session, member: &Session| {
+        let me = member.entity(member.avatar()?)?;
+        let them = leader.entity(leader.avatar()?)?;
+        Some((me.x_dm - them.x_dm).abs().max((me.y_dm - them.y_dm).abs()))
+    };
+    let mut seq = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        seq += 1;
+        leader.send(Body::Move(proto::MoveInput {
+            seq,
+            dir_x: 1,
+            dir_y: 0,
+        }));
+        step(&mut leader, &mut leading, &mut seen_leader);
+        step(&mut member, &mut following, &mut seen_member);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    leader.send(Body::Move(proto::MoveInput {
+        seq: seq + 1,
+        dir_x: 0,
+        dir_y: 0,
+    }));
+    let start_x = 1_000; // both spawned at (100, 100) m
+    let walked = leader.entity(leader.avatar().unwrap()).unwrap().x_dm - start_x;
+    assert!(walked > 50, "the leader walked {walked} dm");
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while distance(&leader, &member).is_none_or(|d| d > 60) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the member did not catch up: {:?} dm apart",
+            distance(&leader, &member)
+        );
+        step(&mut leader, &mut leading, &mut seen_leader);
+        step(&mut member, &mut following, &mut seen_member);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

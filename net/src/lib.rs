@@ -9,7 +9,8 @@
 //! - [`rate::TokenBucket`]: per-client message and byte limits.
 //! - [`transport`]: the boundary to UDP (renet channels over netcode secure
 //!   connections): bytes in, bytes out, connection events.
-//! - [`service`]: the net thread: rate limits, decoding, routing to worlds.
+//! - [`service`]: the net thread: rate limits, decoding, routing to worlds;
+//!   [`stats`] its counters.
 //! - [`replication`]: the world-side plugin that builds snapshots and event
 //!   messages for each player.
 //! - [`delta`]: snapshot deltas against acknowledged views, within a byte
@@ -26,4 +27,5 @@ pub mod rate;
 pub mod relay;
 pub mod replication;
 pub mod service;
+pub mod stats;
 pub mod transport;

@@ -252,6 +252,100 @@ pub fn route_events(
                     push(player, RELIABLE, event(event::Kind::Chat(chat.clone())));
                 }
             }
+            OutEvent::TeamInvite { to, team, by } => push(
+                *to,
+                RELIABLE,
+                event(event::Kind::TeamInvite(proto::TeamInvite {
+                    team: team.0,
+                    by: by.0,
+                })),
+            ),
+            OutEvent::TeamChanged { to, view } => {
+                let view = proto::TeamView {
+                    team: view.team.0,
+                    leader: view.leader.0,
+                    members: view.members.iter().map(|p| p.0).collect(),
+                };
+                for player in to {
+                    push(*player, RELIABLE, event(event::Kind::Team(view.clone())));
+                }
+            }
+            OutEvent::TeamLeft { to, team, kicked } => push(
+                *to,
+                RELIABLE,
+                event(event::Kind::TeamLeft(proto::TeamLeft {
+                    team: team.0,
+                    kicked: *kicked,
+                })),
+            ),
+            OutEvent::TeamMemberHp {
+                to,
+                member,
+                hp,
+                max_hp,
+            } => {
+                let hp = proto::TeamMemberHp {
+                    member: member.0,
+                    hp: *hp,
+                    max_hp: *max_hp,
+                };
+                for player in to {
+                    // Latest wins: a lost update is replaced by the next.
+                    push(*player, UNRELIABLE, event(event::Kind::MemberHp(hp)));
+                }
+            }
+            OutEvent::RoomStage { stage } => {
+                let (kind, starts_at) = match stage {
+                    tessera_sim::output::RoomStage::Waiting => (proto::RoomStageKind::Waiting, 0),
+                    tessera_sim::output::RoomStage::Countdown { starts_at } => {
+                        (proto::RoomStageKind::Countdown, *starts_at)
+                    }
+                    tessera_sim::output::RoomStage::Running => (proto::RoomStageKind::Running, 0),
+                    tessera_sim::output::RoomStage::Finished => (proto::RoomStageKind::Finished, 0),
+                };
+                let stage = proto::RoomStage {
+                    stage: kind as i32,
+                    starts_at,
+                };
+                for player in index.players() {
+                    push(player, RELIABLE, event(event::Kind::RoomStage(stage)));
+                }
+            }
+            OutEvent::RoomSide { player, side } => {
+                let side = proto::RoomSide {
+                    player: player.0,
+                    side: u32::from(*side),
+                };
+                for to in index.players() {
+                    push(to, RELIABLE, event(event::Kind::RoomSide(side)));
+                }
+            }
+            OutEvent::RoomFinished(result) => {
+                let result = proto::RoomResult {
+                    has_winner: result.winner.is_some(),
+                    winner: result.winner.map_or(0, u32::from),
+                    finished_at: result.finished_at,
+                    players: result
+                        .players
+                        .iter()
+                        .map(|p| proto::PlayerResult {
+                            player: p.player.0,
+                            side: u32::from(p.side),
+                            kills: p.kills,
+                            deaths: p.deaths,
+                            damage: p.damage,
+                            healing: p.healing,
+                        })
+                        .collect(),
+                };
+                for player in index.players() {
+                    push(
+                        player,
+                        RELIABLE,
+                        event(event::Kind::RoomFinished(result.clone())),
+                    );
+                }
+            }
             _ => {}
         }
     }

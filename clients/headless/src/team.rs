@@ -1,0 +1,105 @@
+//! The `team` behaviour: form a team or take an invitation, then follow the
+//! leader, keeping within a few metres of them.
+//!
+//! It works from what a real client sees: team events (`team_invite`,
+//! `team`) and snapshots. The leader creates the team and invites the
+//! players it is given; a member accepts the first invitation and then
+//! steers toward the leader's avatar whenever it is farther than
+//! `keep_within`.
+
+use tessera_net::proto::{self, client_message::Body, event, team_command};
+
+/// A player's part in a team.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Creates the team and invites these players.
+    Leader {
+        /// Who to invite.
+        invite: Vec<u64>,
+    },
+    /// Accepts an invitation and follows the leader.
+    Member,
+}
+
+/// The team behaviour's state.
+#[derive(Clone, Debug)]
+pub struct Team {
+    role: Role,
+    keep_within_dm: i32,
+    created: bool,
+    invited: bool,
+    /// The team as last announced.
+    pub view: Option<proto::TeamView>,
+    seq: u32,
+}
+
+impl Team {
+    /// A bot playing `role`, following within `keep_within_dm` decimetres.
+    pub fn new(role: Role, keep_within_dm: i32) -> Self {
+        Self {
+            role,
+            keep_within_dm,
+            created: false,
+            invited: false,
+            view: None,
+            seq: 0,
+        }
+    }
+
+    /// The messages to send after reading `events` (the session's new
+    /// events) and `snapshot` (its latest view of the world).
+    pub fn step(
+        &mut self,
+        events: &[proto::Event],
+        snapshot: Option<&proto::Snapshot>,
+    ) -> Vec<Body> {
+        let mut out = Vec::new();
+        let team = |kind| Body::Team(proto::TeamCommand { kind: Some(kind) });
+        for event in events {
+            match &event.kind {
+                Some(event::Kind::Team(view)) => self.view = Some(view.clone()),
+                Some(event::Kind::TeamLeft(_)) => self.view = None,
+                Some(event::Kind::TeamInvite(invite))
+                    if self.role == Role::Member && self.view.is_none() =>
+                {
+                    out.push(team(team_command::Kind::Accept(invite.team)));
+                }
+                _ => {}
+            }
+        }
+        if let Role::Leader { invite } = &self.role {
+            if !self.created {
+                self.created = true;
+                out.push(team(team_command::Kind::Create(proto::Empty {})));
+            } else if self.view.is_some() && !self.invited {
+                self.invited = true;
+                for player in invite {
+                    out.push(team(team_command::Kind::Invite(*player)));
+                }
+            }
+            return out;
+        }
+        if let (Some(view), Some(snapshot)) = (&self.view, snapshot)
+            && let Some(leader) = snapshot.entities.iter().find(|e| e.player == view.leader)
+            && let Some(me) = snapshot.entities.iter().find(|e| e.id == snapshot.avatar)
+        {
+            let (dx, dy) = (leader.x_dm - me.x_dm, leader.y_dm - me.y_dm);
+            let far = dx.abs().max(dy.abs()) > self.keep_within_dm;
+            let scale = i64::from(dx.abs().max(dy.abs()).max(1));
+            let dir = |d: i32| {
+                if far {
+                    (i64::from(d) * i64::from(i16::MAX) / scale) as i32
+                } else {
+                    0
+                }
+            };
+            self.seq += 1;
+            out.push(Body::Move(proto::MoveInput {
+                seq: self.seq,
+                dir_x: dir(dx),
+                dir_y: dir(dy),
+            }));
+        }
+        out
+    }
+}
