@@ -6,6 +6,7 @@
 //! `tessera-persistence`, game data in `tessera-tables`.
 
 pub mod accounts;
+pub mod arena;
 pub mod cluster;
 pub mod config;
 pub mod http;

@@ -148,6 +148,15 @@ async fn start_and_serve(
     let keys = play::keys(config)?;
     let host = ZoneHost::default();
     let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone(), config)?;
+    let _ = host
+        .arena
+        .set(Arc::new(std::sync::Mutex::new(crate::arena::Arena::new(
+            scheduler.clone(),
+            tables.clone(),
+            net.outgoing(),
+            net.stats().rejected.clone(),
+            config.seed,
+        ))));
     let _ = host.rooms.set(std::sync::Mutex::new(Rooms::new(
         scheduler.clone(),
         tables.clone(),

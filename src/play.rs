@@ -56,6 +56,10 @@ pub struct ZoneHost {
     pub profiles: Profiles,
     /// Frame-sync rooms, made on demand (set once the net thread runs).
     pub rooms: Arc<std::sync::OnceLock<std::sync::Mutex<crate::rooms::Rooms>>>,
+    /// Matchmaking and state-sync rooms (set once the net thread runs).
+    pub arena: Arc<std::sync::OnceLock<Arc<std::sync::Mutex<crate::arena::Arena>>>>,
+    /// When the net thread last asked the arena for formed matches.
+    last_poll: Option<std::time::Instant>,
 }
 
 impl ZoneHost {
@@ -88,6 +92,14 @@ impl Host for ZoneHost {
                 .find(|(kind, _)| world.is_empty() || kind == world)
                 .map(|(_, w)| Arc::new(w.clone()) as Arc<dyn InputSink>)
         };
+        if let Some(arena) = self.arena.get() {
+            let locked = arena.lock().unwrap_or_else(|p| p.into_inner());
+            if zone.is_none() && locked.is_room_kind(world) {
+                return Ok(locked
+                    .room_of(player)
+                    .unwrap_or_else(|| crate::arena::Arena::queue_sink(arena, world)));
+            }
+        }
         match (zone, self.rooms.get()) {
             (Some(zone), _) => Ok(zone),
             (None, Some(rooms)) if !world.is_empty() => rooms
@@ -95,6 +107,21 @@ impl Host for ZoneHost {
                 .unwrap_or_else(|p| p.into_inner())
                 .room_for(player, world),
             (None, _) => Err(format!("no world {world:?} on this node")),
+        }
+    }
+
+    fn poll(&mut self) -> Vec<crate::arena::Assignment> {
+        let now = std::time::Instant::now();
+        if self
+            .last_poll
+            .is_some_and(|at| now.duration_since(at) < std::time::Duration::from_millis(50))
+        {
+            return Vec::new();
+        }
+        self.last_poll = Some(now);
+        match self.arena.get() {
+            Some(arena) => arena.lock().unwrap_or_else(|p| p.into_inner()).poll(),
+            None => Vec::new(),
         }
     }
 

@@ -65,6 +65,12 @@ pub trait Host: Send + 'static {
         }
     }
 
+    /// Players the host moves to another world (e.g. a formed match), each
+    /// with the input to send there. Called every pass; keep it cheap.
+    fn poll(&mut self) -> Vec<(PlayerId, Arc<dyn InputSink>, Input)> {
+        Vec::new()
+    }
+
     /// Lets the host complete a player's `Join` (e.g. with saved progress).
     fn adapt_join(&mut self, _player: PlayerId, input: Input) -> Input {
         input
@@ -278,6 +284,9 @@ impl<H: Host> Loop<H> {
             for player in evictions.try_iter() {
                 self.evict(player);
             }
+            for (player, sink, input) in self.host.poll() {
+                self.reassign(player, sink, input);
+            }
             let now = Instant::now();
             self.away.retain(|player, (deadline, sink)| {
                 let expired = *deadline <= now;
@@ -410,6 +419,20 @@ impl<H: Host> Loop<H> {
             .connected
             .store(self.clients.len() as u64, Ordering::Relaxed);
         Some(gone.player)
+    }
+
+    /// Moves `player`'s connection to `sink` and sends it `input` there.
+    fn reassign(&mut self, player: PlayerId, sink: Arc<dyn InputSink>, input: Input) {
+        let Some(key) = self.players.get(&player).copied() else {
+            tracing::info!(%player, "moved to a room while disconnected");
+            return;
+        };
+        if let Some(state) = self.clients.get_mut(&key) {
+            state.sink = Some(sink.clone());
+        }
+        if let Err(reason) = sink.send(InputEnvelope { player, input }) {
+            tracing::warn!(%player, reason, "could not join the room");
+        }
     }
 
     /// Ends `player`'s presence on this node: kicks the connection, and the

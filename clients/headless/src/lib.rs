@@ -5,8 +5,10 @@
 //! thread, no thread per bot). [`session`] logs in over HTTP and plays over
 //! UDP; [`roam::Roam`] walks between random waypoints; [`lockstep::Lockstep`]
 //! plays a frame-sync room by running the same `sim` from the server's bundles;
-//! [`team::Team`] forms or joins a team and follows the leader.
+//! [`team::Team`] forms or joins a team and follows the leader; [`arena::Arena`]
+//! queues for a room and fights until it finishes.
 
+pub mod arena;
 pub mod loadtest;
 pub mod lockstep;
 pub mod roam;

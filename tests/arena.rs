@@ -1,0 +1,102 @@
+//! Matchmaking over the network: two players join the `arena` room kind,
+//! are matched into a room world on opposite sides, fight when it starts,
+//! and both hear the same result when it finishes.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tessera_bot::{
+    arena::Arena,
+    session::{Session, login},
+};
+use tessera_net::proto::{self, client_message::Body};
+use tessera_tables::generate::{CellValue, default_game, write_workbook};
+
+/// The shipped game with the arena for two.
+fn write_duel_arena_tables(dir: &std::path::Path) {
+    for (file, mut sheets) in default_game() {
+        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
+            for row in zones
+                .rows
+                .iter_mut()
+                .filter(|r| r[0] == CellValue::from("arena"))
+            {
+                row[6] = 2i64.into();
+            }
+        }
+        write_workbook(&dir.join(file), &sheets).unwrap();
+    }
+}
+
+#[test]
+fn two_queued_players_are_matched_fight_and_get_one_result() {
+    let dir = tempfile::tempdir().unwrap();
+    write_duel_arena_tables(dir.path());
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let mut players: Vec<(Session, Arena, usize)> = ["duelist-a", "duelist-b"]
+        .iter()
+        .map(|name| {
+            let login = login(&node.http, name).expect("login");
+            let mut session = Session::connect(&login, Duration::from_secs(20)).expect("connect");
+            session.send(Body::Join(proto::JoinWorld {
+                class: "warrior".into(),
+                world: "arena".into(),
+            }));
+            (session, Arena::default(), 0)
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while players.iter().any(|(_, arena, _)| arena.result.is_none()) {
+        if std::time::Instant::now() >= deadline {
+            let logs: Vec<String> = node.lines.try_iter().collect();
+            eprintln!("{}", logs.join("\n"));
+            eprintln!(
+                "{:?}",
+                players
+                    .iter()
+                    .map(|(s, _, _)| (s.welcome.clone(), s.responses.clone(), s.events.len()))
+                    .collect::<Vec<_>>()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no result: {:?}",
+            players
+                .iter()
+                .map(|(_, a, _)| (a.stage, a.side, a.attacks))
+                .collect::<Vec<_>>()
+        );
+        for (session, arena, seen) in players.iter_mut() {
+            session.pump().unwrap();
+            let events = session.events[*seen..].to_vec();
+            *seen = session.events.len();
+            for body in arena.step(&events, session.snapshot.as_ref()) {
+                session.send(body);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (session, arena, _) in &players {
+        let welcome = session.welcome.as_ref().expect("welcomed into the room");
+        assert_eq!(welcome.world, "arena");
+        assert!(arena.attacks > 0, "they fought");
+    }
+    let sides: Vec<u32> = players
+        .iter()
+        .map(|(_, a, _)| a.side.expect("a side"))
+        .collect();
+    assert_ne!(sides[0], sides[1], "matched on opposite sides");
+    let results: Vec<&proto::RoomResult> = players
+        .iter()
+        .map(|(_, a, _)| a.result.as_ref().unwrap())
+        .collect();
+    assert_eq!(results[0], results[1], "one result for both");
+    assert_eq!(results[0].players.len(), 2);
+    assert!(
+        results[0].players.iter().any(|p| p.damage > 0),
+        "the result counts the fight: {:?}",
+        results[0]
+    );
+}
