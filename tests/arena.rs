@@ -12,28 +12,11 @@ use tessera_bot::{
     session::{Session, login},
 };
 use tessera_net::proto::{self, client_message::Body};
-use tessera_tables::generate::{CellValue, default_game, write_workbook};
-
-/// The shipped game with the arena for two.
-fn write_duel_arena_tables(dir: &std::path::Path) {
-    for (file, mut sheets) in default_game() {
-        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
-            for row in zones
-                .rows
-                .iter_mut()
-                .filter(|r| r[0] == CellValue::from("arena"))
-            {
-                row[6] = 2i64.into();
-            }
-        }
-        write_workbook(&dir.join(file), &sheets).unwrap();
-    }
-}
 
 #[test]
 fn two_queued_players_are_matched_fight_and_get_one_result() {
     let dir = tempfile::tempdir().unwrap();
-    write_duel_arena_tables(dir.path());
+    write_tables_with_room_size(dir.path(), "arena", 2);
     let node = start(&["--tables", dir.path().to_str().unwrap()]);
     let mut players: Vec<(Session, Arena, usize)> = ["duelist-a", "duelist-b"]
         .iter()

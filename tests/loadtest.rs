@@ -1,5 +1,6 @@
 //! The load tool against a live node: every bot gets in, pings come back,
-//! snapshots arrive at the tick rate, and fighting bots land hits.
+//! snapshots arrive at the tick rate, fighting bots land hits, arena bots
+//! get their rooms' results and lockstep bots never desync.
 
 mod support;
 
@@ -17,6 +18,7 @@ fn config(node: &Node, scenario: Scenario) -> LoadConfig {
         duration: Duration::from_secs(4),
         seed: 9,
         threads: 1,
+        tables: None,
     }
 }
 
@@ -58,4 +60,39 @@ fn fighting_bots_find_npcs_and_hit_them() {
         "hits and deaths arrive as events: {}",
         report.events
     );
+}
+
+#[test]
+fn arena_bots_are_matched_and_their_rooms_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with_room_size(dir.path(), "arena", 2);
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let mut config = config(&node, Scenario::Arena);
+    config.bots = 4;
+    config.duration = Duration::from_secs(30);
+    let report = run(&config, |_, _| {});
+    assert_eq!(report.connected, 4, "{:?}", report.failed);
+    assert_eq!(
+        report.room_results, 4,
+        "two duels, a result for each player"
+    );
+}
+
+#[test]
+fn lockstep_bots_fill_rooms_and_never_desync() {
+    let node = start(&[]);
+    let mut config = config(&node, Scenario::Lockstep);
+    config.bots = 8;
+    config.duration = Duration::from_secs(6);
+    config.tables = Some(std::sync::Arc::new(
+        tessera_tables::load_dir(std::path::Path::new(SHIPPED_TABLES)).unwrap(),
+    ));
+    let report = run(&config, |_, _| {});
+    assert_eq!(report.connected, 8, "{:?}", report.failed);
+    assert!(
+        report.frames > 8 * 60,
+        "frames simulated: {}",
+        report.frames
+    );
+    assert_eq!(report.desyncs, 0);
 }

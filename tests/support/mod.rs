@@ -207,6 +207,22 @@ pub fn write_tables_with_capacity(dir: &Path, spawn: &str, capacity: i64) {
     }
 }
 
+/// The shipped game with room kind `kind` holding `size` players.
+pub fn write_tables_with_room_size(dir: &Path, kind: &str, size: i64) {
+    for (file, mut sheets) in default_game() {
+        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
+            for row in zones
+                .rows
+                .iter_mut()
+                .filter(|r| r[0] == CellValue::from(kind))
+            {
+                row[6] = size.into();
+            }
+        }
+        write_workbook(&dir.join(file), &sheets).unwrap();
+    }
+}
+
 /// Everyone in `sessions` walks in direction `(dir_x, dir_y)` for `time`,
 /// one move per session every 20 ms, pumping all of them.
 pub fn walk(

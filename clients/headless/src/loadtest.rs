@@ -30,6 +30,21 @@ pub enum Scenario {
     Roam,
     /// Walk to the nearest NPC in view and hit it; respawn and go again.
     Fight,
+    /// Queue for the `arena` room kind, fight the match, report its result.
+    Arena,
+    /// Play the `duel_lockstep` frame-sync room, running the same `sim`.
+    Lockstep,
+}
+
+impl Scenario {
+    /// The `zones` row the bots join ("" = the node's default zone).
+    fn world(self) -> &'static str {
+        match self {
+            Scenario::Roam | Scenario::Fight => "",
+            Scenario::Arena => "arena",
+            Scenario::Lockstep => "duel_lockstep",
+        }
+    }
 }
 
 /// A load test.
@@ -49,6 +64,8 @@ pub struct LoadConfig {
     pub seed: u64,
     /// Worker threads.
     pub threads: usize,
+    /// The game tables (the lockstep scenario runs the room's `sim` on them).
+    pub tables: Option<Arc<tessera_tables::Tables>>,
 }
 
 /// Counters shared by the workers, read by the progress display.
@@ -89,6 +106,13 @@ pub struct Report {
     pub seconds: f64,
     /// CPU time of this bot process per bot-second, µs (how cheap the tool is).
     pub bot_cpu_us_per_bot_sec: f64,
+    /// Arena: rooms whose result reached a bot (counted once per bot).
+    pub room_results: u64,
+    /// Lockstep: frames the bots simulated, and state-hash mismatches
+    /// (seen by a bot against a bundle's hash, or reported by the server).
+    pub frames: u64,
+    /// Lockstep: see `frames`.
+    pub desyncs: u64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -121,6 +145,9 @@ struct Tally {
     bytes_out: u64,
     events: u64,
     bot_seconds: f64,
+    room_results: u64,
+    frames: u64,
+    desyncs: u64,
 }
 
 impl Tally {
@@ -145,6 +172,9 @@ impl Tally {
         self.bytes_out += other.bytes_out;
         self.events += other.events;
         self.bot_seconds += other.bot_seconds;
+        self.room_results += other.room_results;
+        self.frames += other.frames;
+        self.desyncs += other.desyncs;
     }
 }
 
@@ -158,6 +188,9 @@ struct Bot {
     next_ping: Instant,
     seq: u32,
     roam: Roam,
+    arena: crate::arena::Arena,
+    lockstep: Option<crate::lockstep::Lockstep>,
+    sent_frame: u64,
     done: bool,
 }
 
@@ -219,6 +252,11 @@ fn worker(
                         next_ping: now,
                         seq: 0,
                         roam: Roam::new(config.seed ^ index as u64, 200_000, 200_000, 2_000),
+                        arena: crate::arena::Arena::default(),
+                        lockstep: config.tables.clone().map(|tables| {
+                            crate::lockstep::Lockstep::new(tables, config.seed ^ index as u64, 0)
+                        }),
+                        sent_frame: u64::MAX,
                         done: false,
                     });
                 }
@@ -257,14 +295,15 @@ fn worker(
                 continue;
             }
             if !bot.joined {
-                let class = if config.scenario == Scenario::Fight {
+                // Fighters need the warrior's slash; the others walk.
+                let class = if matches!(config.scenario, Scenario::Fight | Scenario::Arena) {
                     "warrior"
                 } else {
                     "mage"
                 };
                 session.send(Body::Join(proto::JoinWorld {
                     class: class.into(),
-                    world: String::new(),
+                    world: config.scenario.world().into(),
                 }));
                 bot.joined = true;
             }
@@ -278,8 +317,34 @@ fn worker(
                 bot.done = true;
                 continue;
             }
-            if bot.welcomed_at.is_none() && session.welcome.is_some() && session.snapshot.is_some()
+            if config.scenario == Scenario::Lockstep
+                && let Some(lockstep) = bot.lockstep.as_mut()
             {
+                if let Some(welcome) = &session.welcome {
+                    lockstep.welcome(welcome);
+                }
+                for body in std::mem::take(&mut session.frame_messages) {
+                    if let Err(error) = lockstep.receive(body) {
+                        fail(&mut tally, live, format!("lockstep: {error}"));
+                        bot.done = true;
+                        break;
+                    }
+                }
+                let frame = lockstep.frame();
+                if frame != bot.sent_frame
+                    && let Some(uplink) = lockstep.uplink(tessera_sim::PlayerId(session.player))
+                {
+                    session.send(Body::Frames(uplink.encode()));
+                    bot.sent_frame = frame;
+                }
+            }
+            // In the world: a snapshot (state sync) or the room's history
+            // (frame sync) has arrived.
+            let arrived = match config.scenario {
+                Scenario::Lockstep => bot.lockstep.as_ref().is_some_and(|l| l.frame() > 0),
+                _ => session.snapshot.is_some(),
+            };
+            if bot.welcomed_at.is_none() && session.welcome.is_some() && arrived {
                 bot.welcomed_at = Some(Instant::now());
                 tally
                     .connect
@@ -316,8 +381,23 @@ fn worker(
                     .record(micros().saturating_sub(sent).max(1))
                     .ok();
             }
-            tally.events += session.events.len() as u64;
-            session.events.clear();
+            if config.scenario == Scenario::Arena {
+                // At the input rate, not every pass: a skill per pass would
+                // be a flood (and get the bot kicked).
+                if now >= bot.next_move {
+                    bot.next_move = now + Duration::from_millis(50);
+                    let had = bot.arena.result.is_some();
+                    let events = std::mem::take(&mut session.events);
+                    tally.events += events.len() as u64;
+                    for body in bot.arena.step(&events, session.snapshot.as_ref()) {
+                        session.send(body);
+                    }
+                    tally.room_results += u64::from(!had && bot.arena.result.is_some());
+                }
+            } else {
+                tally.events += session.events.len() as u64;
+                session.events.clear();
+            }
             session.responses.clear();
             if now >= bot.next_ping {
                 bot.next_ping = now + Duration::from_secs(1);
@@ -325,7 +405,7 @@ fn worker(
                     client_time_us: micros(),
                 }));
             }
-            if now >= bot.next_move {
+            if now >= bot.next_move && matches!(config.scenario, Scenario::Roam | Scenario::Fight) {
                 bot.next_move = now + Duration::from_millis(50);
                 act(bot, config.scenario);
             }
@@ -338,6 +418,10 @@ fn worker(
             tally.bytes_out += session.bytes_out;
             if let Some(at) = bot.welcomed_at {
                 tally.bot_seconds += at.elapsed().as_secs_f64();
+            }
+            if let Some(lockstep) = &bot.lockstep {
+                tally.frames += lockstep.frame();
+                tally.desyncs += lockstep.desyncs + lockstep.server_desyncs.len() as u64;
             }
             let mut session = session;
             session.disconnect();
@@ -359,7 +443,7 @@ fn act(bot: &mut Bot, scenario: Scenario) {
         y: me.y_dm * 100,
     };
     let target = match scenario {
-        Scenario::Roam => None,
+        Scenario::Roam | Scenario::Arena | Scenario::Lockstep => None,
         Scenario::Fight => session
             .snapshot
             .as_ref()
@@ -472,5 +556,8 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
         events: tally.events,
         seconds,
         bot_cpu_us_per_bot_sec: cpu * 1e6 / bot_seconds,
+        room_results: tally.room_results,
+        frames: tally.frames,
+        desyncs: tally.desyncs,
     }
 }

@@ -39,6 +39,10 @@ struct Args {
     /// Also write the report here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The game tables (the lockstep scenario runs the room's sim on them;
+    /// they must be the node's).
+    #[arg(long, default_value = "assets/tables")]
+    tables: PathBuf,
     /// Exit non-zero when more than this percentage of bots failed.
     #[arg(long, default_value_t = 1.0)]
     max_failed_pct: f64,
@@ -90,6 +94,14 @@ fn print(report: &Report) {
         "events {}  bot cpu {:.1} us per bot-second",
         report.events, report.bot_cpu_us_per_bot_sec
     );
+    match report.scenario {
+        Scenario::Arena => println!("room results {}", report.room_results),
+        Scenario::Lockstep => println!(
+            "frames simulated {}  desyncs {}",
+            report.frames, report.desyncs
+        ),
+        _ => {}
+    }
 }
 
 fn main() -> ExitCode {
@@ -107,7 +119,21 @@ fn main() -> ExitCode {
         duration: args.duration,
         seed: args.seed,
         threads: args.threads,
+        tables: None,
     };
+    let mut config = config;
+    if args.scenario == Scenario::Lockstep {
+        match tessera_tables::load_dir(&args.tables) {
+            Ok(tables) => config.tables = Some(std::sync::Arc::new(tables)),
+            Err(report) => {
+                eprintln!(
+                    "error: the lockstep scenario needs the node's tables; {} is not loadable:\n{report}",
+                    args.tables.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let tty = std::io::stdout().is_terminal();
     let bar = tty.then(|| {
         let bar = indicatif::ProgressBar::new(args.bots as u64);
