@@ -67,7 +67,12 @@ impl InputSink for QueueSink {
 
 struct RoomWorld {
     id: WorldId,
+    /// Every player left (the world can end).
     empty: Arc<AtomicBool>,
+    /// The result is out (its players may queue again).
+    finished: Arc<AtomicBool>,
+    players: Vec<PlayerId>,
+    sink: Arc<dyn InputSink>,
 }
 
 /// The node's matchmaking and state-sync rooms.
@@ -80,8 +85,9 @@ pub struct Arena {
     /// Kinds with a queue.
     kinds: std::collections::BTreeSet<String>,
     classes: BTreeMap<PlayerId, String>,
-    /// Players placed in a room, for reconnects.
-    placed: BTreeMap<PlayerId, Arc<dyn InputSink>>,
+    /// The room each placed player is in (index into `rooms`' ids), for
+    /// reconnects; dropped when the room finishes or ends.
+    placed: BTreeMap<PlayerId, WorldId>,
     rooms: Vec<RoomWorld>,
     started: Instant,
     next_seed: u64,
@@ -120,9 +126,14 @@ impl Arena {
             .any(|z| z.id.0 == kind && z.kind == ZoneKind::Room && z.sync == SyncMode::State)
     }
 
-    /// The room `player` was placed in, if any (a reconnect goes back there).
+    /// The room `player` was placed in while it is still playing (a
+    /// reconnect goes back there); after its result they may queue again.
     pub fn room_of(&self, player: PlayerId) -> Option<Arc<dyn InputSink>> {
-        self.placed.get(&player).cloned()
+        let id = self.placed.get(&player)?;
+        self.rooms
+            .iter()
+            .find(|r| r.id == *id && !r.finished.load(Ordering::Relaxed))
+            .map(|r| r.sink.clone())
     }
 
     /// The sink for a player queueing for `kind`.
@@ -169,31 +180,33 @@ impl Arena {
     fn cancel(&mut self, player: PlayerId) {
         self.matchmaker.cancel(player);
         self.classes.remove(&player);
-        self.placed.remove(&player);
     }
 
     /// Forms what matches can form, starts their rooms, ends empty ones,
     /// and returns who moves where.
     pub fn poll(&mut self) -> Vec<Assignment> {
-        let ended: Vec<WorldId> = self
-            .rooms
-            .iter()
-            .filter(|r| r.empty.load(Ordering::Relaxed))
-            .map(|r| r.id)
-            .collect();
-        for id in ended {
-            tracing::info!(world = %id, "room empty: ending it");
-            self.scheduler.end_world(id);
-            self.rooms.retain(|r| r.id != id);
+        for room in &self.rooms {
+            if room.finished.load(Ordering::Relaxed) || room.empty.load(Ordering::Relaxed) {
+                for player in &room.players {
+                    if self.placed.get(player) == Some(&room.id) {
+                        self.placed.remove(player);
+                    }
+                }
+            }
+            if room.empty.load(Ordering::Relaxed) {
+                tracing::info!(world = %room.id, "room empty: ending it");
+                self.scheduler.end_world(room.id);
+            }
         }
+        self.rooms.retain(|r| !r.empty.load(Ordering::Relaxed));
         let now = self.now_ms();
         let mut moves = Vec::new();
         for found in self.matchmaker.poll(now) {
             match self.start(&found) {
-                Ok(sink) => {
+                Ok((id, sink)) => {
                     for player in found.sides.iter().flatten() {
                         let class = self.classes.remove(player).unwrap_or_default();
-                        self.placed.insert(*player, sink.clone());
+                        self.placed.insert(*player, id);
                         moves.push((*player, sink.clone(), Input::Join { class }));
                     }
                 }
@@ -205,7 +218,7 @@ impl Arena {
         moves
     }
 
-    fn start(&mut self, found: &Match) -> Result<Arc<dyn InputSink>, String> {
+    fn start(&mut self, found: &Match) -> Result<(WorldId, Arc<dyn InputSink>), String> {
         let tables = self.tables.current();
         let zone = tables
             .zones
@@ -233,18 +246,17 @@ impl Arena {
             }
         }
         let empty = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
         let mut forward = forward_output(self.to_net.clone());
-        let flag = empty.clone();
+        let (empty_flag, finished_flag) = (empty.clone(), finished.clone());
         let options = WorldOptions {
             after_tick: Some(Box::new(move |sim: &mut SimWorld| {
-                if sim
-                    .world()
-                    .resource::<Outbox>()
-                    .events()
-                    .iter()
-                    .any(|e| matches!(e, OutEvent::RoomEmpty))
-                {
-                    flag.store(true, Ordering::Relaxed);
+                for event in sim.world().resource::<Outbox>().events() {
+                    match event {
+                        OutEvent::RoomEmpty => empty_flag.store(true, Ordering::Relaxed),
+                        OutEvent::RoomFinished(_) => finished_flag.store(true, Ordering::Relaxed),
+                        _ => {}
+                    }
                 }
                 forward(sim);
             })),
@@ -255,13 +267,18 @@ impl Arena {
             .add_world(sim, options)
             .map_err(|e| e.to_string())?;
         tracing::info!(world = %handle.id, kind = %spec.kind, players = found.sides.iter().flatten().count(), "match formed: room started");
-        self.rooms.push(RoomWorld {
-            id: handle.id,
-            empty,
-        });
-        Ok(Arc::new(ZoneSink {
+        let id = handle.id;
+        let sink: Arc<dyn InputSink> = Arc::new(ZoneSink {
             world: handle,
             acks,
-        }))
+        });
+        self.rooms.push(RoomWorld {
+            id,
+            empty,
+            finished,
+            players: found.sides.iter().flatten().copied().collect(),
+            sink: sink.clone(),
+        });
+        Ok((id, sink))
     }
 }

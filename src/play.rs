@@ -119,6 +119,9 @@ impl Host for ZoneHost {
             return Vec::new();
         }
         self.last_poll = Some(now);
+        if let Some(rooms) = self.rooms.get() {
+            rooms.lock().unwrap_or_else(|p| p.into_inner()).prune();
+        }
         match self.arena.get() {
             Some(arena) => arena.lock().unwrap_or_else(|p| p.into_inner()).poll(),
             None => Vec::new(),

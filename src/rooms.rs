@@ -6,13 +6,15 @@
 //!
 //! A room keeps the tables it started with (a mid-match reload would
 //! desync every client), and a player stays in their room until they
-//! leave, so a reconnect lands in the same room and gets its history.
+//! leave, so a reconnect lands in the same room and gets its history. A
+//! room is over when everyone who came has left or it reached its longest
+//! length (its history must fit one reliable message); it is then ended.
 
 use std::{
     collections::BTreeMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         mpsc,
     },
 };
@@ -29,7 +31,7 @@ use tessera_tables::{
 };
 
 use crate::{
-    scheduler::{Scheduler, WorldOptions},
+    scheduler::{Scheduler, WorldId, WorldOptions},
     zones::spec_for,
 };
 
@@ -42,6 +44,10 @@ pub struct RoomSink {
     members: AtomicUsize,
     capacity: usize,
     membership: Membership,
+    world: WorldId,
+    /// The room is over (everyone left, or its longest length) or its
+    /// world is gone: it takes nobody new and is ended.
+    over: Arc<AtomicBool>,
 }
 
 type Membership = Arc<Mutex<BTreeMap<PlayerId, Arc<RoomSink>>>>;
@@ -50,7 +56,11 @@ impl RoomSink {
     fn deliver(&self, message: RelayMessage) -> Result<(), String> {
         self.tx.try_send(message).map_err(|error| match error {
             mpsc::TrySendError::Full(_) => "the room is busy, try again".to_string(),
-            mpsc::TrySendError::Disconnected(_) => "the room has ended".to_string(),
+            mpsc::TrySendError::Disconnected(_) => {
+                // Its world ended (or panicked): never hand it out again.
+                self.over.store(true, Ordering::Relaxed);
+                "the room has ended".to_string()
+            }
         })
     }
 }
@@ -126,6 +136,7 @@ impl Rooms {
     /// they are in one already (a reconnect), else an open room of that kind
     /// with space, else a new one.
     pub fn room_for(&mut self, player: PlayerId, kind: &str) -> Result<Arc<dyn InputSink>, String> {
+        self.prune();
         if let Some(room) = self
             .membership
             .lock()
@@ -146,10 +157,10 @@ impl Rooms {
             ));
         }
         let open = self.open.entry(kind.to_string()).or_default();
-        let room = match open
-            .iter()
-            .find(|room| room.members.load(Ordering::Relaxed) < room.capacity)
-        {
+        let room = match open.iter().find(|room| {
+            room.members.load(Ordering::Relaxed) < room.capacity
+                && !room.over.load(Ordering::Relaxed)
+        }) {
             Some(room) => room.clone(),
             None => {
                 let seed = self.next_seed;
@@ -171,6 +182,31 @@ impl Rooms {
         Ok(room as Arc<dyn InputSink>)
     }
 
+    /// Ends rooms that are over and forgets them and their memberships.
+    pub fn prune(&mut self) {
+        let mut ended = Vec::new();
+        for rooms in self.open.values_mut() {
+            rooms.retain(|room| {
+                let over = room.over.load(Ordering::Relaxed);
+                if over {
+                    ended.push(room.world);
+                }
+                !over
+            });
+        }
+        if ended.is_empty() {
+            return;
+        }
+        for world in &ended {
+            tracing::info!(%world, "frame-sync room over: ending it");
+            self.scheduler.end_world(*world);
+        }
+        self.membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, room| !ended.contains(&room.world));
+    }
+
     fn start(
         &self,
         spec: tessera_sim::WorldSpec,
@@ -186,6 +222,8 @@ impl Rooms {
             self.stats.clone(),
         );
         let relay = Arc::new(Mutex::new(relay));
+        let over = Arc::new(AtomicBool::new(false));
+        let over_flag = over.clone();
         let mut sim = SimWorld::new(spec.clone()).map_err(|e| e.to_string())?;
         sim.set_tables(tables);
         let driver_relay = relay.clone();
@@ -198,10 +236,11 @@ impl Rooms {
                     .before_tick(frame)
             })),
             after_tick: Some(Box::new(move |sim: &mut SimWorld| {
-                let out = relay
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .after_tick(sim.tick(), sim.last_hash());
+                let mut relay = relay.lock().unwrap_or_else(|p| p.into_inner());
+                let out = relay.after_tick(sim.tick(), sim.last_hash());
+                if relay.is_over() {
+                    over_flag.store(true, Ordering::Relaxed);
+                }
                 if !out.is_empty() {
                     let _ = to_net.send(out);
                 }
@@ -218,6 +257,8 @@ impl Rooms {
             members: AtomicUsize::new(0),
             capacity,
             membership: self.membership.clone(),
+            world: handle.id,
+            over,
         }))
     }
 }

@@ -83,3 +83,88 @@ fn two_queued_players_are_matched_fight_and_get_one_result() {
         results[0]
     );
 }
+
+#[test]
+fn a_zone_avatar_leaves_when_its_player_queues_and_the_match_moves_them_in() {
+    let dir = tempfile::tempdir().unwrap();
+    // Everyone spawns at (100, 100) m in the zone; the arena is for two.
+    for (file, mut sheets) in tessera_tables::generate::default_game() {
+        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
+            for row in zones.rows.iter_mut() {
+                if row[0] == "starter".into() {
+                    row[7] = "100:100".into();
+                }
+                if row[0] == "arena".into() {
+                    row[6] = 2i64.into();
+                }
+            }
+        }
+        tessera_tables::generate::write_workbook(&dir.path().join(file), &sheets).unwrap();
+    }
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let wait = Duration::from_secs(30);
+    let connect = |name: &str, world: &str| {
+        let login = login(&node.http, name).expect("login");
+        let mut session = Session::connect(&login, wait).expect("connect");
+        session.send(Body::Join(proto::JoinWorld {
+            class: "warrior".into(),
+            world: world.into(),
+        }));
+        assert!(
+            session
+                .pump_until(wait, |s| s.welcome.is_some() && s.snapshot.is_some())
+                .unwrap()
+        );
+        session
+    };
+    // Two players in the zone; one sees the other.
+    let mut traveller = connect("traveller", "");
+    let mut watcher = connect("watcher", "");
+    let avatar = traveller.avatar().unwrap();
+    assert!(
+        watcher
+            .pump_until(wait, |s| s.entity(avatar).is_some())
+            .unwrap()
+    );
+
+    // The traveller queues for the arena: their zone avatar leaves.
+    traveller.welcome = None;
+    traveller.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+        world: "arena".into(),
+    }));
+    traveller.pump().unwrap();
+    assert!(
+        watcher
+            .pump_until(wait, |s| s.entity(avatar).is_none())
+            .unwrap(),
+        "the zone avatar left when its player went to the arena"
+    );
+
+    // A second player queues: a match, a room, a welcome into it.
+    let mut rival = connect_later(&node, "rival", wait);
+    let deadline = std::time::Instant::now() + wait;
+    let in_arena = |s: &Session| s.welcome.as_ref().is_some_and(|w| w.world == "arena");
+    while !(in_arena(&traveller) && in_arena(&rival)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not matched: {:?} / {:?}",
+            traveller.welcome,
+            rival.welcome
+        );
+        traveller.pump().unwrap();
+        rival.pump().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Logs in and joins the arena queue without waiting for a world.
+fn connect_later(node: &Node, name: &str, wait: Duration) -> Session {
+    let login = login(&node.http, name).expect("login");
+    let mut session = Session::connect(&login, wait).expect("connect");
+    session.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+        world: "arena".into(),
+    }));
+    session
+}

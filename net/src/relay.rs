@@ -42,6 +42,9 @@ pub struct RelaySettings {
     pub catch_up_gap: u64,
     /// Commands further ahead than this are dropped (a clock gone wrong).
     pub max_ahead: u64,
+    /// Longest room, frames: its history (sent whole on a catch-up, one
+    /// reliable message) must stay well under renet's 5 MiB channel limit.
+    pub max_frames: u64,
 }
 
 impl Default for RelaySettings {
@@ -52,6 +55,8 @@ impl Default for RelaySettings {
             max_bundles_per_packet: 16,
             catch_up_gap: 120,
             max_ahead: 64,
+            // 20 minutes at 20 Hz: about 3 MB of history for four players.
+            max_frames: 24_000,
         }
     }
 }
@@ -105,6 +110,8 @@ struct Member {
     needs_history: bool,
     /// Frame the history was last sent at.
     history_sent: u64,
+    /// A join (first or reconnect) waits for its welcome.
+    welcome: bool,
 }
 
 /// Server messages for players: (player, channel, bytes).
@@ -123,6 +130,8 @@ pub struct FrameRelay {
     /// The server's hash at checked frames (the most recent ones).
     hashes: BTreeMap<u64, u64>,
     desyncs: Vec<(PlayerId, proto::Desync)>,
+    /// Someone has joined at some point (an empty new room is not over).
+    joined_ever: bool,
 }
 
 /// Hash checks remembered, so late client reports can still be checked.
@@ -152,12 +161,20 @@ impl FrameRelay {
             history: Vec::new(),
             hashes: BTreeMap::new(),
             desyncs: Vec::new(),
+            joined_ever: false,
         }
     }
 
     /// Players in the room.
     pub fn members(&self) -> usize {
         self.members.len()
+    }
+
+    /// Whether the room is over: everyone who came has left, or it reached
+    /// its longest length.
+    pub fn is_over(&self) -> bool {
+        (self.joined_ever && self.members.is_empty() && self.arriving.is_empty())
+            || self.history.len() as u64 >= self.settings.max_frames
     }
 
     /// Builds bundle `frame` (the tick about to be simulated) from what has
@@ -193,6 +210,7 @@ impl FrameRelay {
         for (player, input) in &bundle.inputs {
             match input {
                 BundleInput::Join(_) => {
+                    self.joined_ever = true;
                     if let Some(member) = self.members.get_mut(player) {
                         member.in_world = true;
                     }
@@ -217,7 +235,10 @@ impl FrameRelay {
         match message {
             RelayMessage::Join { player, class } => match self.members.get_mut(&player) {
                 // Reconnected: same avatar; the history brings it up to date.
-                Some(member) => member.needs_history = true,
+                Some(member) => {
+                    member.needs_history = true;
+                    member.welcome = true;
+                }
                 None => {
                     self.members.insert(
                         player,
@@ -228,6 +249,7 @@ impl FrameRelay {
                             in_world: false,
                             needs_history: true,
                             history_sent: 0,
+                            welcome: true,
                         },
                     );
                     self.arriving.push((player, BundleInput::Join(class)));
@@ -299,9 +321,11 @@ impl FrameRelay {
                 continue;
             }
             let behind = frame.saturating_sub(member.ack);
-            let stale = member.history_sent + self.settings.catch_up_gap / 2 <= frame;
+            // At most one history per half gap, except the first (a joiner waits for nothing).
+            let stale = member.history_sent == 0
+                || member.history_sent + self.settings.catch_up_gap / 2 <= frame;
             if (member.needs_history || behind > self.settings.catch_up_gap) && stale {
-                if member.history_sent == 0 {
+                if std::mem::take(&mut member.welcome) {
                     let welcome = welcome(&self.spec, &self.tables_hash, &self.settings, *player);
                     out.push((*player, ORDERED, message(Body::Welcome(welcome))));
                 }
@@ -364,5 +388,103 @@ fn welcome(
             input_delay: settings.input_delay,
             hash_every: u32::try_from(settings.hash_every).unwrap_or(u32::MAX),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay() -> (mpsc::SyncSender<RelayMessage>, FrameRelay) {
+        let (tx, rx) = mpsc::sync_channel(64);
+        let spec = WorldSpec {
+            kind: "duel_lockstep".into(),
+            seed: 1,
+            tick_hz: 20,
+            width: 40_000,
+            height: 40_000,
+            capacity: 4,
+        };
+        let relay = FrameRelay::new(
+            spec,
+            "t".into(),
+            rx,
+            RelaySettings::default(),
+            Arc::default(),
+        );
+        (tx, relay)
+    }
+
+    fn command(frame: u64, dir: (i16, i16)) -> FrameCommand {
+        FrameCommand {
+            frame,
+            dir,
+            skill: None,
+        }
+    }
+
+    #[test]
+    fn a_late_command_repeats_the_last_move_and_a_room_everyone_left_is_over() {
+        let (tx, mut relay) = relay();
+        assert!(!relay.is_over(), "a new room waits for players");
+        tx.send(RelayMessage::Join {
+            player: PlayerId(1),
+            class: "warrior".into(),
+        })
+        .unwrap();
+        relay.before_tick(1);
+        let out = relay.after_tick(1, 7);
+        assert!(
+            out.iter()
+                .any(|(p, c, _)| *p == PlayerId(1) && *c == ORDERED),
+            "the joiner gets its welcome and the history"
+        );
+        tx.send(RelayMessage::Uplink {
+            player: PlayerId(1),
+            uplink: Uplink {
+                commands: vec![command(2, (1, 0))],
+                ack: 1,
+                hash: None,
+            },
+        })
+        .unwrap();
+        relay.before_tick(2);
+        relay.after_tick(2, 8);
+        // Nothing arrived for frame 3: the last move repeats.
+        let inputs = relay.before_tick(3);
+        assert_eq!(
+            inputs.iter().map(|e| e.input.clone()).collect::<Vec<_>>(),
+            vec![tessera_sim::Input::Move {
+                seq: 3,
+                dir_x: 1,
+                dir_y: 0
+            }]
+        );
+        relay.after_tick(3, 9);
+        tx.send(RelayMessage::Leave {
+            player: PlayerId(1),
+        })
+        .unwrap();
+        relay.before_tick(4);
+        relay.after_tick(4, 10);
+        assert!(relay.is_over(), "everyone who came has left");
+    }
+
+    #[test]
+    fn a_room_is_over_at_its_longest_length() {
+        let (tx, mut relay) = relay();
+        relay.settings.max_frames = 5;
+        tx.send(RelayMessage::Join {
+            player: PlayerId(1),
+            class: "warrior".into(),
+        })
+        .unwrap();
+        for frame in 1..=4 {
+            relay.before_tick(frame);
+            relay.after_tick(frame, frame);
+            assert!(!relay.is_over());
+        }
+        relay.before_tick(5);
+        assert!(relay.is_over());
     }
 }

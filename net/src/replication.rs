@@ -360,6 +360,7 @@ pub fn snapshots(
     spec: Res<WorldSpec>,
     grid: Res<SpatialGrid>,
     acks: Res<AckBoard>,
+    outbox: Res<Outbox>,
     mut replication: ResMut<Replication>,
     avatars: Query<(&Player, &SimId, &Position, &LastInputSeq, &Health)>,
     entities: Query<(&Health, Option<&Player>, Option<&Npc>)>,
@@ -380,6 +381,13 @@ pub fn snapshots(
         player: player.map_or(0, |p| p.0.0),
     };
     let replication = &mut *replication;
+    // A (re)joining player's client starts with no views: its old
+    // baselines (a dropped connection's) would never match.
+    for event in outbox.events() {
+        if let OutEvent::Joined { player, .. } = event {
+            replication.clients.remove(player);
+        }
+    }
     for (player, snapshot) in acks.take() {
         replication.clients.entry(player).or_default().ack(snapshot);
     }

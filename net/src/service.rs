@@ -110,6 +110,8 @@ struct Client {
     /// The player left its world on this connection: rejoining needs a new
     /// login, which loads the progress saved since.
     left: bool,
+    /// A join went to `sink`: switching worlds must leave it first.
+    joined: bool,
 }
 
 /// A running net thread.
@@ -341,6 +343,7 @@ impl<H: Host> Loop<H> {
     fn on_event(&mut self, socket: usize, event: TransportEvent) {
         match event {
             TransportEvent::Connected { client, player } => {
+                let mut replaced = None;
                 if let Some((old_socket, old_client)) =
                     self.players.insert(player, (socket, client))
                 {
@@ -351,13 +354,15 @@ impl<H: Host> Loop<H> {
                     self.send_to(old_socket, old_client, ORDERED, message);
                     self.closing
                         .push((Instant::now() + KICK_GRACE, old_socket, old_client));
-                    // The old connection's avatar is the new one's now: no Leave.
-                    self.clients.remove(&(old_socket, old_client));
+                    // The old connection's avatar is the new one's now: no
+                    // Leave, and the same world.
+                    let old = self.clients.remove(&(old_socket, old_client));
+                    replaced = old.and_then(|c| c.sink);
                 }
                 // Back within the grace period: the same avatar, same world.
                 let sink = match self.away.remove(&player) {
                     Some((_, sink)) => Some(sink),
-                    None => self.host.world_for(player),
+                    None => replaced.or_else(|| self.host.world_for(player)),
                 };
                 let now = self.now_nanos();
                 self.clients.insert(
@@ -377,6 +382,7 @@ impl<H: Host> Loop<H> {
                         ),
                         malformed: 0,
                         left: false,
+                        joined: false,
                     },
                 );
                 self.stats
@@ -423,12 +429,22 @@ impl<H: Host> Loop<H> {
 
     /// Moves `player`'s connection to `sink` and sends it `input` there.
     fn reassign(&mut self, player: PlayerId, sink: Arc<dyn InputSink>, input: Input) {
-        let Some(key) = self.players.get(&player).copied() else {
-            tracing::info!(%player, "moved to a room while disconnected");
-            return;
-        };
-        if let Some(state) = self.clients.get_mut(&key) {
-            state.sink = Some(sink.clone());
+        match self.players.get(&player).copied() {
+            Some(key) => {
+                if let Some(state) = self.clients.get_mut(&key) {
+                    state.sink = Some(sink.clone());
+                    state.joined = true;
+                }
+            }
+            // Dropped and within the grace period: the avatar joins the
+            // room and waits there for the player, like anywhere else.
+            None => match self.away.get_mut(&player) {
+                Some((_, away)) => *away = sink.clone(),
+                None => {
+                    tracing::info!(%player, "matched after leaving: not joining the room");
+                    return;
+                }
+            },
         }
         if let Err(reason) = sink.send(InputEnvelope { player, input }) {
             tracing::warn!(%player, reason, "could not join the room");
@@ -550,7 +566,21 @@ impl<H: Host> Loop<H> {
                 }
                 if !world.is_empty() {
                     match self.host.world_for_join(state.player, &world) {
-                        Ok(sink) => state.sink = Some(sink),
+                        Ok(sink) => {
+                            let player = state.player;
+                            let old = state.sink.replace(sink.clone());
+                            // A different world: the avatar in the old one
+                            // leaves, or it would be left behind.
+                            if state.joined
+                                && let Some(old) = old
+                                && !Arc::ptr_eq(&old, &sink)
+                            {
+                                let _ = old.send(InputEnvelope {
+                                    player,
+                                    input: Input::Leave,
+                                });
+                            }
+                        }
                         Err(reason) => {
                             return self.respond(
                                 socket,
@@ -562,6 +592,7 @@ impl<H: Host> Loop<H> {
                         }
                     }
                 }
+                state.joined = true;
                 let input = self.host.adapt_join(state.player, Input::Join { class });
                 self.forward(socket, client, request, input);
             }

@@ -89,6 +89,8 @@ fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
             );
         }
         world.step();
+        // As the host does after every tick.
+        world.drain_events();
         let outgoing = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
         let snapshot = outgoing
             .iter()

@@ -275,16 +275,25 @@ impl Flusher {
     }
 
     /// The newest record of `player`: the durable store's, overlaid with
-    /// the write-behind cache's when that is newer. A cache that cannot be
-    /// read is logged and skipped (the durable record is still correct up
-    /// to its last write); a durable store that cannot be read is an error.
+    /// the write-behind cache's when that is newer. Either failing to read
+    /// is an error (the caller retries rather than loads stale progress).
     pub async fn load(&self, player: u64) -> Result<Option<PlayerRecord>, StoreError> {
         let durable = self.backend.load(player).await?;
+        // A cache that cannot be read may hold newer progress than the
+        // store (another node's writes while the store was down): loading
+        // without it could roll the player back, so that is an error too.
         let cached = match &self.cache {
-            Some(cache) => cache.cached_record(player).await.unwrap_or_else(|error| {
-                tracing::warn!(%error, player, "cannot read the cached record; using the store's");
-                None
-            }),
+            Some(cache) => match cache.cached_record(player).await {
+                Ok(cached) => cached,
+                // Unreadable rather than unreachable: drop it, the store's
+                // record is the truth up to its last write.
+                Err(error @ StoreError::CorruptCache { .. }) => {
+                    tracing::error!(%error, player, "corrupt cached record dropped");
+                    let _ = cache.evict(player).await;
+                    None
+                }
+                Err(error) => return Err(error),
+            },
             None => None,
         };
         Ok(merge_cached(durable, cached))

@@ -15,6 +15,8 @@ pub struct Arena {
     pub result: Option<proto::RoomResult>,
     /// Skills used.
     pub attacks: u32,
+    /// Sides announced, by player (ours may come before our first snapshot).
+    sides: std::collections::BTreeMap<u64, u32>,
     seq: u32,
 }
 
@@ -47,6 +49,9 @@ impl Arena {
         let (Some(snapshot), Some(me)) = (snapshot, me) else {
             return Vec::new();
         };
+        if let Some(side) = self.sides.get(&me.player) {
+            self.side = Some(*side);
+        }
         if self.stage != Some(proto::RoomStageKind::Running) || self.result.is_some() || me.dead {
             return Vec::new();
         }

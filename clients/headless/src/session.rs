@@ -273,7 +273,8 @@ impl Session {
                     .unwrap_or_else(|| error.to_string()),
             );
         }
-        for channel in [UNRELIABLE, RELIABLE, ORDERED] {
+        // Ordered first: a welcome resets the view before this pump's snapshots.
+        for channel in [ORDERED, RELIABLE, UNRELIABLE] {
             while let Some(bytes) = self.socket.receive(channel) {
                 self.bytes_in += bytes.len() as u64;
                 let Ok(message) = decode_server(&bytes) else {
@@ -286,7 +287,13 @@ impl Session {
                     }
                     Some(server_message::Body::Event(event)) => self.events.push(event),
                     Some(server_message::Body::Response(response)) => self.responses.push(response),
-                    Some(server_message::Body::Welcome(welcome)) => self.welcome = Some(welcome),
+                    Some(server_message::Body::Welcome(welcome)) => {
+                        // A new world (or the same one again): its snapshot
+                        // ids and ticks have nothing to do with the last.
+                        self.views.clear();
+                        self.snapshot = None;
+                        self.welcome = Some(welcome);
+                    }
                     Some(server_message::Body::Kick(kick)) => self.kicked = Some(kick),
                     Some(server_message::Body::Pong(pong)) => self.pongs.push(pong.client_time_us),
                     Some(
