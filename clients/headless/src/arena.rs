@@ -1,6 +1,7 @@
 //! The `arena` behaviour: queue for a room kind (by joining it), wait for
-//! the match, then fight the nearest living opponent until the room
-//! finishes with a result.
+//! the match, then fight the nearest living opponent (a player on another
+//! side, from the room's side announcements) until the room finishes with a
+//! result.
 
 use tessera_net::proto::{self, client_message::Body, event};
 
@@ -37,10 +38,8 @@ impl Arena {
                 Some(event::Kind::RoomStage(stage)) => {
                     self.stage = proto::RoomStageKind::try_from(stage.stage).ok();
                 }
-                Some(event::Kind::RoomSide(side))
-                    if me.is_some_and(|m| m.player == side.player) =>
-                {
-                    self.side = Some(side.side);
+                Some(event::Kind::RoomSide(side)) => {
+                    self.sides.insert(side.player, side.side);
                 }
                 Some(event::Kind::RoomFinished(result)) => self.result = Some(result.clone()),
                 _ => {}
@@ -60,7 +59,13 @@ impl Arena {
         let Some(target) = snapshot
             .entities
             .iter()
-            .filter(|e| e.player != 0 && e.player != me.player && !e.dead)
+            // Opponents only: another side (or one not announced yet).
+            .filter(|e| {
+                e.player != 0
+                    && e.player != me.player
+                    && !e.dead
+                    && (self.side.is_none() || self.sides.get(&e.player) != self.side.as_ref())
+            })
             .min_by_key(|e| {
                 let (dx, dy) = distance(e);
                 (dx * dx + dy * dy, e.id)
