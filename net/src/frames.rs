@@ -229,8 +229,8 @@ pub struct History {
 
 impl History {
     /// Encodes for a `FrameCatchUp`.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        rmp_serde::to_vec(self).expect("a history always encodes")
+    pub fn to_bytes(&self) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+        rmp_serde::to_vec(self)
     }
 
     /// Decodes a `FrameCatchUp`'s history.

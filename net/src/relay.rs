@@ -329,20 +329,29 @@ impl FrameRelay {
                     let welcome = welcome(&self.spec, &self.tables_hash, &self.settings, *player);
                     out.push((*player, ORDERED, message(Body::Welcome(welcome))));
                 }
-                let bytes = history.get_or_insert_with(|| {
-                    History {
-                        spec: self.spec.clone(),
-                        tables_hash: self.tables_hash.clone(),
-                        bundles: self.history.clone(),
+                let bytes = match &history {
+                    Some(bytes) => bytes.clone(),
+                    None => {
+                        let encoded = History {
+                            spec: self.spec.clone(),
+                            tables_hash: self.tables_hash.clone(),
+                            bundles: self.history.clone(),
+                        }
+                        .to_bytes();
+                        match encoded {
+                            Ok(bytes) => history.insert(bytes).clone(),
+                            Err(error) => {
+                                // Nothing to send this frame; the member asks again.
+                                tracing::error!(%error, world = %self.spec.kind, "cannot encode a room history");
+                                continue;
+                            }
+                        }
                     }
-                    .to_bytes()
-                });
+                };
                 out.push((
                     *player,
                     ORDERED,
-                    message(Body::CatchUp(proto::FrameCatchUp {
-                        history: bytes.clone(),
-                    })),
+                    message(Body::CatchUp(proto::FrameCatchUp { history: bytes })),
                 ));
                 self.stats.catch_ups.fetch_add(1, Ordering::Relaxed);
                 member.needs_history = false;
