@@ -82,8 +82,6 @@ pub struct Arena {
     to_net: mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>>,
     rejections: Rejections,
     matchmaker: Matchmaker,
-    /// Kinds with a queue.
-    kinds: std::collections::BTreeSet<String>,
     classes: BTreeMap<PlayerId, String>,
     /// The room each placed player is in (index into `rooms`' ids), for
     /// reconnects; dropped when the room finishes or ends.
@@ -108,7 +106,6 @@ impl Arena {
             to_net,
             rejections,
             matchmaker: Matchmaker::default(),
-            kinds: Default::default(),
             classes: BTreeMap::new(),
             placed: BTreeMap::new(),
             rooms: Vec::new(),
@@ -156,18 +153,16 @@ impl Arena {
             .find(|z| z.id.0 == kind)
             .ok_or_else(|| format!("no room kind {kind:?}"))?;
         let size = zone.capacity as usize;
-        // Adding a queue replaces it (and its tickets): once per kind.
-        if self.kinds.insert(kind.to_string()) {
-            self.matchmaker.add_queue(
-                kind,
-                QueueRules {
-                    room_size: size,
-                    sides: 2,
-                    min_players: 2.min(size),
-                    wait_budget: WAIT_BUDGET_MS,
-                },
-            );
-        }
+        // Rules follow the tables; queued tickets stay.
+        self.matchmaker.add_queue(
+            kind,
+            QueueRules {
+                room_size: size,
+                sides: 2,
+                min_players: 2.min(size),
+                wait_budget: WAIT_BUDGET_MS,
+            },
+        );
         let now = self.now_ms();
         self.matchmaker
             .enqueue(kind, vec![player], now)

@@ -88,19 +88,13 @@ fn two_queued_players_are_matched_fight_and_get_one_result() {
 fn a_zone_avatar_leaves_when_its_player_queues_and_the_match_moves_them_in() {
     let dir = tempfile::tempdir().unwrap();
     // Everyone spawns at (100, 100) m in the zone; the arena is for two.
-    for (file, mut sheets) in tessera_tables::generate::default_game() {
-        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
-            for row in zones.rows.iter_mut() {
-                if row[0] == "starter".into() {
-                    row[7] = "100:100".into();
-                }
-                if row[0] == "arena".into() {
-                    row[6] = 2i64.into();
-                }
-            }
-        }
-        tessera_tables::generate::write_workbook(&dir.path().join(file), &sheets).unwrap();
-    }
+    write_tables_with_zones(
+        dir.path(),
+        &[
+            ("starter", ZONE_SPAWNS, "100:100".into()),
+            ("arena", ZONE_CAPACITY, 2i64.into()),
+        ],
+    );
     let node = start(&["--tables", dir.path().to_str().unwrap()]);
     let wait = Duration::from_secs(30);
     let connect = |name: &str, world: &str| {

@@ -37,27 +37,11 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Self {
-        let uri = tessera_persistence::services::mongodb_uri().unwrap_or_else(|e| panic!("{e}"));
+        let uri = test_mongodb_uri();
         let redis_url =
             tessera_persistence::services::redis_url().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("node.toml");
-        let text = tessera::config::DEFAULT_CONFIG
-            .replace("store = \"embedded\"", "store = \"mongodb\"")
-            .replace(
-                "mongodb_uri = \"mongodb://127.0.0.1:27017\"",
-                &format!("mongodb_uri = {uri:?}"),
-            )
-            .replace(
-                "mongodb_database = \"tessera\"",
-                &format!("mongodb_database = {:?}", unique("cluster")),
-            )
-            .replace("flush_interval_ms = 1000", "flush_interval_ms = 60000")
-            .replace(
-                "tables_dir = \"assets/tables\"",
-                &format!("tables_dir = {SHIPPED_TABLES:?}"),
-            );
-        std::fs::write(&config, text).unwrap();
+        let config = mongo_config(dir.path(), &uri, &unique("cluster"), 60_000);
         let prefix = format!("{}:", unique("t"));
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let redis = runtime

@@ -16,28 +16,7 @@ const PLAYERS: usize = 200;
 const FLUSH_MS: u64 = 500;
 
 fn config(dir: &std::path::Path, database: &str) -> std::path::PathBuf {
-    let uri = tessera_persistence::services::mongodb_uri().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.join("node.toml");
-    let text = tessera::config::DEFAULT_CONFIG
-        .replace("store = \"embedded\"", "store = \"mongodb\"")
-        .replace(
-            "mongodb_uri = \"mongodb://127.0.0.1:27017\"",
-            &format!("mongodb_uri = {uri:?}"),
-        )
-        .replace(
-            "mongodb_database = \"tessera\"",
-            &format!("mongodb_database = {database:?}"),
-        )
-        .replace(
-            "flush_interval_ms = 1000",
-            &format!("flush_interval_ms = {FLUSH_MS}"),
-        )
-        .replace(
-            "tables_dir = \"assets/tables\"",
-            &format!("tables_dir = {SHIPPED_TABLES:?}"),
-        );
-    std::fs::write(&path, text).unwrap();
-    path
+    mongo_config(dir, &test_mongodb_uri(), database, FLUSH_MS)
 }
 
 fn players(node: &Node, offset: usize) -> Vec<Session> {

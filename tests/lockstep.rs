@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use support::*;
 use tessera_bot::{
@@ -15,28 +15,10 @@ use tessera_bot::{
 };
 use tessera_net::proto::{self, client_message::Body};
 use tessera_sim::PlayerId;
-use tessera_tables::generate::{CellValue, default_game, write_workbook};
 
 const FRAMES: u64 = 3_000;
 const LATE_JOIN_AT: u64 = 500;
 const LOSS_PERCENT: u64 = 10;
-
-/// The shipped game, with the lockstep room at 100 frames per second so
-/// 3,000 frames take 30 s.
-fn write_fast_room_tables(dir: &Path) {
-    for (file, mut sheets) in default_game() {
-        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
-            for row in zones
-                .rows
-                .iter_mut()
-                .filter(|r| r[0] == CellValue::from("duel_lockstep"))
-            {
-                row[3] = 100i64.into();
-            }
-        }
-        write_workbook(&dir.join(file), &sheets).unwrap();
-    }
-}
 
 struct Client {
     session: Session,
@@ -110,7 +92,11 @@ fn pump_until(clients: &mut [Client], what: &str, mut done: impl FnMut(&[Client]
 #[test]
 fn four_clients_stay_in_lockstep_through_loss_and_a_late_join() {
     let dir = tempfile::tempdir().unwrap();
-    write_fast_room_tables(dir.path());
+    // The lockstep room at 100 frames per second: 3,000 frames take 30 s.
+    write_tables_with_zones(
+        dir.path(),
+        &[("duel_lockstep", ZONE_TICK_HZ, 100i64.into())],
+    );
     let tables = Arc::new(tessera_tables::load_dir(dir.path()).unwrap());
     let node = start(&["--tables", dir.path().to_str().unwrap()]);
 

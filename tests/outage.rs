@@ -103,19 +103,7 @@ fn a_ten_second_store_outage_loses_nothing_and_never_stops_the_node() {
     let mut store = Mongo::start(port, tempfile::tempdir().unwrap());
     let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("node.toml");
-    let text = tessera::config::DEFAULT_CONFIG
-        .replace("store = \"embedded\"", "store = \"mongodb\"")
-        .replace(
-            "mongodb_uri = \"mongodb://127.0.0.1:27017\"",
-            &format!("mongodb_uri = {uri:?}"),
-        )
-        .replace("flush_interval_ms = 1000", "flush_interval_ms = 500")
-        .replace(
-            "tables_dir = \"assets/tables\"",
-            &format!("tables_dir = {SHIPPED_TABLES:?}"),
-        );
-    std::fs::write(&config, text).unwrap();
+    let config = mongo_config(dir.path(), &uri, "tessera", 500);
     let mut node = start(&["--config", config.to_str().unwrap()]);
 
     let mut sessions: Vec<Session> = (0..PLAYERS)

@@ -560,3 +560,47 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(version: u64, parts: &[(&str, serde_json::Value)]) -> PlayerRecord {
+        PlayerRecord {
+            player: 1,
+            version,
+            parts: parts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_newer_cache_overlays_the_store_part_by_part_and_an_older_one_is_ignored() {
+        let durable = record(5, &[("xp", json!(10)), ("position", json!({"x": 1}))]);
+        let newer = record(7, &[("xp", json!(30))]);
+        let merged = merge_cached(Some(durable.clone()), Some(newer)).unwrap();
+        assert_eq!(merged.version, 7);
+        assert_eq!(merged.parts["xp"], json!(30), "the cache's newer part wins");
+        assert_eq!(
+            merged.parts["position"],
+            json!({"x": 1}),
+            "parts it lacks come from the store"
+        );
+
+        let older = record(4, &[("xp", json!(1))]);
+        assert_eq!(
+            merge_cached(Some(durable.clone()), Some(older)),
+            Some(durable.clone())
+        );
+        assert_eq!(merge_cached(Some(durable.clone()), None), Some(durable));
+        let only_cached = record(2, &[("xp", json!(2))]);
+        assert_eq!(
+            merge_cached(None, Some(only_cached.clone())),
+            Some(only_cached)
+        );
+        assert_eq!(merge_cached(None, None), None);
+    }
+}

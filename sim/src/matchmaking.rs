@@ -76,15 +76,16 @@ pub struct Matchmaker {
 }
 
 impl Matchmaker {
-    /// Opens a queue for `kind`.
+    /// Opens a queue for `kind`, or sets the rules of the one open (its
+    /// tickets stay: dropping them would strand their players as queued).
     pub fn add_queue(&mut self, kind: &str, rules: QueueRules) {
-        self.queues.insert(
-            kind.into(),
-            Queue {
+        self.queues
+            .entry(kind.into())
+            .and_modify(|queue| queue.rules = rules.clone())
+            .or_insert(Queue {
                 rules,
                 tickets: Vec::new(),
-            },
-        );
+            });
     }
 
     /// Queues a party (one player, or a whole team) at time `now`.
@@ -116,7 +117,10 @@ impl Matchmaker {
         let Some(kind) = self.queued.get(&player).cloned() else {
             return false;
         };
-        let queue = self.queues.get_mut(&kind).expect("queued kinds exist");
+        let Some(queue) = self.queues.get_mut(&kind) else {
+            self.queued.remove(&player);
+            return false;
+        };
         if let Some(index) = queue.tickets.iter().position(|t| t.party.contains(&player)) {
             for member in queue.tickets.remove(index).party {
                 self.queued.remove(&member);
@@ -207,6 +211,28 @@ mod tests {
 
     fn p(ids: &[u64]) -> Vec<PlayerId> {
         ids.iter().map(|i| PlayerId(*i)).collect()
+    }
+
+    #[test]
+    fn reopening_a_queue_keeps_its_tickets() {
+        let mut mm = arena();
+        mm.enqueue("arena", p(&[1]), 0).unwrap();
+        mm.add_queue(
+            "arena",
+            QueueRules {
+                room_size: 2,
+                sides: 2,
+                min_players: 2,
+                wait_budget: 100,
+            },
+        );
+        assert_eq!(mm.waiting("arena"), 1, "the queued player is still queued");
+        mm.enqueue("arena", p(&[2]), 1).unwrap();
+        assert_eq!(mm.poll(2).len(), 1, "the new rules form a duel");
+        assert!(
+            !mm.cancel(PlayerId(1)),
+            "matched players are no longer queued"
+        );
     }
 
     #[test]

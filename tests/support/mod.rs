@@ -173,54 +173,81 @@ pub fn write_tables(dir: &Path, hp: CellValue) {
     }
 }
 
-/// Writes the default game into `dir` with the starter zone's spawn points
-/// set to `spawn` (e.g. "100:100"), so test players meet.
-pub fn write_tables_spawning_at(dir: &Path, spawn: &str) {
+/// Columns of a `zones` row the tests change.
+pub const ZONE_TICK_HZ: usize = 3;
+/// See [`ZONE_TICK_HZ`].
+pub const ZONE_CAPACITY: usize = 6;
+/// See [`ZONE_TICK_HZ`].
+pub const ZONE_SPAWNS: usize = 7;
+
+/// Writes the default game into `dir`, setting cells of `zones` rows:
+/// `(zone id, column, value)`.
+pub fn write_tables_with_zones(dir: &Path, edits: &[(&str, usize, CellValue)]) {
     for (file, mut sheets) in default_game() {
         if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
-            for row in zones
-                .rows
-                .iter_mut()
-                .filter(|r| r[0] == CellValue::from("starter"))
-            {
-                row[7] = spawn.into();
+            for row in zones.rows.iter_mut() {
+                for (zone, column, value) in edits {
+                    if row[0] == CellValue::from(*zone) {
+                        row[*column] = value.clone();
+                    }
+                }
             }
         }
         write_workbook(&dir.join(file), &sheets).unwrap();
     }
+}
+
+/// The default game with the starter zone's spawn points set to `spawn`
+/// (e.g. "100:100"), so test players meet.
+pub fn write_tables_spawning_at(dir: &Path, spawn: &str) {
+    write_tables_with_zones(dir, &[("starter", ZONE_SPAWNS, spawn.into())]);
 }
 
 /// Like [`write_tables_spawning_at`], with the starter zone's capacity too.
 pub fn write_tables_with_capacity(dir: &Path, spawn: &str, capacity: i64) {
-    for (file, mut sheets) in default_game() {
-        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
-            for row in zones
-                .rows
-                .iter_mut()
-                .filter(|r| r[0] == CellValue::from("starter"))
-            {
-                row[6] = capacity.into();
-                row[7] = spawn.into();
-            }
-        }
-        write_workbook(&dir.join(file), &sheets).unwrap();
-    }
+    write_tables_with_zones(
+        dir,
+        &[
+            ("starter", ZONE_SPAWNS, spawn.into()),
+            ("starter", ZONE_CAPACITY, capacity.into()),
+        ],
+    );
 }
 
-/// The shipped game with room kind `kind` holding `size` players.
+/// The default game with room kind `kind` holding `size` players.
 pub fn write_tables_with_room_size(dir: &Path, kind: &str, size: i64) {
-    for (file, mut sheets) in default_game() {
-        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
-            for row in zones
-                .rows
-                .iter_mut()
-                .filter(|r| r[0] == CellValue::from(kind))
-            {
-                row[6] = size.into();
-            }
-        }
-        write_workbook(&dir.join(file), &sheets).unwrap();
-    }
+    write_tables_with_zones(dir, &[(kind, ZONE_CAPACITY, size.into())]);
+}
+
+/// The MongoDB the tests share (fails loudly without it).
+pub fn test_mongodb_uri() -> String {
+    tessera_persistence::services::mongodb_uri().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A config file in `dir` for a node storing players in MongoDB at `uri`
+/// (`database`), flushing every `flush_ms`, on the shipped tables.
+pub fn mongo_config(dir: &Path, uri: &str, database: &str, flush_ms: u64) -> std::path::PathBuf {
+    let path = dir.join("node.toml");
+    let text = tessera::config::DEFAULT_CONFIG
+        .replace("store = \"embedded\"", "store = \"mongodb\"")
+        .replace(
+            "mongodb_uri = \"mongodb://127.0.0.1:27017\"",
+            &format!("mongodb_uri = {uri:?}"),
+        )
+        .replace(
+            "mongodb_database = \"tessera\"",
+            &format!("mongodb_database = {database:?}"),
+        )
+        .replace(
+            "flush_interval_ms = 1000",
+            &format!("flush_interval_ms = {flush_ms}"),
+        )
+        .replace(
+            "tables_dir = \"assets/tables\"",
+            &format!("tables_dir = {SHIPPED_TABLES:?}"),
+        );
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// Everyone in `sessions` walks in direction `(dir_x, dir_y)` for `time`,
