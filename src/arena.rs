@@ -6,6 +6,12 @@
 //! with the class they queued with). The room runs its own lifecycle
 //! (countdown when full, fight, result to every player); a room every
 //! player left is ended.
+//!
+//! Rooms can also be opened by a player (optionally with a password) and
+//! entered by id; those balance sides as players come, and their owner (the
+//! first in) may start them early. Players may also queue from a zone and
+//! keep playing there until their match forms; a team leader queues the
+//! whole team as one party.
 
 use std::{
     collections::BTreeMap,
@@ -23,7 +29,8 @@ use tessera_net::{
 };
 use tessera_sim::{
     Input, InputEnvelope, OutEvent, Outbox, PlayerId, SimWorld,
-    matchmaking::{Match, Matchmaker, QueueRules},
+    matchmaking::{Matchmaker, QueueRules},
+    output::RoomStage,
     room::Room,
 };
 use tessera_tables::{
@@ -67,11 +74,17 @@ impl InputSink for QueueSink {
 
 struct RoomWorld {
     id: WorldId,
+    kind: String,
+    capacity: usize,
+    /// Opened by a player (else formed by matchmaking; never joinable by id).
+    custom: bool,
+    password: Option<String>,
+    /// The countdown began (it takes no one new).
+    started: Arc<AtomicBool>,
     /// Every player left (the world can end).
     empty: Arc<AtomicBool>,
     /// The result is out (its players may queue again).
     finished: Arc<AtomicBool>,
-    players: Vec<PlayerId>,
     sink: Arc<dyn InputSink>,
 }
 
@@ -83,6 +96,8 @@ pub struct Arena {
     rejections: Rejections,
     matchmaker: Matchmaker,
     classes: BTreeMap<PlayerId, String>,
+    /// Players who queued from a zone and still play there.
+    in_zone: std::collections::BTreeSet<PlayerId>,
     /// The room each placed player is in (index into `rooms`' ids), for
     /// reconnects; dropped when the room finishes or ends.
     placed: BTreeMap<PlayerId, WorldId>,
@@ -107,6 +122,7 @@ impl Arena {
             rejections,
             matchmaker: Matchmaker::default(),
             classes: BTreeMap::new(),
+            in_zone: Default::default(),
             placed: BTreeMap::new(),
             rooms: Vec::new(),
             started: Instant::now(),
@@ -124,7 +140,8 @@ impl Arena {
     }
 
     /// The room `player` was placed in while it is still playing (a
-    /// reconnect goes back there); after its result they may queue again.
+    /// reconnect goes back there); after its result they may queue again
+    /// (and stay placed, so that they can leave it for a zone).
     pub fn room_of(&self, player: PlayerId) -> Option<Arc<dyn InputSink>> {
         let id = self.placed.get(&player)?;
         self.rooms
@@ -146,6 +163,32 @@ impl Arena {
     }
 
     fn queue(&mut self, player: PlayerId, kind: &str, class: String) -> Result<(), String> {
+        self.queue_party(kind, vec![(player, class)])?;
+        self.in_zone.remove(&player);
+        Ok(())
+    }
+
+    /// Queues `party` (players with the class each will play; empty: the
+    /// class they last joined with) for `kind` as one ticket, while they
+    /// stay where they are until the match forms.
+    pub fn queue_from_zone(
+        &mut self,
+        kind: &str,
+        party: Vec<(PlayerId, String)>,
+    ) -> Result<(), String> {
+        if !self.is_room_kind(kind) {
+            return Err(format!("{kind:?} is not a state-sync room kind"));
+        }
+        let players: Vec<PlayerId> = party.iter().map(|(p, _)| *p).collect();
+        self.queue_party(kind, party)?;
+        self.in_zone.extend(players);
+        Ok(())
+    }
+
+    fn queue_party(&mut self, kind: &str, party: Vec<(PlayerId, String)>) -> Result<(), String> {
+        if let Some((player, _)) = party.iter().find(|(p, _)| self.room_of(*p).is_some()) {
+            return Err(format!("player {} is in a room", player.0));
+        }
         let tables = self.tables.current();
         let zone = tables
             .zones
@@ -164,29 +207,124 @@ impl Arena {
             },
         );
         let now = self.now_ms();
+        let players: Vec<PlayerId> = party.iter().map(|(p, _)| *p).collect();
         self.matchmaker
-            .enqueue(kind, vec![player], now)
+            .enqueue(kind, players.clone(), now)
             .map_err(|e| e.to_string())?;
-        self.classes.insert(player, class);
-        tracing::info!(%player, kind, "queued for a room");
+        for (player, class) in party {
+            self.classes.insert(player, class);
+        }
+        tracing::info!(?players, kind, "queued for a room");
         Ok(())
     }
 
     fn cancel(&mut self, player: PlayerId) {
+        let kind = self.matchmaker.queued_for(player).map(str::to_string);
         self.matchmaker.cancel(player);
         self.classes.remove(&player);
+        self.in_zone.remove(&player);
+        // The rest of the party is out too.
+        if kind.is_some() {
+            let matchmaker = &self.matchmaker;
+            self.classes
+                .retain(|p, _| matchmaker.queued_for(*p).is_some());
+            self.in_zone.retain(|p| matchmaker.queued_for(*p).is_some());
+        }
+    }
+
+    /// Takes `player` out of their room or queue. `None`: in neither;
+    /// `Some(true)`: they must go back to a zone; `Some(false)`: they queued
+    /// from a zone and are still there.
+    pub fn leave(&mut self, player: PlayerId) -> Option<bool> {
+        if self.matchmaker.queued_for(player).is_some() {
+            let in_zone = self.in_zone.contains(&player);
+            self.cancel(player);
+            return Some(!in_zone);
+        }
+        self.placed.remove(&player).map(|_| true)
+    }
+
+    /// Opens a room of `kind` owned by `player`, who is placed in it.
+    pub fn create(
+        &mut self,
+        player: PlayerId,
+        kind: &str,
+        password: Option<String>,
+    ) -> Result<(u64, Arc<dyn InputSink>), String> {
+        if !self.is_room_kind(kind) {
+            return Err(format!("{kind:?} is not a state-sync room kind"));
+        }
+        self.ensure_free(player)?;
+        let (id, sink) = self.start(kind, &[], Some(password))?;
+        self.placed.insert(player, id);
+        Ok((id.0, sink))
+    }
+
+    fn ensure_free(&self, player: PlayerId) -> Result<(), String> {
+        if self.room_of(player).is_some() {
+            return Err("already in a room: leave it first".into());
+        }
+        if self.matchmaker.queued_for(player).is_some() {
+            return Err("queued for a match: leave the queue first".into());
+        }
+        Ok(())
+    }
+
+    /// Places `player` in room `id` if it is one of this arena's (`Ok(None)`: not ours).
+    pub fn join(
+        &mut self,
+        player: PlayerId,
+        id: u64,
+        password: Option<&str>,
+    ) -> Result<Option<Arc<dyn InputSink>>, String> {
+        let Some(room) = self.rooms.iter().find(|r| r.id.0 == id) else {
+            return Ok(None);
+        };
+        if !room.custom {
+            return Err("a matchmade room takes only its match".into());
+        }
+        if !crate::lobby::password_matches(password, room.password.as_deref()) {
+            return Err("wrong password".into());
+        }
+        if room.started.load(Ordering::Relaxed) || room.finished.load(Ordering::Relaxed) {
+            return Err("the room has started".into());
+        }
+        let placed = self.placed.values().filter(|w| **w == room.id).count();
+        if placed >= room.capacity {
+            return Err("the room is full".into());
+        }
+        let (world, sink) = (room.id, room.sink.clone());
+        self.ensure_free(player)?;
+        self.placed.insert(player, world);
+        Ok(Some(sink))
+    }
+
+    /// Rooms of `kind` ("" for all), for a room list.
+    pub fn list(&self, kind: &str) -> Vec<tessera_net::proto::RoomInfo> {
+        self.rooms
+            .iter()
+            .filter(|r| kind.is_empty() || r.kind == kind)
+            .filter(|r| !r.finished.load(Ordering::Relaxed) && !r.empty.load(Ordering::Relaxed))
+            .map(|r| tessera_net::proto::RoomInfo {
+                id: r.id.0,
+                kind: r.kind.clone(),
+                players: self.placed.values().filter(|w| **w == r.id).count() as u32,
+                capacity: r.capacity as u32,
+                has_password: r.password.is_some(),
+                started: !r.custom || r.started.load(Ordering::Relaxed),
+                sync: "state".into(),
+            })
+            .collect()
     }
 
     /// Forms what matches can form, starts their rooms, ends empty ones,
     /// and returns who moves where.
     pub fn poll(&mut self) -> Vec<Assignment> {
         for room in &self.rooms {
-            if room.finished.load(Ordering::Relaxed) || room.empty.load(Ordering::Relaxed) {
-                for player in &room.players {
-                    if self.placed.get(player) == Some(&room.id) {
-                        self.placed.remove(player);
-                    }
-                }
+            // Players stay placed in a finished room (to leave it for a
+            // zone) until it is empty.
+            if room.empty.load(Ordering::Relaxed) {
+                self.placed.retain(|_, world| *world != room.id);
             }
             if room.empty.load(Ordering::Relaxed) {
                 tracing::info!(world = %room.id, "room empty: ending it");
@@ -197,10 +335,11 @@ impl Arena {
         let now = self.now_ms();
         let mut moves = Vec::new();
         for found in self.matchmaker.poll(now) {
-            match self.start(&found) {
+            match self.start(&found.kind, &found.sides, None) {
                 Ok((id, sink)) => {
                     for player in found.sides.iter().flatten() {
                         let class = self.classes.remove(player).unwrap_or_default();
+                        self.in_zone.remove(player);
                         self.placed.insert(*player, id);
                         moves.push((*player, sink.clone(), Input::Join { class }));
                     }
@@ -213,12 +352,19 @@ impl Arena {
         moves
     }
 
-    fn start(&mut self, found: &Match) -> Result<(WorldId, Arc<dyn InputSink>), String> {
+    /// Starts a room world of `kind` with `sides` as its roster; `custom`
+    /// (a player's room, with its password) when not from matchmaking.
+    fn start(
+        &mut self,
+        kind: &str,
+        sides: &[Vec<PlayerId>],
+        custom: Option<Option<String>>,
+    ) -> Result<(WorldId, Arc<dyn InputSink>), String> {
         let tables = self.tables.current();
         let zone = tables
             .zones
             .iter()
-            .find(|z| z.id.0 == found.kind)
+            .find(|z| z.id.0 == kind)
             .ok_or("the room kind left the tables")?;
         let seed = self.next_seed;
         self.next_seed += 1;
@@ -235,21 +381,26 @@ impl Arena {
         .map_err(|e| e.to_string())?;
         sim.set_tables(tables.clone());
         let mut room = sim.world_mut().resource_mut::<Room>();
-        for (side, players) in found.sides.iter().enumerate() {
+        for (side, players) in sides.iter().enumerate() {
             for player in players {
                 room.roster.insert(*player, side as u8);
             }
         }
         let empty = Arc::new(AtomicBool::new(false));
         let finished = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
         let mut forward = forward_output(self.to_net.clone());
-        let (empty_flag, finished_flag) = (empty.clone(), finished.clone());
+        let (empty_flag, finished_flag, started_flag) =
+            (empty.clone(), finished.clone(), started.clone());
         let options = WorldOptions {
             after_tick: Some(Box::new(move |sim: &mut SimWorld| {
                 for event in sim.world().resource::<Outbox>().events() {
                     match event {
                         OutEvent::RoomEmpty => empty_flag.store(true, Ordering::Relaxed),
                         OutEvent::RoomFinished(_) => finished_flag.store(true, Ordering::Relaxed),
+                        OutEvent::RoomStage {
+                            stage: RoomStage::Countdown { .. } | RoomStage::Running,
+                        } => started_flag.store(true, Ordering::Relaxed),
                         _ => {}
                     }
                 }
@@ -261,7 +412,15 @@ impl Arena {
             .scheduler
             .add_world(sim, options)
             .map_err(|e| e.to_string())?;
-        tracing::info!(world = %handle.id, kind = %spec.kind, players = found.sides.iter().flatten().count(), "match formed: room started");
+        let players = sides.iter().flatten().count();
+        match &custom {
+            Some(_) => {
+                tracing::info!(world = %handle.id, kind = %spec.kind, "room opened by a player")
+            }
+            None => {
+                tracing::info!(world = %handle.id, kind = %spec.kind, players, "match formed: room started")
+            }
+        }
         let id = handle.id;
         let sink: Arc<dyn InputSink> = Arc::new(ZoneSink {
             world: handle,
@@ -269,9 +428,13 @@ impl Arena {
         });
         self.rooms.push(RoomWorld {
             id,
+            kind: kind.to_string(),
+            capacity: spec.capacity as usize,
+            custom: custom.is_some(),
+            password: custom.flatten(),
+            started,
             empty,
             finished,
-            players: found.sides.iter().flatten().copied().collect(),
             sink: sink.clone(),
         });
         Ok((id, sink))

@@ -10,6 +10,7 @@ pub mod arena;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod lobby;
 pub mod logging;
 pub mod login;
 pub mod metrics;

@@ -157,12 +157,12 @@ async fn start_and_serve(
             net.stats().rejected.clone(),
             config.seed,
         ))));
-    let _ = host.rooms.set(std::sync::Mutex::new(Rooms::new(
+    let _ = host.rooms.set(Arc::new(std::sync::Mutex::new(Rooms::new(
         scheduler.clone(),
         tables.clone(),
         net.outgoing(),
         config.seed,
-    )));
+    ))));
     let presence = cluster.as_ref().map(|cluster| {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(cluster.clone().follow(rx, flusher.clone()));
@@ -192,6 +192,7 @@ async fn start_and_serve(
                 net.outgoing(),
                 flusher.sender(),
                 host.profiles.clone(),
+                host.teams.clone(),
                 presence.clone().map(|tx| (tx, world_id.clone())),
             )),
             ..Default::default()
@@ -284,6 +285,7 @@ fn after_tick(
     to_net: std::sync::mpsc::Sender<Vec<(tessera_sim::PlayerId, u8, Vec<u8>)>>,
     to_store: ChangeSender,
     profiles: play::Profiles,
+    teams: play::Teams,
     presence: Option<(
         tokio::sync::mpsc::UnboundedSender<Presence>,
         Arc<std::sync::atomic::AtomicU64>,
@@ -291,7 +293,7 @@ fn after_tick(
 ) -> crate::scheduler::AfterTick {
     let mut forward = play::forward_output(to_net);
     Box::new(move |sim: &mut SimWorld| {
-        play::consume_profiles(sim, &profiles);
+        play::observe_zone(sim, &profiles, &teams);
         if let Some((tx, world)) = &presence {
             let events = sim.world().resource::<tessera_sim::Outbox>().events();
             let world = world.load(std::sync::atomic::Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! a world's replication output reaches the net thread).
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     sync::{Arc, RwLock, mpsc},
 };
@@ -46,16 +47,27 @@ impl InputSink for ZoneSink {
 /// Progress loaded at login, waiting for the player's `Join`.
 pub type Profiles = Arc<std::sync::Mutex<std::collections::BTreeMap<PlayerId, SavedProgress>>>;
 
+/// Teams as the zones last announced them: each member's team leader and
+/// members (a team leader queues the whole team).
+pub type Teams = Arc<std::sync::Mutex<BTreeMap<PlayerId, (PlayerId, Vec<PlayerId>)>>>;
+
+/// A zone world by its `zones` row id.
+type Zone = (String, Arc<dyn InputSink>);
+
 /// Sends connecting players to the node's first zone world, with the
 /// progress loaded for them at login.
 #[derive(Clone, Default)]
 pub struct ZoneHost {
     /// Zone worlds by kind, in start order.
-    worlds: Arc<RwLock<Vec<(String, ZoneSink)>>>,
+    worlds: Arc<RwLock<Vec<Zone>>>,
+    /// The zone each player last joined, when not the first one.
+    home: BTreeMap<PlayerId, usize>,
+    /// Teams in the zones.
+    pub teams: Teams,
     /// Loaded progress by player.
     pub profiles: Profiles,
     /// Frame-sync rooms, made on demand (set once the net thread runs).
-    pub rooms: Arc<std::sync::OnceLock<std::sync::Mutex<crate::rooms::Rooms>>>,
+    pub rooms: Arc<std::sync::OnceLock<Arc<std::sync::Mutex<crate::rooms::Rooms>>>>,
     /// Matchmaking and state-sync rooms (set once the net thread runs).
     pub arena: Arc<std::sync::OnceLock<Arc<std::sync::Mutex<crate::arena::Arena>>>>,
     /// When the net thread last asked the arena for formed matches.
@@ -68,16 +80,32 @@ impl ZoneHost {
         self.worlds
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push((kind.to_string(), world));
+            .push((kind.to_string(), Arc::new(world)));
+    }
+
+    /// The zone `player` last played in (the first zone if none yet).
+    pub(crate) fn home_zone(&self, player: PlayerId) -> Option<Arc<dyn InputSink>> {
+        let worlds = self.worlds.read().unwrap_or_else(|p| p.into_inner());
+        let index = self.home.get(&player).copied().unwrap_or(0);
+        worlds
+            .get(index)
+            .or_else(|| worlds.first())
+            .map(|(_, w)| w.clone())
+    }
+
+    /// `player`'s team leader and members, if in a team.
+    pub(crate) fn team_of(&self, player: PlayerId) -> Option<(PlayerId, Vec<PlayerId>)> {
+        self.teams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&player)
+            .cloned()
     }
 }
 
 impl Host for ZoneHost {
     fn world_for(&mut self, _player: PlayerId) -> Option<Arc<dyn InputSink>> {
-        let worlds = self.worlds.read().unwrap_or_else(|p| p.into_inner());
-        worlds
-            .first()
-            .map(|(_, w)| Arc::new(w.clone()) as Arc<dyn InputSink>)
+        self.home_zone(_player)
     }
 
     fn world_for_join(
@@ -89,9 +117,17 @@ impl Host for ZoneHost {
             let worlds = self.worlds.read().unwrap_or_else(|p| p.into_inner());
             worlds
                 .iter()
-                .find(|(kind, _)| world.is_empty() || kind == world)
-                .map(|(_, w)| Arc::new(w.clone()) as Arc<dyn InputSink>)
+                .position(|(kind, _)| world.is_empty() || kind == world)
+                .map(|index| (index, worlds[index].1.clone()))
         };
+        let zone = zone.map(|(index, sink)| {
+            if index == 0 {
+                self.home.remove(&player);
+            } else {
+                self.home.insert(player, index);
+            }
+            sink
+        });
         if let Some(arena) = self.arena.get() {
             let locked = arena.lock().unwrap_or_else(|p| p.into_inner());
             if zone.is_none() && locked.is_room_kind(world) {
@@ -125,6 +161,29 @@ impl Host for ZoneHost {
         match self.arena.get() {
             Some(arena) => arena.lock().unwrap_or_else(|p| p.into_inner()).poll(),
             None => Vec::new(),
+        }
+    }
+
+    fn room(
+        &mut self,
+        player: PlayerId,
+        request: tessera_net::codec::RoomRequest,
+    ) -> Result<tessera_net::service::RoomOutcome, String> {
+        self.room_command(player, request)
+    }
+
+    fn departed(&mut self, player: PlayerId) {
+        self.home.remove(&player);
+        self.teams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&player);
+        // A queue ticket of someone gone would strand their party.
+        if let Some(arena) = self.arena.get() {
+            arena
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .leave(player);
         }
     }
 
@@ -202,8 +261,42 @@ pub fn start_net(
     Ok((NetService::start(sockets, host, limits)?, addrs))
 }
 
-/// Forgets loaded progress of players the world has just welcomed: from now
-/// on their avatar, not the login-time record, is their newest state.
+/// What the host learns from a zone's tick: loaded progress of players the
+/// world has just welcomed is forgotten (from now on their avatar, not the
+/// login-time record, is their newest state), and team changes are noted.
+pub fn observe_zone(sim: &SimWorld, profiles: &Profiles, teams: &Teams) {
+    consume_profiles(sim, profiles);
+    let outbox = sim.world().resource::<tessera_sim::Outbox>();
+    let mut changed = outbox
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                tessera_sim::OutEvent::TeamChanged { .. } | tessera_sim::OutEvent::TeamLeft { .. }
+            )
+        })
+        .peekable();
+    if changed.peek().is_none() {
+        return;
+    }
+    let mut teams = teams.lock().unwrap_or_else(|p| p.into_inner());
+    for event in changed {
+        match event {
+            tessera_sim::OutEvent::TeamChanged { view, .. } => {
+                for member in &view.members {
+                    teams.insert(*member, (view.leader, view.members.clone()));
+                }
+            }
+            tessera_sim::OutEvent::TeamLeft { to, .. } => {
+                teams.remove(to);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Forgets loaded progress of players the world has just welcomed.
 pub fn consume_profiles(sim: &SimWorld, profiles: &Profiles) {
     let outbox = sim.world().resource::<tessera_sim::Outbox>();
     let joined: Vec<PlayerId> = outbox

@@ -9,6 +9,9 @@
 //! leave, so a reconnect lands in the same room and gets its history. A
 //! room is over when everyone who came has left or it reached its longest
 //! length (its history must fit one reliable message); it is then ended.
+//!
+//! A player may also open a room (with a password or not): it is found by
+//! id, never by the automatic placement above.
 
 use std::{
     collections::BTreeMap,
@@ -45,6 +48,11 @@ pub struct RoomSink {
     capacity: usize,
     membership: Membership,
     world: WorldId,
+    kind: String,
+    /// Opened by a player with a password (never placed into automatically).
+    password: Option<String>,
+    /// Opened by a player: joined by id only.
+    private: bool,
     /// The room is over (everyone left, or its longest length) or its
     /// world is gone: it takes nobody new and is ended.
     over: Arc<AtomicBool>,
@@ -158,7 +166,8 @@ impl Rooms {
         }
         let open = self.open.entry(kind.to_string()).or_default();
         let room = match open.iter().find(|room| {
-            room.members.load(Ordering::Relaxed) < room.capacity
+            !room.private
+                && room.members.load(Ordering::Relaxed) < room.capacity
                 && !room.over.load(Ordering::Relaxed)
         }) {
             Some(room) => room.clone(),
@@ -166,7 +175,7 @@ impl Rooms {
                 let seed = self.next_seed;
                 self.next_seed += 1;
                 let spec = spec_for(zone, seed).map_err(|e| e.to_string())?;
-                let room = self.start(spec, tables.clone())?;
+                let room = self.start(spec, tables.clone(), None)?;
                 self.open
                     .entry(kind.to_string())
                     .or_default()
@@ -174,12 +183,112 @@ impl Rooms {
                 room
             }
         };
+        Ok(self.admit(player, room))
+    }
+
+    fn admit(&self, player: PlayerId, room: Arc<RoomSink>) -> Arc<dyn InputSink> {
         room.members.fetch_add(1, Ordering::Relaxed);
         self.membership
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(player, room.clone());
-        Ok(room as Arc<dyn InputSink>)
+        room as Arc<dyn InputSink>
+    }
+
+    /// Whether `kind` is a frame-sync room kind.
+    pub fn is_room_kind(&self, kind: &str) -> bool {
+        self.tables
+            .current()
+            .zones
+            .iter()
+            .any(|z| z.id.0 == kind && z.kind == ZoneKind::Room && z.sync == SyncMode::Frame)
+    }
+
+    /// Whether `player` is in one of these rooms.
+    pub fn contains(&self, player: PlayerId) -> bool {
+        self.membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&player)
+    }
+
+    /// Opens a room of `kind` that only a join by id enters, with `player` in it.
+    pub fn create(
+        &mut self,
+        player: PlayerId,
+        kind: &str,
+        password: Option<String>,
+    ) -> Result<(u64, Arc<dyn InputSink>), String> {
+        self.prune();
+        if self.contains(player) {
+            return Err("already in a room: leave it first".into());
+        }
+        let tables = self.tables.current();
+        let zone = tables
+            .zones
+            .iter()
+            .find(|z| z.id.0 == kind && z.kind == ZoneKind::Room && z.sync == SyncMode::Frame)
+            .ok_or_else(|| format!("{kind:?} is not a frame-sync room kind"))?;
+        let seed = self.next_seed;
+        self.next_seed += 1;
+        let spec = spec_for(zone, seed).map_err(|e| e.to_string())?;
+        let room = self.start(spec, tables.clone(), Some(password))?;
+        self.open
+            .entry(kind.to_string())
+            .or_default()
+            .push(room.clone());
+        let id = room.world.0;
+        Ok((id, self.admit(player, room)))
+    }
+
+    /// Puts `player` in room `id` if it is one of these (`Ok(None)`: not ours).
+    pub fn join(
+        &mut self,
+        player: PlayerId,
+        id: u64,
+        password: Option<&str>,
+    ) -> Result<Option<Arc<dyn InputSink>>, String> {
+        self.prune();
+        let Some(room) = self
+            .open
+            .values()
+            .flatten()
+            .find(|r| r.world.0 == id)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        if !crate::lobby::password_matches(password, room.password.as_deref()) {
+            return Err("wrong password".into());
+        }
+        if room.over.load(Ordering::Relaxed) {
+            return Err("the room has ended".into());
+        }
+        if self.contains(player) {
+            return Err("already in a room: leave it first".into());
+        }
+        if room.members.load(Ordering::Relaxed) >= room.capacity {
+            return Err("the room is full".into());
+        }
+        Ok(Some(self.admit(player, room)))
+    }
+
+    /// Rooms of `kind` ("" for all), for a room list.
+    pub fn list(&self, kind: &str) -> Vec<tessera_net::proto::RoomInfo> {
+        self.open
+            .values()
+            .flatten()
+            .filter(|r| (kind.is_empty() || r.kind == kind) && !r.over.load(Ordering::Relaxed))
+            .map(|r| tessera_net::proto::RoomInfo {
+                id: r.world.0,
+                kind: r.kind.clone(),
+                players: r.members.load(Ordering::Relaxed) as u32,
+                capacity: r.capacity as u32,
+                has_password: r.password.is_some(),
+                started: false,
+                sync: "frame".into(),
+            })
+            .collect()
     }
 
     /// Ends rooms that are over and forgets them and their memberships.
@@ -207,10 +316,13 @@ impl Rooms {
             .retain(|_, room| !ended.contains(&room.world));
     }
 
+    /// Starts a room world; `private` (a player's room, with its password)
+    /// rooms are joined by id only.
     fn start(
         &self,
         spec: tessera_sim::WorldSpec,
         tables: Arc<tessera_tables::Tables>,
+        private: Option<Option<String>>,
     ) -> Result<Arc<RoomSink>, String> {
         let capacity = spec.capacity as usize;
         let (tx, rx) = mpsc::sync_channel(ROOM_INBOX);
@@ -258,6 +370,9 @@ impl Rooms {
             capacity,
             membership: self.membership.clone(),
             world: handle.id,
+            kind: spec.kind.clone(),
+            private: private.is_some(),
+            password: private.flatten(),
             over,
         }))
     }

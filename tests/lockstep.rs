@@ -1,8 +1,9 @@
 //! Frame sync over real UDP: four clients in a lockstep room, each running
-//! the same `sim` from the server's bundles, with 10 % of bundle packets and
-//! of uplinks dropped on purpose; one of them joins late and catches up from
-//! the room's history; a client whose reported hash is wrong is told and
-//! resynced.
+//! the same `sim` from the server's bundles, with 10 % of the UDP datagrams
+//! in each direction dropped on purpose (bundles, uplinks, acknowledgements
+//! and the slices of reliable messages alike); one of them joins late and
+//! catches up from the room's history; a client whose reported hash is
+//! wrong is told and resynced.
 
 mod support;
 
@@ -13,12 +14,15 @@ use tessera_bot::{
     lockstep::Lockstep,
     session::{Session, login},
 };
-use tessera_net::proto::{self, client_message::Body};
+use tessera_net::{
+    proto::{self, client_message::Body},
+    transport::Loss,
+};
 use tessera_sim::PlayerId;
 
 const FRAMES: u64 = 3_000;
 const LATE_JOIN_AT: u64 = 500;
-const LOSS_PERCENT: u64 = 10;
+const LOSS_PER_MILLE: u32 = 100;
 
 struct Client {
     session: Session,
@@ -30,13 +34,14 @@ impl Client {
     fn join(node: &Node, tables: &Arc<tessera_tables::Tables>, name: &str, seed: u64) -> Self {
         let login = login(&node.http, name).expect("login");
         let mut session = Session::connect(&login, Duration::from_secs(20)).expect("connect");
+        session.simulate_loss(Loss::new(LOSS_PER_MILLE, seed));
         session.send(Body::Join(proto::JoinWorld {
             class: "warrior".into(),
             world: "duel_lockstep".into(),
         }));
         Self {
             session,
-            lockstep: Lockstep::new(tables.clone(), seed, LOSS_PERCENT),
+            lockstep: Lockstep::new(tables.clone(), seed, 0),
             sent_for: u64::MAX,
         }
     }
@@ -149,9 +154,16 @@ fn four_clients_stay_in_lockstep_through_loss_and_a_late_join() {
         for frame in &checked {
             assert_eq!(l.hashes.get(frame), reference.get(frame), "frame {frame}");
         }
-        assert!(l.dropped_in > 0 && l.dropped_out > 0, "loss was simulated");
+        let loss = client.session.loss();
+        assert!(
+            loss.dropped_in > 100 && loss.dropped_out > 100,
+            "loss was simulated: {loss:?}"
+        );
     }
-    let dropped: u64 = clients.iter().map(|c| c.lockstep.dropped_in).sum();
+    let dropped: u64 = clients
+        .iter()
+        .map(|c| c.session.loss().dropped_in + c.session.loss().dropped_out)
+        .sum();
     let (_, metrics) = get(&node.http, "/metrics");
     assert!(
         metrics.contains("tessera_lockstep_desyncs_total 0"),
@@ -163,7 +175,7 @@ fn four_clients_stay_in_lockstep_through_loss_and_a_late_join() {
         "the state changes from check to check"
     );
     eprintln!(
-        "dropped {dropped} bundle packets on purpose; {} checked frames, {} distinct hashes; {}",
+        "dropped {dropped} datagrams on purpose; {} checked frames, {} distinct hashes; {}",
         checked.len(),
         distinct.len(),
         metrics

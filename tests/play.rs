@@ -410,6 +410,29 @@ fn rejoining_after_leaving_needs_a_new_login() {
 }
 
 #[test]
+fn a_command_the_world_refuses_names_its_request() {
+    let (_dir, node) = meeting_node();
+    let mut player = join(&node, "refused-skill", "warrior");
+    player.send(Body::UseSkill(proto::UseSkill {
+        skill: "no_such_skill".into(),
+        target: Some(proto::SkillTarget {
+            kind: Some(proto::skill_target::Kind::Caster(proto::Empty {})),
+        }),
+    }));
+    let request = player.last_request();
+    assert!(
+        player
+            .pump_until(WAIT, |s| s.response_to(request).is_some())
+            .unwrap(),
+        "responses: {:?}",
+        player.responses
+    );
+    let refusal = player.response_to(request).unwrap();
+    assert_eq!(refusal.code, proto::ResultCode::Rejected as i32);
+    assert!(!refusal.reason.is_empty());
+}
+
+#[test]
 fn a_node_bound_to_every_interface_hands_out_its_public_address() {
     let node = start(&["--udp", "0.0.0.0:0", "--udp-public-ip", "127.0.0.1"]);
     let login = login(&node.http, "from-afar").expect("login");

@@ -148,12 +148,12 @@ fn what_the_node_records_replays_identically() {
         .unwrap();
     // Inputs from outside the driver (as the network will send) are recorded too.
     handle
-        .send(tessera_sim::InputEnvelope {
-            player: tessera_sim::PlayerId(999),
-            input: Input::Join {
+        .send(tessera_sim::InputEnvelope::new(
+            tessera_sim::PlayerId(999),
+            Input::Join {
                 class: "warrior".into(),
             },
-        })
+        ))
         .unwrap();
     let mut last = 0;
     while last < 500 {

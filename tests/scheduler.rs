@@ -146,10 +146,10 @@ fn a_panicking_world_ends_alone_and_the_others_keep_ticking() {
     let stats = scheduler.stats();
     assert_eq!(stats.panicked_worlds.load(Ordering::Relaxed), 1);
     assert_eq!(stats.worlds.load(Ordering::Relaxed), 1);
-    let ended = bad.send(tessera_sim::InputEnvelope {
-        player: tessera_sim::PlayerId(1),
-        input: tessera_sim::Input::Leave,
-    });
+    let ended = bad.send(tessera_sim::InputEnvelope::new(
+        tessera_sim::PlayerId(1),
+        tessera_sim::Input::Leave,
+    ));
     assert_eq!(ended, Err(tessera::scheduler::InboxError::Ended));
     scheduler.shutdown();
 }
@@ -345,14 +345,14 @@ fn a_flooded_inbox_refuses_input_instead_of_growing_and_ticks_stay_bounded() {
         )
         .unwrap();
     rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    let flood = tessera_sim::InputEnvelope {
-        player: tessera_sim::PlayerId(1),
-        input: tessera_sim::Input::Move {
+    let flood = tessera_sim::InputEnvelope::new(
+        tessera_sim::PlayerId(1),
+        tessera_sim::Input::Move {
             seq: 1,
             dir_x: 1,
             dir_y: 0,
         },
-    };
+    );
     let results: Vec<_> = (0..1_000).map(|_| handle.send(flood.clone())).collect();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 64);
     assert!(

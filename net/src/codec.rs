@@ -56,6 +56,89 @@ pub enum Command {
     Ack(u32),
     /// Latency probe; answer with a pong.
     Ping(u64),
+    /// A room or matchmaking command, for the host.
+    Room(RoomRequest),
+}
+
+/// Longest room password accepted.
+pub const MAX_PASSWORD_BYTES: usize = 64;
+
+/// A room or matchmaking command, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomRequest {
+    /// Open rooms of a kind ("" for all).
+    List {
+        /// A `zones` row id, or empty.
+        kind: String,
+    },
+    /// Open a room and enter it.
+    Create {
+        /// A `zones` row id of kind room.
+        kind: String,
+        /// Needed to join it (none: open to all).
+        password: Option<String>,
+        /// Class to play (empty: the last one joined with).
+        class: String,
+    },
+    /// Enter a room by id.
+    Join {
+        /// Its id.
+        room: u64,
+        /// Its password, if it has one.
+        password: Option<String>,
+        /// Class to play (empty: the last one joined with).
+        class: String,
+    },
+    /// Leave the room or queue, back to the zone.
+    Leave,
+    /// Queue for a match (a team leader queues the team).
+    Queue {
+        /// A state-sync room kind.
+        kind: String,
+        /// Class to play (empty: the last one joined with).
+        class: String,
+    },
+}
+
+fn optional_id(text: String, what: &'static str) -> Result<String, DecodeError> {
+    if text.is_empty() {
+        Ok(text)
+    } else {
+        id_string(text, what)
+    }
+}
+
+fn password(text: String) -> Result<Option<String>, DecodeError> {
+    if text.len() > MAX_PASSWORD_BYTES {
+        return Err(DecodeError::Invalid("room password over 64 bytes"));
+    }
+    Ok(Some(text).filter(|p| !p.is_empty()))
+}
+
+fn room_request(command: proto::RoomCommand) -> Result<RoomRequest, DecodeError> {
+    use proto::room_command::Kind;
+    Ok(
+        match command.kind.ok_or(DecodeError::Missing("room command"))? {
+            Kind::List(kind) => RoomRequest::List {
+                kind: optional_id(kind, "room kind")?,
+            },
+            Kind::Create(create) => RoomRequest::Create {
+                kind: id_string(create.kind, "room kind")?,
+                password: password(create.password)?,
+                class: optional_id(create.class, "class id")?,
+            },
+            Kind::Join(join) => RoomRequest::Join {
+                room: join.room,
+                password: password(join.password)?,
+                class: optional_id(join.class, "class id")?,
+            },
+            Kind::Leave(_) => RoomRequest::Leave,
+            Kind::Queue(queue) => RoomRequest::Queue {
+                kind: id_string(queue.kind, "room kind")?,
+                class: optional_id(queue.class, "class id")?,
+            },
+        },
+    )
 }
 
 /// Decodes and validates one client message: its request number and command.
@@ -158,6 +241,7 @@ fn command(body: Body) -> Result<Command, DecodeError> {
         Body::RoomStart(_) => Input::Room(RoomCommand::Start),
         Body::Ack(ack) => return Ok(Command::Ack(ack.snapshot)),
         Body::Ping(ping) => return Ok(Command::Ping(ping.client_time_us)),
+        Body::Room(room) => return Ok(Command::Room(room_request(room)?)),
     };
     Ok(Command::World(input))
 }
@@ -259,6 +343,80 @@ mod tests {
             decode_client(&long_class),
             Err(DecodeError::Invalid(_))
         ));
+    }
+
+    fn room(kind: proto::room_command::Kind) -> Result<(u32, Command), DecodeError> {
+        decode_client(&encode_client(
+            9,
+            Body::Room(proto::RoomCommand { kind: Some(kind) }),
+        ))
+    }
+
+    #[test]
+    fn room_commands_decode_with_their_limits() {
+        use proto::room_command::Kind;
+        assert_eq!(
+            room(Kind::Create(proto::RoomCreate {
+                kind: "duel".into(),
+                password: "s3cret".into(),
+                class: String::new(),
+            })),
+            Ok((
+                9,
+                Command::Room(RoomRequest::Create {
+                    kind: "duel".into(),
+                    password: Some("s3cret".into()),
+                    class: String::new(),
+                })
+            ))
+        );
+        // An empty password is no password.
+        assert_eq!(
+            room(Kind::Join(proto::RoomJoin {
+                room: 4,
+                password: String::new(),
+                class: "mage".into(),
+            })),
+            Ok((
+                9,
+                Command::Room(RoomRequest::Join {
+                    room: 4,
+                    password: None,
+                    class: "mage".into(),
+                })
+            ))
+        );
+        assert_eq!(
+            room(Kind::List(String::new())),
+            Ok((
+                9,
+                Command::Room(RoomRequest::List {
+                    kind: String::new()
+                })
+            ))
+        );
+        assert!(matches!(
+            room(Kind::Create(proto::RoomCreate {
+                kind: "duel".into(),
+                password: "p".repeat(65),
+                class: String::new(),
+            })),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert!(matches!(
+            room(Kind::Queue(proto::RoomQueue {
+                kind: String::new(),
+                class: String::new(),
+            })),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert_eq!(
+            decode_client(&encode_client(
+                9,
+                Body::Room(proto::RoomCommand { kind: None })
+            )),
+            Err(DecodeError::Missing("room command"))
+        );
     }
 
     proptest! {

@@ -224,7 +224,7 @@ impl FrameRelay {
         let inputs = bundle
             .inputs()
             .into_iter()
-            .map(|(player, input)| InputEnvelope { player, input })
+            .map(|(player, input)| InputEnvelope::new(player, input))
             .collect();
         self.history.push(bundle);
         self.stats.frames.fetch_add(1, Ordering::Relaxed);

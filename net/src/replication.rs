@@ -171,16 +171,21 @@ pub fn route_events(
                 );
                 push(*player, RELIABLE, event(event::Kind::Joined(id.0)));
             }
-            OutEvent::Rejected { player, reason } => {
+            OutEvent::Rejected {
+                player,
+                request,
+                reason,
+            } => {
                 let reason = format!("{reason:?}");
                 rejections.count(&reason);
                 push(
                     *player,
                     ORDERED,
                     Body::Response(proto::Response {
-                        request: 0,
+                        request: *request,
                         code: proto::ResultCode::Rejected as i32,
                         reason,
+                        ..proto::Response::default()
                     }),
                 )
             }

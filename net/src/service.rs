@@ -23,7 +23,7 @@ use tessera_sim::{Input, InputEnvelope, PlayerId};
 pub use crate::stats::{NetStats, Rejections};
 
 use crate::{
-    codec::{Command, decode_client, encode_server},
+    codec::{Command, RoomRequest, decode_client, encode_server},
     frames::Uplink,
     proto::{self, server_message::Body},
     rate::TokenBucket,
@@ -43,6 +43,21 @@ pub trait InputSink: Send + Sync {
     fn send_frames(&self, _player: PlayerId, _uplink: Uplink) -> Result<(), String> {
         Err("not a frame-sync room".into())
     }
+}
+
+/// A player to move to another world, and the input to send there.
+pub type Move = (PlayerId, Arc<dyn InputSink>, Input);
+
+/// What a room command did.
+#[derive(Default)]
+pub struct RoomOutcome {
+    /// The rooms listed.
+    pub rooms: Vec<proto::RoomInfo>,
+    /// The room created or joined (0: none).
+    pub room: u64,
+    /// Who moves where (a `Join` with an empty class is completed with the
+    /// class the player last joined with).
+    pub moves: Vec<Move>,
 }
 
 /// The node's side of the net thread: which world a connecting player plays in.
@@ -67,9 +82,18 @@ pub trait Host: Send + 'static {
 
     /// Players the host moves to another world (e.g. a formed match), each
     /// with the input to send there. Called every pass; keep it cheap.
-    fn poll(&mut self) -> Vec<(PlayerId, Arc<dyn InputSink>, Input)> {
+    fn poll(&mut self) -> Vec<Move> {
         Vec::new()
     }
+
+    /// A room or matchmaking command from `player`.
+    fn room(&mut self, _player: PlayerId, _request: RoomRequest) -> Result<RoomOutcome, String> {
+        Err("this node has no rooms".into())
+    }
+
+    /// `player` is gone from this node (their avatar was told to leave for
+    /// good): forget what was kept for them.
+    fn departed(&mut self, _player: PlayerId) {}
 
     /// Lets the host complete a player's `Join` (e.g. with saved progress).
     fn adapt_join(&mut self, _player: PlayerId, input: Input) -> Input {
@@ -112,6 +136,8 @@ struct Client {
     left: bool,
     /// A join went to `sink`: switching worlds must leave it first.
     joined: bool,
+    /// The class of the player's last join (for moves that name none).
+    class: String,
 }
 
 /// A running net thread.
@@ -287,26 +313,28 @@ impl<H: Host> Loop<H> {
                 self.evict(player);
             }
             for (player, sink, input) in self.host.poll() {
-                self.reassign(player, sink, input);
+                self.reassign(player, sink, input, 0);
             }
             let now = Instant::now();
+            let mut departed = Vec::new();
             self.away.retain(|player, (deadline, sink)| {
                 let expired = *deadline <= now;
                 if expired {
                     tracing::info!(%player, "reconnect grace over: the avatar leaves");
-                    let leave = InputEnvelope {
-                        player: *player,
-                        input: Input::Leave,
-                    };
+                    let leave = InputEnvelope::new(*player, Input::Leave);
                     if sink.send(leave).is_err() {
                         // The world's inbox is full: try again shortly rather
                         // than leave an orphaned avatar behind.
                         *deadline = now + Duration::from_millis(100);
                         return true;
                     }
+                    departed.push(*player);
                 }
                 !expired
             });
+            for player in departed {
+                self.host.departed(player);
+            }
             let sockets = &mut self.sockets;
             self.closing.retain(|(at, socket, client)| {
                 let due = *at <= now;
@@ -383,6 +411,7 @@ impl<H: Host> Loop<H> {
                         malformed: 0,
                         left: false,
                         joined: false,
+                        class: String::new(),
                     },
                 );
                 self.stats
@@ -407,13 +436,12 @@ impl<H: Host> Loop<H> {
             self.players.remove(&gone.player);
             if let Some(sink) = gone.sink {
                 if now {
-                    let leave = InputEnvelope {
-                        player: gone.player,
-                        input: Input::Leave,
-                    };
+                    let leave = InputEnvelope::new(gone.player, Input::Leave);
                     if sink.send(leave).is_err() {
                         // Retried by the `away` sweep until the world takes it.
                         self.away.insert(gone.player, (Instant::now(), sink));
+                    } else {
+                        self.host.departed(gone.player);
                     }
                 } else {
                     let deadline = Instant::now() + self.limits.reconnect_grace;
@@ -427,26 +455,44 @@ impl<H: Host> Loop<H> {
         Some(gone.player)
     }
 
-    /// Moves `player`'s connection to `sink` and sends it `input` there.
-    fn reassign(&mut self, player: PlayerId, sink: Arc<dyn InputSink>, input: Input) {
-        match self.players.get(&player).copied() {
-            Some(key) => {
-                if let Some(state) = self.clients.get_mut(&key) {
-                    state.sink = Some(sink.clone());
+    /// Moves `player`'s connection to `sink` and sends it `input` there;
+    /// the avatar in the world they were in leaves it.
+    fn reassign(&mut self, player: PlayerId, sink: Arc<dyn InputSink>, input: Input, request: u32) {
+        let mut input = input;
+        let old = match self.players.get(&player).copied() {
+            Some(key) => match self.clients.get_mut(&key) {
+                Some(state) => {
+                    if let Input::Join { class } = &mut input
+                        && class.is_empty()
+                    {
+                        class.clone_from(&state.class);
+                    }
+                    let old = state.sink.replace(sink.clone()).filter(|_| state.joined);
                     state.joined = true;
+                    old
                 }
-            }
+                None => None,
+            },
             // Dropped and within the grace period: the avatar joins the
             // room and waits there for the player, like anywhere else.
             None => match self.away.get_mut(&player) {
-                Some((_, away)) => *away = sink.clone(),
+                Some((_, away)) => Some(std::mem::replace(away, sink.clone())),
                 None => {
                     tracing::info!(%player, "matched after leaving: not joining the room");
                     return;
                 }
             },
+        };
+        if let Some(old) = old
+            && !Arc::ptr_eq(&old, &sink)
+        {
+            let _ = old.send(InputEnvelope::new(player, Input::Leave));
         }
-        if let Err(reason) = sink.send(InputEnvelope { player, input }) {
+        let envelope = InputEnvelope {
+            request,
+            ..InputEnvelope::new(player, input)
+        };
+        if let Err(reason) = sink.send(envelope) {
             tracing::warn!(%player, reason, "could not join the room");
         }
     }
@@ -486,7 +532,7 @@ impl<H: Host> Loop<H> {
             .push((Instant::now() + KICK_GRACE, socket, client));
     }
 
-    /// Sends a typed response on the ordered channel.
+    /// Sends a typed refusal on the ordered channel.
     fn respond(
         &mut self,
         socket: usize,
@@ -504,7 +550,12 @@ impl<H: Host> Loop<H> {
             request,
             code: code as i32,
             reason: reason.to_string(),
+            ..proto::Response::default()
         };
+        self.send_response(socket, client, response);
+    }
+
+    fn send_response(&mut self, socket: usize, client: ClientId, response: proto::Response) {
         let bytes = encode_server(&proto::ServerMessage {
             body: Some(Body::Response(response)),
         });
@@ -517,8 +568,8 @@ impl<H: Host> Loop<H> {
             return;
         };
         let envelope = InputEnvelope {
-            player: state.player,
-            input,
+            request,
+            ..InputEnvelope::new(state.player, input)
         };
         let refused = match &state.sink {
             Some(sink) => sink.send(envelope).err(),
@@ -575,10 +626,7 @@ impl<H: Host> Loop<H> {
                                 && let Some(old) = old
                                 && !Arc::ptr_eq(&old, &sink)
                             {
-                                let _ = old.send(InputEnvelope {
-                                    player,
-                                    input: Input::Leave,
-                                });
+                                let _ = old.send(InputEnvelope::new(player, Input::Leave));
                             }
                         }
                         Err(reason) => {
@@ -593,6 +641,7 @@ impl<H: Host> Loop<H> {
                     }
                 }
                 state.joined = true;
+                state.class.clone_from(&class);
                 let input = self.host.adapt_join(state.player, Input::Join { class });
                 self.forward(socket, client, request, input);
             }
@@ -623,6 +672,44 @@ impl<H: Host> Loop<H> {
                     body: Some(Body::Pong(pong)),
                 });
                 self.send_to(socket, client, UNRELIABLE, bytes);
+            }
+            Ok((request, Command::Room(command))) => {
+                if state.left {
+                    return self.respond(
+                        socket,
+                        client,
+                        request,
+                        proto::ResultCode::NotInWorld,
+                        "log in again to rejoin",
+                    );
+                }
+                let player = state.player;
+                match self.host.room(player, command) {
+                    Ok(outcome) => {
+                        for (moved, sink, input) in outcome.moves {
+                            let number = if moved == player { request } else { 0 };
+                            self.reassign(moved, sink, input, number);
+                        }
+                        self.send_response(
+                            socket,
+                            client,
+                            proto::Response {
+                                request,
+                                code: proto::ResultCode::Ok as i32,
+                                rooms: outcome.rooms,
+                                room: outcome.room,
+                                ..proto::Response::default()
+                            },
+                        );
+                    }
+                    Err(reason) => self.respond(
+                        socket,
+                        client,
+                        request,
+                        proto::ResultCode::Rejected,
+                        &reason,
+                    ),
+                }
             }
             Ok((_, Command::Ack(id))) => {
                 if let Some(sink) = &state.sink {

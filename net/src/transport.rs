@@ -8,13 +8,16 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use renet::{ConnectionConfig, RenetClient, RenetServer, ServerEvent};
+use renet::{ConnectionConfig, RenetServer, ServerEvent};
 use renet_netcode::{
-    ClientAuthentication, ConnectToken, NETCODE_KEY_BYTES, NETCODE_USER_DATA_BYTES,
-    NetcodeClientTransport, ServerAuthentication, ServerConfig,
+    ConnectToken, NETCODE_KEY_BYTES, NETCODE_USER_DATA_BYTES, ServerAuthentication, ServerConfig,
 };
 use renetcode::{NETCODE_MAX_PACKET_BYTES, NetcodeServer, ServerResult};
 use tessera_sim::PlayerId;
+
+mod client;
+
+pub use client::{ClientSocket, Loss};
 
 /// Inputs, snapshots, pings: latest wins, loss is fine.
 pub const UNRELIABLE: u8 = 0;
@@ -369,86 +372,5 @@ impl ServerSocket {
                 }
             }
         }
-    }
-}
-
-/// A client connection (bots, tests, tools).
-pub struct ClientSocket {
-    client: RenetClient,
-    netcode: NetcodeClientTransport,
-    last_update: Instant,
-}
-
-impl ClientSocket {
-    /// Starts connecting with a serialised connect token.
-    pub fn connect(token: &[u8]) -> Result<Self, TransportError> {
-        let connect_token = ConnectToken::read(&mut std::io::Cursor::new(token))
-            .map_err(|e| TransportError::Netcode(e.to_string()))?;
-        // Any interface: the server may be on another machine.
-        let socket = UdpSocket::bind("0.0.0.0:0".parse::<SocketAddr>().expect("address"))?;
-        let netcode = NetcodeClientTransport::new(
-            unix_now(),
-            ClientAuthentication::Secure { connect_token },
-            socket,
-        )
-        .map_err(|e| TransportError::Netcode(e.to_string()))?;
-        Ok(Self {
-            client: RenetClient::new(ConnectionConfig::default()),
-            netcode,
-            last_update: Instant::now(),
-        })
-    }
-
-    /// Whether the handshake completed.
-    pub fn is_connected(&self) -> bool {
-        self.client.is_connected()
-    }
-
-    /// Whether the connection is gone (refused, timed out, kicked).
-    pub fn is_disconnected(&self) -> bool {
-        self.client.is_disconnected() || self.netcode.disconnect_reason().is_some()
-    }
-
-    /// Why it is gone.
-    pub fn disconnect_reason(&self) -> Option<String> {
-        self.netcode
-            .disconnect_reason()
-            .map(|r| r.to_string())
-            .or_else(|| self.client.disconnect_reason().map(|r| r.to_string()))
-    }
-
-    /// Advances the connection and receives packets.
-    pub fn update(&mut self) -> Result<(), TransportError> {
-        let now = Instant::now();
-        let elapsed = now - self.last_update;
-        self.last_update = now;
-        self.client.update(elapsed);
-        self.netcode
-            .update(elapsed, &mut self.client)
-            .map_err(|e| TransportError::Netcode(e.to_string()))
-    }
-
-    /// Queues a message.
-    pub fn send(&mut self, channel: u8, bytes: Vec<u8>) {
-        if self.client.is_connected() {
-            self.client.send_message(channel, bytes);
-        }
-    }
-
-    /// The next received message on `channel`.
-    pub fn receive(&mut self, channel: u8) -> Option<bytes::Bytes> {
-        self.client.receive_message(channel)
-    }
-
-    /// Sends everything queued.
-    pub fn flush(&mut self) -> Result<(), TransportError> {
-        self.netcode
-            .send_packets(&mut self.client)
-            .map_err(|e| TransportError::Netcode(e.to_string()))
-    }
-
-    /// Tells the server goodbye and closes the connection.
-    pub fn disconnect(&mut self) {
-        self.netcode.disconnect();
     }
 }

@@ -120,7 +120,7 @@ pub fn apply_chat(
         })();
         match result {
             Ok(event) => outbox.push(event),
-            Err(reason) => outbox.reject(from, reason),
+            Err(reason) => outbox.reject(from, envelope.request, reason),
         }
     }
     // Players who left keep no history.

@@ -55,32 +55,26 @@ impl RandomInputs {
             if !self.joined[index] {
                 self.joined[index] = true;
                 let class = CLASSES[index % CLASSES.len()].to_string();
-                out.push(InputEnvelope {
-                    player,
-                    input: Input::Join { class },
-                });
+                out.push(InputEnvelope::new(player, Input::Join { class }));
                 continue;
             }
             match self.rng.below(1_000) {
                 0 => {
                     self.joined[index] = false;
-                    out.push(InputEnvelope {
-                        player,
-                        input: Input::Leave,
-                    });
+                    out.push(InputEnvelope::new(player, Input::Leave));
                 }
                 1..=99 => {
                     self.seq[index] += 1;
                     let dir_x = self.rng.range_i32(-100, 100) as i16;
                     let dir_y = self.rng.range_i32(-100, 100) as i16;
-                    out.push(InputEnvelope {
+                    out.push(InputEnvelope::new(
                         player,
-                        input: Input::Move {
+                        Input::Move {
                             seq: self.seq[index],
                             dir_x,
                             dir_y,
                         },
-                    });
+                    ));
                 }
                 100..=159 if !self.skills.is_empty() => {
                     let skill =
@@ -93,10 +87,10 @@ impl RandomInputs {
                         },
                         _ => SkillTarget::Entity(SimId(1 + self.rng.next_u64() % self.max_target)),
                     };
-                    out.push(InputEnvelope {
+                    out.push(InputEnvelope::new(
                         player,
-                        input: Input::UseSkill { skill, target },
-                    });
+                        Input::UseSkill { skill, target },
+                    ));
                 }
                 _ => {}
             }

@@ -150,6 +150,21 @@ pub struct InputEnvelope {
     pub player: PlayerId,
     /// What they asked for.
     pub input: Input,
+    /// The client's number for this request (0: none), echoed in a refusal
+    /// so the client knows which command it was. Older replays lack it.
+    #[serde(default)]
+    pub request: u32,
+}
+
+impl InputEnvelope {
+    /// `input` from `player`, with no request number.
+    pub fn new(player: PlayerId, input: Input) -> Self {
+        Self {
+            player,
+            input,
+            request: 0,
+        }
+    }
 }
 
 /// Inputs waiting for the next tick, in arrival order (that order is part of
@@ -162,7 +177,12 @@ pub struct Inbox {
 impl Inbox {
     /// Queues an input for the next tick.
     pub fn push(&mut self, player: PlayerId, input: Input) {
-        self.pending.push(InputEnvelope { player, input });
+        self.pending.push(InputEnvelope::new(player, input));
+    }
+
+    /// Queues an input with its request number.
+    pub fn push_envelope(&mut self, envelope: InputEnvelope) {
+        self.pending.push(envelope);
     }
 
     /// The inputs queued for this tick, oldest first.

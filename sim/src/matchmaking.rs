@@ -129,6 +129,11 @@ impl Matchmaker {
         true
     }
 
+    /// The kind `player` is queued for.
+    pub fn queued_for(&self, player: PlayerId) -> Option<&str> {
+        self.queued.get(&player).map(String::as_str)
+    }
+
     /// Players waiting in `kind`'s queue.
     pub fn waiting(&self, kind: &str) -> usize {
         self.queues

@@ -13,7 +13,7 @@ use crate::{
     combat::components::Health,
     hash::{StableHasher, StateHash},
     input::{Inbox, Input},
-    output::{OutEvent, Outbox, Rejection},
+    output::{Outbox, Rejection},
     players::{PlayerIndex, apply_presence},
     schedule::{TickSchedule, TickSystems},
     state_hash::AppStateHashExt,
@@ -97,21 +97,18 @@ pub fn apply_move_inputs(
             .get(&envelope.player)
             .is_some_and(|cut| position < *cut)
         {
-            outbox.reject(envelope.player, Rejection::NotJoined);
+            outbox.reject(envelope.player, envelope.request, Rejection::NotJoined);
             continue;
         }
         let Some((mut intent, mut last_seq, health)) = index
             .get(envelope.player)
             .and_then(|entity| avatars.get_mut(entity).ok())
         else {
-            outbox.push(OutEvent::Rejected {
-                player: envelope.player,
-                reason: Rejection::NotJoined,
-            });
+            outbox.reject(envelope.player, envelope.request, Rejection::NotJoined);
             continue;
         };
         if !health.alive() {
-            outbox.reject(envelope.player, Rejection::Dead);
+            outbox.reject(envelope.player, envelope.request, Rejection::Dead);
             continue;
         }
         // Unreliable delivery reorders and duplicates: only newer inputs count.

@@ -148,6 +148,8 @@ pub enum OutEvent {
     Rejected {
         /// The sender of the refused input.
         player: PlayerId,
+        /// The request number the input came with (0: none).
+        request: u32,
         /// Why.
         reason: Rejection,
     },
@@ -281,8 +283,12 @@ impl Outbox {
     }
 
     /// Queues a refusal for `player`.
-    pub fn reject(&mut self, player: PlayerId, reason: Rejection) {
-        self.events.push(OutEvent::Rejected { player, reason });
+    pub fn reject(&mut self, player: PlayerId, request: u32, reason: Rejection) {
+        self.events.push(OutEvent::Rejected {
+            player,
+            request,
+            reason,
+        });
     }
 
     /// Events queued so far this tick.

@@ -23,14 +23,14 @@ use crate::{
     core::GameTables,
     entity::{SimId, SimIds},
     hash::{StableHasher, StateHash},
-    input::{Inbox, Input, PlayerId},
+    input::{Inbox, Input, PlayerId, SavedProgress},
     movement::{LastInputSeq, MoveIntent, Position, Speed},
     output::{OutEvent, Outbox, Rejection},
     rng::SimRng,
     rules::WorldRules,
     schedule::{TickSchedule, TickSystems},
     state_hash::AppStateHashExt,
-    world::WorldSpec,
+    world::{Tick, WorldSpec},
 };
 
 /// Marks a player's avatar.
@@ -82,6 +82,49 @@ impl PlayerIndex {
     }
 }
 
+/// How long a departed player's progress stays parked in the world, seconds.
+pub const PARKED_SECS: u64 = 3_600;
+
+/// Progress of players who left, by player, with the tick they left at. A
+/// player who comes back with a plain `Join` (back from a room, say)
+/// resumes it rather than starting over; a `JoinSaved` (progress loaded at
+/// login) wins over it. Entries go after `keep_secs` ([`PARKED_SECS`] by
+/// default), swept once a minute at most. Derived from
+/// inputs alone, so replays and lockstep peers agree on it. Not part of the
+/// state hash: it only matters through the avatars it makes, which are.
+#[derive(Resource, Debug)]
+pub struct Parked {
+    /// How long an entry is kept, seconds.
+    pub keep_secs: u64,
+    by_player: BTreeMap<PlayerId, (u64, SavedProgress)>,
+}
+
+impl Default for Parked {
+    fn default() -> Self {
+        Self {
+            keep_secs: PARKED_SECS,
+            by_player: BTreeMap::new(),
+        }
+    }
+}
+
+impl Parked {
+    /// The parked progress of `player`.
+    pub fn get(&self, player: PlayerId) -> Option<&SavedProgress> {
+        self.by_player.get(&player).map(|(_, p)| p)
+    }
+
+    /// How many players have progress parked.
+    pub fn len(&self) -> usize {
+        self.by_player.len()
+    }
+
+    /// Whether nothing is parked.
+    pub fn is_empty(&self) -> bool {
+        self.by_player.is_empty()
+    }
+}
+
 /// Stats of an avatar in a world whose tables have no classes (sandboxes):
 /// 1,000 HP, 5 m/s, no skills.
 pub const SANDBOX_HP: i32 = 1_000;
@@ -95,11 +138,25 @@ pub struct PlayersPlugin;
 impl Plugin for PlayersPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<PlayerIndex>()
+            .init_resource::<Parked>()
             .add_systems(TickSchedule, apply_presence.in_set(TickSystems::Input))
             .hash_component::<Player>()
             .hash_component::<ClassOf>();
     }
 }
+
+/// What a departing avatar's progress is read from.
+type Progress<'w, 's> = bevy_ecs::system::Query<
+    'w,
+    's,
+    (
+        &'static ClassOf,
+        &'static Position,
+        &'static Health,
+        &'static Experience,
+        &'static CombatStats,
+    ),
+>;
 
 /// The presence system: joins and leaves, in arrival order.
 #[allow(clippy::too_many_arguments)]
@@ -114,14 +171,32 @@ pub fn apply_presence(
     mut rng: ResMut<SimRng>,
     mut outbox: ResMut<Outbox>,
     avatars: bevy_ecs::system::Query<&SimId>,
+    progress: Progress,
+    mut parked: ResMut<Parked>,
+    tick: Res<Tick>,
 ) {
+    let tick_hz = u64::from(spec.tick_hz.max(1));
+    let keep_ticks = parked.keep_secs * tick_hz;
+    let sweep_every = parked.keep_secs.clamp(1, 60) * tick_hz;
+    if tick.0.is_multiple_of(sweep_every) && !parked.by_player.is_empty() {
+        let now = tick.0;
+        parked
+            .by_player
+            .retain(|_, (left_at, _)| now.saturating_sub(*left_at) < keep_ticks);
+    }
     for envelope in inbox.pending() {
         let player = envelope.player;
         match &envelope.input {
             Input::Join { .. } | Input::JoinSaved(_) => {
+                let resumed = match &envelope.input {
+                    Input::Join { .. } if !index.by_player.contains_key(&player) => {
+                        parked.by_player.get(&player).map(|(_, p)| p.clone())
+                    }
+                    _ => None,
+                };
                 let saved = match &envelope.input {
                     Input::JoinSaved(saved) => Some(saved.as_ref()),
-                    _ => None,
+                    _ => resumed.as_ref(),
                 };
                 let class = match (&envelope.input, saved) {
                     (_, Some(saved)) => &saved.class,
@@ -133,12 +208,12 @@ pub fn apply_presence(
                     if let Some(id) = avatars.get(*entity).ok().copied() {
                         outbox.push(OutEvent::Joined { player, id });
                     } else {
-                        outbox.reject(player, Rejection::AlreadyJoined);
+                        outbox.reject(player, envelope.request, Rejection::AlreadyJoined);
                     }
                     continue;
                 }
                 if index.len() >= spec.capacity as usize {
-                    outbox.reject(player, Rejection::WorldFull);
+                    outbox.reject(player, envelope.request, Rejection::WorldFull);
                     continue;
                 }
                 let (base_hp, speed, skills) = match tables.0.classes.get(class) {
@@ -151,7 +226,7 @@ pub fn apply_presence(
                         (SANDBOX_HP, SANDBOX_SPEED_MM_S, Vec::new())
                     }
                     None => {
-                        outbox.reject(player, Rejection::UnknownClass);
+                        outbox.reject(player, envelope.request, Rejection::UnknownClass);
                         continue;
                     }
                 };
@@ -216,6 +291,7 @@ pub fn apply_presence(
                     stats,
                 ));
                 index.by_player.insert(player, entity);
+                parked.by_player.remove(&player);
                 outbox.push(OutEvent::Joined { player, id });
             }
             Input::Leave => match index.by_player.remove(&player) {
@@ -229,10 +305,20 @@ pub fn apply_presence(
                     {
                         ids.release(id);
                     }
+                    if let Ok((class, position, health, experience, stats)) = progress.get(entity) {
+                        let kept = SavedProgress {
+                            class: class.0.0.clone(),
+                            xp: experience.xp,
+                            position: Some((position.x, position.y)),
+                            hp: Some(health.hp),
+                            stats: (stats.kills, stats.deaths, stats.damage, stats.healing),
+                        };
+                        parked.by_player.insert(player, (tick.0, kept));
+                    }
                     commands.entity(entity).despawn();
                     outbox.push(OutEvent::Left { player });
                 }
-                None => outbox.reject(player, Rejection::NotJoined),
+                None => outbox.reject(player, envelope.request, Rejection::NotJoined),
             },
             _ => {}
         }

@@ -211,7 +211,7 @@ pub fn run_room(
             None
         };
         match reason {
-            Some(reason) => outbox.reject(envelope.player, reason),
+            Some(reason) => outbox.reject(envelope.player, envelope.request, reason),
             None => {
                 room.phase = RoomPhase::Countdown {
                     starts_at: now + room.countdown_ticks,

@@ -293,7 +293,7 @@ pub fn apply_team_commands(
         let effects = match outcome {
             Ok(effects) => effects,
             Err(reason) => {
-                outbox.reject(player, reason);
+                outbox.reject(player, envelope.request, reason);
                 continue;
             }
         };

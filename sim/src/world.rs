@@ -285,7 +285,7 @@ impl SimWorld {
     pub fn push_envelopes(&mut self, envelopes: impl IntoIterator<Item = InputEnvelope>) {
         let mut inbox = self.world.resource_mut::<Inbox>();
         for envelope in envelopes {
-            inbox.push(envelope.player, envelope.input);
+            inbox.push_envelope(envelope);
         }
     }
 }

@@ -239,6 +239,27 @@ impl Session {
         self.next_request.wrapping_sub(1)
     }
 
+    /// Sends a room or matchmaking command; returns its request number.
+    pub fn room(&mut self, kind: proto::room_command::Kind) -> u32 {
+        self.send(Body::Room(proto::RoomCommand { kind: Some(kind) }));
+        self.last_request()
+    }
+
+    /// The response to request `request`, once it has arrived.
+    pub fn response_to(&self, request: u32) -> Option<&proto::Response> {
+        self.responses.iter().find(|r| r.request == request)
+    }
+
+    /// Loses datagrams on purpose from now on, both ways (bad networks).
+    pub fn simulate_loss(&mut self, loss: tessera_net::transport::Loss) {
+        self.socket.simulate_loss(loss);
+    }
+
+    /// What was lost on purpose so far.
+    pub fn loss(&self) -> &tessera_net::transport::Loss {
+        self.socket.loss()
+    }
+
     /// Sends raw bytes (tests send garbage).
     pub fn send_raw(&mut self, channel: u8, bytes: Vec<u8>) {
         self.socket.send(channel, bytes);

@@ -117,7 +117,9 @@ pub fn start_casts(
     mut outbox: ResMut<Outbox>,
 ) {
     let now = tick.0;
-    let mut requests: Vec<(Entity, Option<PlayerId>, Id, SkillTarget)> = Vec::new();
+    // The caster, and the player and request number to refuse (NPCs: none).
+    type Request = (Entity, Option<(PlayerId, u32)>, Id, SkillTarget);
+    let mut requests: Vec<Request> = Vec::new();
     let cutoffs = inbox.presence_cutoffs();
     for (position, envelope) in inbox.pending().iter().enumerate() {
         let Input::UseSkill { skill, target } = &envelope.input else {
@@ -127,14 +129,17 @@ pub fn start_casts(
             .get(&envelope.player)
             .is_some_and(|cut| position < *cut)
         {
-            outbox.reject(envelope.player, Rejection::NotJoined);
+            outbox.reject(envelope.player, envelope.request, Rejection::NotJoined);
             continue;
         }
         match index.get(envelope.player) {
-            Some(entity) => {
-                requests.push((entity, Some(envelope.player), Id(skill.clone()), *target))
-            }
-            None => outbox.reject(envelope.player, Rejection::NotJoined),
+            Some(entity) => requests.push((
+                entity,
+                Some((envelope.player, envelope.request)),
+                Id(skill.clone()),
+                *target,
+            )),
+            None => outbox.reject(envelope.player, envelope.request, Rejection::NotJoined),
         }
     }
     let mut npc_requests: Vec<(SimId, Entity, Id, SkillTarget)> = npcs
@@ -202,8 +207,8 @@ pub fn start_casts(
                 });
             }
             Err(reason) => {
-                if let Some(player) = player {
-                    outbox.reject(player, reason);
+                if let Some((player, request)) = player {
+                    outbox.reject(player, request, reason);
                 }
             }
         }

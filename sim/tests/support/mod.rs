@@ -132,7 +132,9 @@ impl Arena {
         self.events
             .iter()
             .filter_map(|e| match e {
-                OutEvent::Rejected { player: p, reason } if p.0 == player => Some(*reason),
+                OutEvent::Rejected {
+                    player: p, reason, ..
+                } if p.0 == player => Some(*reason),
                 _ => None,
             })
             .collect()

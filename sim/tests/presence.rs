@@ -1,0 +1,105 @@
+//! Leaving and coming back: a player who leaves a world and joins it again
+//! with a plain `Join` (back from a room) resumes where they were; progress
+//! loaded at login wins over what the world kept.
+
+mod support;
+
+use tessera_sim::{
+    Input, PlayerId,
+    combat::components::{Experience, Health},
+    input::SavedProgress,
+    movement::Position,
+    players::{Parked, avatar_id},
+};
+
+use support::Arena;
+
+fn leave(arena: &mut Arena, player: u64) {
+    arena.input(player, Input::Leave);
+    arena.step();
+}
+
+fn rejoin(arena: &mut Arena, player: u64, input: Input) -> tessera_sim::SimId {
+    arena.input(player, input);
+    arena.step();
+    avatar_id(arena.world.world(), PlayerId(player)).expect("joined again")
+}
+
+#[test]
+fn a_player_back_with_a_plain_join_resumes_their_progress() {
+    let mut arena = Arena::new("starter");
+    let hero = arena.join(1, "warrior", 30, 40);
+    arena.get_mut::<Experience>(hero).xp = 250;
+    arena.get_mut::<Health>(hero).hp = 17;
+    arena.step();
+    leave(&mut arena, 1);
+    assert_eq!(arena.world.world().resource::<Parked>().len(), 1);
+
+    // Whatever class the client names, the parked one (and its progress) returns.
+    let back = rejoin(
+        &mut arena,
+        1,
+        Input::Join {
+            class: "mage".into(),
+        },
+    );
+    assert_eq!(arena.get::<Experience>(back).xp, 250);
+    assert_eq!(arena.get::<Health>(back).hp, 17);
+    assert_eq!(
+        arena.get::<Position>(back),
+        Position {
+            x: 30_000,
+            y: 40_000
+        }
+    );
+    assert!(
+        arena.world.world().resource::<Parked>().is_empty(),
+        "used once"
+    );
+}
+
+#[test]
+fn progress_loaded_at_login_wins_over_the_parked_one() {
+    let mut arena = Arena::new("starter");
+    let hero = arena.join(2, "warrior", 10, 10);
+    arena.get_mut::<Experience>(hero).xp = 40;
+    arena.step();
+    leave(&mut arena, 2);
+    let saved = SavedProgress {
+        class: "warrior".into(),
+        xp: 900,
+        position: Some((5_000, 6_000)),
+        hp: None,
+        stats: (0, 0, 0, 0),
+    };
+    let back = rejoin(&mut arena, 2, Input::JoinSaved(Box::new(saved)));
+    assert_eq!(arena.get::<Experience>(back).xp, 900);
+    assert!(arena.world.world().resource::<Parked>().is_empty());
+}
+
+#[test]
+fn parked_progress_is_forgotten_after_its_time() {
+    let mut arena = Arena::new("starter");
+    // An hour by default; two seconds here.
+    assert_eq!(
+        arena.world.world().resource::<Parked>().keep_secs,
+        tessera_sim::players::PARKED_SECS
+    );
+    arena.world.world_mut().resource_mut::<Parked>().keep_secs = 2;
+    let hero = arena.join(3, "warrior", 10, 10);
+    arena.get_mut::<Experience>(hero).xp = 40;
+    leave(&mut arena, 3);
+    let tick_hz = u64::from(arena.world.spec().tick_hz);
+    arena.steps(2 * tick_hz);
+    assert_eq!(arena.world.world().resource::<Parked>().len(), 1, "not yet");
+    arena.steps(2 * tick_hz);
+    assert!(arena.world.world().resource::<Parked>().is_empty());
+    let back = rejoin(
+        &mut arena,
+        3,
+        Input::Join {
+            class: "warrior".into(),
+        },
+    );
+    assert_eq!(arena.get::<Experience>(back).xp, 0);
+}
