@@ -139,7 +139,7 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     metric(
         "tessera_lockstep_catch_ups_total",
         "counter",
-        "Room histories sent (late joins, reconnects, resyncs).",
+        "Frame-sync catch-ups sent (late joins, reconnects, resyncs, far-behind clients).",
         l.catch_ups.load(Ordering::Relaxed),
     );
     metric(

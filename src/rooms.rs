@@ -6,9 +6,10 @@
 //!
 //! A room keeps the tables it started with (a mid-match reload would
 //! desync every client), and a player stays in their room until they
-//! leave, so a reconnect lands in the same room and gets its history. A
-//! room is over when everyone who came has left or it reached its longest
-//! length (its history must fit one reliable message); it is then ended.
+//! leave, so a reconnect lands in the same room and gets a catch-up (the
+//! relay checkpoints the room's world from its after-tick step). A room is
+//! over when everyone who came has left or it reached its longest length;
+//! it is then ended.
 //!
 //! A player may also open a room (with a password or not): it is found by
 //! id, never by the automatic placement above.
@@ -349,7 +350,7 @@ impl Rooms {
             })),
             after_tick: Some(Box::new(move |sim: &mut SimWorld| {
                 let mut relay = relay.lock().unwrap_or_else(|p| p.into_inner());
-                let out = relay.after_tick(sim.tick(), sim.last_hash());
+                let out = relay.after_tick(sim);
                 if relay.is_over() {
                     over_flag.store(true, Ordering::Relaxed);
                 }

@@ -2,8 +2,9 @@
 //! the same `sim` from the server's bundles, with 10 % of the UDP datagrams
 //! in each direction dropped on purpose (bundles, uplinks, acknowledgements
 //! and the slices of reliable messages alike); one of them joins late and
-//! catches up from the room's history; a client whose reported hash is
-//! wrong is told and resynced.
+//! catches up (before the room's first checkpoint: from every bundle since
+//! frame 1); a client whose reported hash is wrong is told and resynced from
+//! the room's newest checkpoint and the bundles since.
 
 mod support;
 
@@ -126,7 +127,7 @@ fn four_clients_stay_in_lockstep_through_loss_and_a_late_join() {
     let late = &clients[3].lockstep;
     assert!(
         late.catch_ups >= 1,
-        "the late joiner started from the room's history"
+        "the late joiner started from a catch-up"
     );
     let sim = late.sim().unwrap();
     let avatars = sim
@@ -192,6 +193,21 @@ fn four_clients_stay_in_lockstep_through_loss_and_a_late_join() {
     pump_until(&mut clients, "the resync", |c| {
         !c[1].lockstep.server_desyncs.is_empty() && c[1].lockstep.catch_ups > before
     });
+    // Thousands of frames in, a catch-up is the newest checkpoint and fewer
+    // than a checkpoint interval of bundles, not the room's whole history.
+    let every = tessera_net::relay::RelaySettings::default().checkpoint_every;
+    let resync = clients[1]
+        .lockstep
+        .last_catch_up
+        .expect("the resync's catch-up");
+    assert!(
+        resync.checkpoint.is_some_and(|at| at >= FRAMES - every) && (resync.bundles as u64) < every,
+        "{resync:?}"
+    );
+    eprintln!(
+        "late join's catch-up {:?}; the resync's {resync:?}",
+        clients[3].lockstep.last_catch_up
+    );
     pump_until(&mut clients, "200 more frames", |c| {
         c.iter().all(|c| c.lockstep.frame() >= target)
     });

@@ -9,7 +9,7 @@
 //! [`crate::relay`].
 
 use serde::{Deserialize, Serialize};
-use tessera_sim::{Input, PlayerId, SkillTarget, WorldSpec};
+use tessera_sim::{Checkpoint, Input, PlayerId, SkillTarget, WorldSpec};
 
 use crate::{
     codec::{DecodeError, direction, skill_target, wire_id},
@@ -215,25 +215,47 @@ impl Bundle {
     }
 }
 
-/// A room's history: enough to rebuild its state from scratch (late join,
-/// reconnect, resync). Sent rmp-serde encoded in a `FrameCatchUp`.
+/// What a client needs to reach a room's current state (late join,
+/// reconnect, resync): the newest checkpoint of the room's world and the
+/// bundles after it; before the first checkpoint, every bundle from frame 1.
+/// Sent rmp-serde encoded in a `FrameCatchUp`.
+///
+/// Fields are encoded as an array in this order: new ones go at the end
+/// with `#[serde(default)]`, so a catch-up from an older server still reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     /// The room's world.
     pub spec: WorldSpec,
     /// Content hash of the tables it runs on (the client must have the same).
     pub tables_hash: String,
-    /// Every bundle from frame 1, in order.
+    /// The bundles after the checkpoint (from frame 1 without one), in order.
     pub bundles: Vec<Bundle>,
+    /// The room's world after frame `checkpoint.tick()`: build the sim from
+    /// it, then run the bundles. `None`: run every bundle from frame 1.
+    #[serde(default)]
+    pub checkpoint: Option<Checkpoint>,
 }
 
 impl History {
+    /// The frame the bundles follow on from (0 without a checkpoint).
+    pub fn start(&self) -> u64 {
+        self.checkpoint.as_ref().map_or(0, Checkpoint::tick)
+    }
+
+    /// Whether the bundles are exactly frames `start() + 1 ..`, in order.
+    pub fn is_contiguous(&self) -> bool {
+        self.bundles
+            .iter()
+            .zip(self.start() + 1..)
+            .all(|(bundle, frame)| bundle.frame == frame)
+    }
+
     /// Encodes for a `FrameCatchUp`.
     pub fn to_bytes(&self) -> Result<Vec<u8>, rmp_serde::encode::Error> {
         rmp_serde::to_vec(self)
     }
 
-    /// Decodes a `FrameCatchUp`'s history.
+    /// Decodes a `FrameCatchUp`'s `history` bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))
     }
@@ -302,6 +324,45 @@ mod tests {
             hash: Some((30, 12345)),
         };
         assert_eq!(Uplink::decode(fine.encode()).unwrap(), fine);
+    }
+
+    #[test]
+    fn a_history_from_before_checkpoints_still_reads() {
+        // The layout servers sent before `checkpoint` was added.
+        #[derive(Serialize)]
+        struct Old {
+            spec: WorldSpec,
+            tables_hash: String,
+            bundles: Vec<Bundle>,
+        }
+        let bundles = vec![
+            Bundle {
+                frame: 1,
+                inputs: vec![(PlayerId(1), BundleInput::Join("mage".into()))],
+                hash: 0,
+            },
+            Bundle {
+                frame: 2,
+                ..Bundle::default()
+            },
+        ];
+        let old = Old {
+            spec: WorldSpec::default(),
+            tables_hash: "abc".into(),
+            bundles: bundles.clone(),
+        };
+        let history = History::from_bytes(&rmp_serde::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(
+            history,
+            History {
+                spec: WorldSpec::default(),
+                tables_hash: "abc".into(),
+                bundles,
+                checkpoint: None,
+            }
+        );
+        assert_eq!(history.start(), 0);
+        assert!(history.is_contiguous());
     }
 
     proptest! {

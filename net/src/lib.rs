@@ -16,8 +16,9 @@
 //! - [`delta`]: snapshot deltas against acknowledged views, within a byte
 //!   budget, and how a client rebuilds the view.
 //! - [`frames`] and [`relay`]: frame sync (lockstep rooms): bundles, the
-//!   uplink, histories, and the server-side relay that builds bundles,
-//!   checks hashes and resyncs.
+//!   uplink, catch-ups (a world checkpoint and the bundles since), and the
+//!   server-side relay that builds bundles, checks hashes, checkpoints its
+//!   room's world and resyncs.
 
 pub mod codec;
 pub mod delta;

@@ -6,13 +6,17 @@
 //! The room's own `sim` steps the same bundle, so the server knows the true
 //! state: every `hash_every` frames its hash rides in the bundle, clients
 //! report theirs, and a client whose hash differs is told (`Desync`) and
-//! resynced with the room's history. After the frame each member gets the
-//! bundles it has not acknowledged (up to a packet's worth, unreliable: the
-//! next packet repeats whatever was lost); a member too far behind, a late
-//! joiner and a reconnecting client get the history instead (reliable).
+//! resynced. After the frame each member gets the bundles it has not
+//! acknowledged (up to a packet's worth, unreliable: the next packet repeats
+//! whatever was lost); a member too far behind, a late joiner, a reconnecting
+//! and a desynced client get a catch-up instead (reliable): the newest
+//! checkpoint of the room's world, taken every `checkpoint_every` frames, and
+//! the bundles after it. A catch-up therefore stays the same size however
+//! old the room is, and the relay keeps only the bundles since the newest
+//! checkpoint (and the last `catch_up_gap`, for members a little behind).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -20,7 +24,7 @@ use std::{
     },
 };
 
-use tessera_sim::{InputEnvelope, PlayerId, WorldSpec};
+use tessera_sim::{Checkpoint, InputEnvelope, PlayerId, SimWorld, WorldSpec};
 
 use crate::{
     codec::encode_server,
@@ -38,12 +42,20 @@ pub struct RelaySettings {
     pub hash_every: u64,
     /// Most bundles in one packet.
     pub max_bundles_per_packet: usize,
-    /// A member this many frames behind gets the history instead.
+    /// A member this many frames behind gets a catch-up instead.
     pub catch_up_gap: u64,
     /// Commands further ahead than this are dropped (a clock gone wrong).
     pub max_ahead: u64,
-    /// Longest room, frames: its history (sent whole on a catch-up, one
-    /// reliable message) must stay well under renet's 5 MiB channel limit.
+    /// The room's world is checkpointed after every this many frames (at
+    /// least 1); a catch-up carries the newest checkpoint and the fewer than
+    /// this many bundles after it.
+    pub checkpoint_every: u64,
+    /// Longest room, frames. Catch-ups used to carry every bundle from frame
+    /// 1 in one reliable message, which capped rooms at 24,000 frames to stay
+    /// under renet's 5 MiB limit; with checkpoints a catch-up no longer grows
+    /// with the room's age. What is left is the sim's move sequence number,
+    /// which is the frame as a `u32`: past it, moves would stop applying. At
+    /// 100 Hz that is over a year.
     pub max_frames: u64,
 }
 
@@ -55,8 +67,9 @@ impl Default for RelaySettings {
             max_bundles_per_packet: 16,
             catch_up_gap: 120,
             max_ahead: 64,
-            // 20 minutes at 20 Hz: about 3 MB of history for four players.
-            max_frames: 24_000,
+            // 30 s at 20 Hz: a four-player catch-up is a few kB.
+            checkpoint_every: 600,
+            max_frames: u64::from(u32::MAX),
         }
     }
 }
@@ -90,7 +103,7 @@ pub enum RelayMessage {
 pub struct RelayStats {
     /// Client hashes that differed from the server's.
     pub desyncs: AtomicU64,
-    /// Histories sent (late joins, reconnects, resyncs, far-behind members).
+    /// Catch-ups sent (late joins, reconnects, resyncs, far-behind members).
     pub catch_ups: AtomicU64,
     /// Commands that had not arrived in time and were repeated.
     pub repeated: AtomicU64,
@@ -106,10 +119,10 @@ struct Member {
     ack: u64,
     /// In the sim (its join bundle has been applied).
     in_world: bool,
-    /// Send the history (new, reconnected, or desynced).
-    needs_history: bool,
-    /// Frame the history was last sent at.
-    history_sent: u64,
+    /// Send a catch-up (new, reconnected, or desynced).
+    needs_catch_up: bool,
+    /// Frame a catch-up was last sent at.
+    catch_up_sent: u64,
     /// A join (first or reconnect) waits for its welcome.
     welcome: bool,
 }
@@ -126,7 +139,13 @@ pub struct FrameRelay {
     tables_hash: String,
     members: BTreeMap<PlayerId, Member>,
     arriving: Vec<(PlayerId, BundleInput)>,
-    history: Vec<Bundle>,
+    /// Every bundle after the newest checkpoint, and at least the last
+    /// `catch_up_gap` (members that far behind stream them), oldest first.
+    bundles: VecDeque<Bundle>,
+    /// The room's world after frame `checkpoint.tick()`.
+    checkpoint: Option<Checkpoint>,
+    /// The last frame built (0 before the first).
+    frame: u64,
     /// The server's hash at checked frames (the most recent ones).
     hashes: BTreeMap<u64, u64>,
     desyncs: Vec<(PlayerId, proto::Desync)>,
@@ -158,7 +177,9 @@ impl FrameRelay {
             tables_hash,
             members: BTreeMap::new(),
             arriving: Vec::new(),
-            history: Vec::new(),
+            bundles: VecDeque::new(),
+            checkpoint: None,
+            frame: 0,
             hashes: BTreeMap::new(),
             desyncs: Vec::new(),
             joined_ever: false,
@@ -174,7 +195,17 @@ impl FrameRelay {
     /// its longest length.
     pub fn is_over(&self) -> bool {
         (self.joined_ever && self.members.is_empty() && self.arriving.is_empty())
-            || self.history.len() as u64 >= self.settings.max_frames
+            || self.frame >= self.settings.max_frames
+    }
+
+    /// The newest checkpoint of the room's world.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.checkpoint.as_ref()
+    }
+
+    /// Bundles kept (see [`RelaySettings::checkpoint_every`]).
+    pub fn bundles_kept(&self) -> usize {
+        self.bundles.len()
     }
 
     /// Builds bundle `frame` (the tick about to be simulated) from what has
@@ -226,7 +257,8 @@ impl FrameRelay {
             .into_iter()
             .map(|(player, input)| InputEnvelope::new(player, input))
             .collect();
-        self.history.push(bundle);
+        self.bundles.push_back(bundle);
+        self.frame = frame;
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
         inputs
     }
@@ -234,9 +266,9 @@ impl FrameRelay {
     fn receive(&mut self, message: RelayMessage, frame: u64) {
         match message {
             RelayMessage::Join { player, class } => match self.members.get_mut(&player) {
-                // Reconnected: same avatar; the history brings it up to date.
+                // Reconnected: same avatar; a catch-up brings it up to date.
                 Some(member) => {
-                    member.needs_history = true;
+                    member.needs_catch_up = true;
                     member.welcome = true;
                 }
                 None => {
@@ -247,8 +279,8 @@ impl FrameRelay {
                             last_dir: (0, 0),
                             ack: 0,
                             in_world: false,
-                            needs_history: true,
-                            history_sent: 0,
+                            needs_catch_up: true,
+                            catch_up_sent: 0,
                             welcome: true,
                         },
                     );
@@ -275,14 +307,17 @@ impl FrameRelay {
                         member.commands.entry(command.frame).or_insert(command);
                     }
                 }
+                // A report on a frame up to the last catch-up sent describes
+                // state that catch-up replaced (it may still be in flight).
                 if let Some((at, client_hash)) = uplink.hash
+                    && at > member.catch_up_sent
                     && let Some(server_hash) = self.hashes.get(&at)
                     && *server_hash != client_hash
-                    && !member.needs_history
+                    && !member.needs_catch_up
                 {
                     self.stats.desyncs.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%player, frame = at, server_hash, client_hash, world = %self.spec.kind, "lockstep desync: resyncing the client");
-                    member.needs_history = true;
+                    member.needs_catch_up = true;
                     self.desyncs.push((
                         player,
                         proto::Desync {
@@ -296,12 +331,13 @@ impl FrameRelay {
         }
     }
 
-    /// After frame `frame` was simulated with state hash `hash`: what each
-    /// member is sent.
-    pub fn after_tick(&mut self, frame: u64, hash: u64) -> Outgoing {
+    /// After the room's world `sim` simulated a frame: checkpoints it when
+    /// due, and says what each member is sent.
+    pub fn after_tick(&mut self, sim: &SimWorld) -> Outgoing {
+        let (frame, hash) = (sim.tick(), sim.last_hash());
         let mut out = Outgoing::new();
         let checked = frame.is_multiple_of(self.settings.hash_every.max(1));
-        if let Some(bundle) = self.history.last_mut()
+        if let Some(bundle) = self.bundles.back_mut()
             && bundle.frame == frame
             && checked
         {
@@ -314,35 +350,55 @@ impl FrameRelay {
         for (player, desync) in std::mem::take(&mut self.desyncs) {
             out.push((player, ORDERED, message(Body::Desync(desync))));
         }
-        let first = self.history.first().map_or(frame, |b| b.frame);
-        let mut history: Option<Vec<u8>> = None;
+        if frame.is_multiple_of(self.settings.checkpoint_every.max(1)) {
+            match sim.checkpoint() {
+                Ok(checkpoint) => self.checkpoint = Some(checkpoint),
+                // Catch-ups stay correct from the older checkpoint, only longer.
+                Err(error) => {
+                    tracing::error!(%error, frame, world = %self.spec.kind, "cannot checkpoint a room")
+                }
+            }
+        }
+        let start = self.checkpoint.as_ref().map_or(0, Checkpoint::tick);
+        let keep_after = start.min(frame.saturating_sub(self.settings.catch_up_gap));
+        while self.bundles.front().is_some_and(|b| b.frame <= keep_after) {
+            self.bundles.pop_front();
+        }
+        let first = self.bundles.front().map_or(frame, |b| b.frame);
+        let mut catch_up: Option<Vec<u8>> = None;
         for (player, member) in &mut self.members {
             if !member.in_world {
                 continue;
             }
             let behind = frame.saturating_sub(member.ack);
-            // At most one history per half gap, except the first (a joiner waits for nothing).
-            let stale = member.history_sent == 0
-                || member.history_sent + self.settings.catch_up_gap / 2 <= frame;
-            if (member.needs_history || behind > self.settings.catch_up_gap) && stale {
+            // At most one catch-up per half gap, except the first (a joiner waits for nothing).
+            let stale = member.catch_up_sent == 0
+                || member.catch_up_sent + self.settings.catch_up_gap / 2 <= frame;
+            if (member.needs_catch_up || behind > self.settings.catch_up_gap) && stale {
                 if std::mem::take(&mut member.welcome) {
                     let welcome = welcome(&self.spec, &self.tables_hash, &self.settings, *player);
                     out.push((*player, ORDERED, message(Body::Welcome(welcome))));
                 }
-                let bytes = match &history {
+                let bytes = match &catch_up {
                     Some(bytes) => bytes.clone(),
                     None => {
                         let encoded = History {
                             spec: self.spec.clone(),
                             tables_hash: self.tables_hash.clone(),
-                            bundles: self.history.clone(),
+                            bundles: self
+                                .bundles
+                                .iter()
+                                .filter(|b| b.frame > start)
+                                .cloned()
+                                .collect(),
+                            checkpoint: self.checkpoint.clone(),
                         }
                         .to_bytes();
                         match encoded {
-                            Ok(bytes) => history.insert(bytes).clone(),
+                            Ok(bytes) => catch_up.insert(bytes).clone(),
                             Err(error) => {
                                 // Nothing to send this frame; the member asks again.
-                                tracing::error!(%error, world = %self.spec.kind, "cannot encode a room history");
+                                tracing::error!(%error, world = %self.spec.kind, "cannot encode a room catch-up");
                                 continue;
                             }
                         }
@@ -354,18 +410,18 @@ impl FrameRelay {
                     message(Body::CatchUp(proto::FrameCatchUp { history: bytes })),
                 ));
                 self.stats.catch_ups.fetch_add(1, Ordering::Relaxed);
-                member.needs_history = false;
-                member.history_sent = frame;
+                member.needs_catch_up = false;
+                member.catch_up_sent = frame;
                 member.ack = frame;
                 continue;
             }
-            if member.needs_history || member.ack >= frame {
+            if member.needs_catch_up || member.ack >= frame {
                 continue;
             }
             let from = (member.ack + 1).max(first);
             let to = frame.min(from + self.settings.max_bundles_per_packet as u64 - 1);
             let bundles = (from..=to)
-                .filter_map(|f| self.history.get((f - first) as usize))
+                .filter_map(|f| self.bundles.get((f - first) as usize))
                 .map(Bundle::encode)
                 .collect();
             out.push((
@@ -403,25 +459,77 @@ fn welcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::decode_server;
+    use tessera_tables::generate::default_tables;
 
-    fn relay() -> (mpsc::SyncSender<RelayMessage>, FrameRelay) {
+    /// A lockstep room as the node runs it: a relay and the world it drives.
+    struct Room {
+        tx: mpsc::SyncSender<RelayMessage>,
+        relay: FrameRelay,
+        sim: SimWorld,
+    }
+
+    fn room(settings: RelaySettings) -> Room {
         let (tx, rx) = mpsc::sync_channel(64);
+        let tables = Arc::new(default_tables());
+        let zone = tables.zones.get("duel_lockstep").unwrap();
         let spec = WorldSpec {
             kind: "duel_lockstep".into(),
             seed: 1,
-            tick_hz: 20,
-            width: 40_000,
-            height: 40_000,
-            capacity: 4,
+            tick_hz: zone.tick_hz as u16,
+            width: zone.width.mm as i32,
+            height: zone.height.mm as i32,
+            capacity: zone.capacity,
         };
+        let mut sim = SimWorld::new(spec.clone()).unwrap();
+        sim.set_tables(tables.clone());
         let relay = FrameRelay::new(
             spec,
-            "t".into(),
+            tables.hash().to_string(),
             rx,
-            RelaySettings::default(),
+            settings,
             Arc::default(),
         );
-        (tx, relay)
+        Room { tx, relay, sim }
+    }
+
+    impl Room {
+        fn send(&self, message: RelayMessage) {
+            self.tx.send(message).unwrap();
+        }
+
+        fn join(&self, player: u64) {
+            self.send(RelayMessage::Join {
+                player: PlayerId(player),
+                class: "warrior".into(),
+            });
+        }
+
+        /// Builds, simulates and relays the next frame: its inputs, and
+        /// what the members were sent.
+        fn frame(&mut self) -> (Vec<InputEnvelope>, Outgoing) {
+            let inputs = self.relay.before_tick(self.sim.tick() + 1);
+            self.sim.push_envelopes(inputs.clone());
+            self.sim.step();
+            self.sim.drain_events();
+            (inputs, self.relay.after_tick(&self.sim))
+        }
+    }
+
+    fn sent_to(out: &Outgoing, player: u64) -> Vec<Body> {
+        out.iter()
+            .filter(|(p, ..)| *p == PlayerId(player))
+            .filter_map(|(_, _, bytes)| decode_server(bytes).ok()?.body)
+            .collect()
+    }
+
+    fn catch_up(out: &Outgoing, player: u64) -> Option<(usize, History)> {
+        sent_to(out, player)
+            .into_iter()
+            .find_map(|body| match body {
+                Body::CatchUp(c) => Some((c.history.len(), History::from_bytes(&c.history).ok()?)),
+                _ => None,
+            })
     }
 
     fn command(frame: u64, dir: (i16, i16)) -> FrameCommand {
@@ -434,33 +542,32 @@ mod tests {
 
     #[test]
     fn a_late_command_repeats_the_last_move_and_a_room_everyone_left_is_over() {
-        let (tx, mut relay) = relay();
-        assert!(!relay.is_over(), "a new room waits for players");
-        tx.send(RelayMessage::Join {
-            player: PlayerId(1),
-            class: "warrior".into(),
-        })
-        .unwrap();
-        relay.before_tick(1);
-        let out = relay.after_tick(1, 7);
+        let mut room = room(RelaySettings::default());
+        assert!(!room.relay.is_over(), "a new room waits for players");
+        room.join(1);
+        let (_, out) = room.frame();
         assert!(
             out.iter()
                 .any(|(p, c, _)| *p == PlayerId(1) && *c == ORDERED),
-            "the joiner gets its welcome and the history"
+            "the joiner gets its welcome and a catch-up"
         );
-        tx.send(RelayMessage::Uplink {
+        let (_, history) = catch_up(&out, 1).expect("a catch-up");
+        assert_eq!(
+            (history.checkpoint, history.bundles.len()),
+            (None, 1),
+            "no checkpoint yet: the bundles from frame 1"
+        );
+        room.send(RelayMessage::Uplink {
             player: PlayerId(1),
             uplink: Uplink {
                 commands: vec![command(2, (1, 0))],
                 ack: 1,
                 hash: None,
             },
-        })
-        .unwrap();
-        relay.before_tick(2);
-        relay.after_tick(2, 8);
+        });
+        room.frame();
         // Nothing arrived for frame 3: the last move repeats.
-        let inputs = relay.before_tick(3);
+        let (inputs, _) = room.frame();
         assert_eq!(
             inputs.iter().map(|e| e.input.clone()).collect::<Vec<_>>(),
             vec![tessera_sim::Input::Move {
@@ -469,31 +576,126 @@ mod tests {
                 dir_y: 0
             }]
         );
-        relay.after_tick(3, 9);
-        tx.send(RelayMessage::Leave {
+        room.send(RelayMessage::Leave {
             player: PlayerId(1),
-        })
-        .unwrap();
-        relay.before_tick(4);
-        relay.after_tick(4, 10);
-        assert!(relay.is_over(), "everyone who came has left");
+        });
+        room.frame();
+        assert!(room.relay.is_over(), "everyone who came has left");
     }
 
     #[test]
     fn a_room_is_over_at_its_longest_length() {
-        let (tx, mut relay) = relay();
-        relay.settings.max_frames = 5;
-        tx.send(RelayMessage::Join {
-            player: PlayerId(1),
-            class: "warrior".into(),
-        })
-        .unwrap();
-        for frame in 1..=4 {
-            relay.before_tick(frame);
-            relay.after_tick(frame, frame);
-            assert!(!relay.is_over());
+        let mut room = room(RelaySettings {
+            max_frames: 5,
+            ..RelaySettings::default()
+        });
+        room.join(1);
+        for _ in 1..=4 {
+            room.frame();
+            assert!(!room.relay.is_over());
         }
-        relay.before_tick(5);
-        assert!(relay.is_over());
+        room.relay.before_tick(5);
+        assert!(room.relay.is_over());
+    }
+
+    #[test]
+    fn a_wrong_hash_from_before_the_resync_is_not_another_desync() {
+        let mut room = room(RelaySettings::default());
+        room.join(1);
+        let uplink = |ack: u64, hash: Option<(u64, u64)>| RelayMessage::Uplink {
+            player: PlayerId(1),
+            uplink: Uplink {
+                commands: Vec::new(),
+                ack,
+                hash,
+            },
+        };
+        let desyncs = |room: &Room| room.relay.stats.desyncs.load(Ordering::Relaxed);
+        // Past the joining catch-up's half gap, so a resync goes out at once.
+        for _ in 0..90 {
+            let frame = room.sim.tick();
+            room.send(uplink(frame, None));
+            room.frame();
+        }
+        room.send(uplink(90, Some((90, 1))));
+        let (_, out) = room.frame();
+        assert_eq!(desyncs(&room), 1);
+        assert!(catch_up(&out, 1).is_some(), "resynced at once");
+        // Sent before the catch-up arrived: about state it replaced.
+        room.send(uplink(90, Some((90, 1))));
+        room.frame();
+        assert_eq!(desyncs(&room), 1);
+        for _ in 0..30 {
+            let frame = room.sim.tick();
+            room.send(uplink(frame, None));
+            room.frame();
+        }
+        room.send(uplink(room.sim.tick(), Some((120, 1))));
+        room.frame();
+        assert_eq!(desyncs(&room), 2, "a wrong hash after the catch-up counts");
+    }
+
+    #[test]
+    fn a_catch_up_after_many_frames_is_the_newest_checkpoint_and_the_bundles_since() {
+        let settings = RelaySettings::default();
+        let every = settings.checkpoint_every;
+        let mut room = room(settings);
+        room.join(1);
+        room.join(2);
+        // Player 1 acknowledges everything, player 2 lags a few frames.
+        let lag = [0, 3];
+        for frame in 1..2 * every + 100 {
+            if frame > 1 {
+                for (player, lag) in [1, 2].into_iter().zip(lag) {
+                    let dir = ((frame / 40 % 3) as i16 - 1, (frame / 70 % 3) as i16 - 1);
+                    room.send(RelayMessage::Uplink {
+                        player: PlayerId(player),
+                        uplink: Uplink {
+                            commands: (frame..frame + 3).map(|f| command(f, dir)).collect(),
+                            ack: (frame - 1).saturating_sub(lag),
+                            hash: None,
+                        },
+                    });
+                }
+            }
+            let (_, out) = room.frame();
+            assert!(room.relay.bundles_kept() as u64 <= every + 1);
+            if frame == 2 * every + 1 {
+                // Bundles from before the checkpoint still stream to a member a little behind.
+                let first = sent_to(&out, 2).into_iter().find_map(|body| match body {
+                    Body::Frames(frames) => frames.bundles.first().map(|b| b.frame),
+                    _ => None,
+                });
+                assert_eq!(first, Some(2 * every - 2));
+            }
+        }
+        room.join(3);
+        let (_, out) = room.frame();
+        let frame = room.sim.tick();
+        let (size, history) = catch_up(&out, 3).expect("the joiner's catch-up");
+        let checkpoint = history.checkpoint.clone().expect("a checkpoint");
+        assert_eq!(checkpoint.tick(), 2 * every);
+        assert_eq!(history.start(), 2 * every);
+        assert!(history.is_contiguous());
+        assert_eq!(history.bundles.len() as u64, frame - 2 * every);
+        assert!(history.bundles.len() < every as usize);
+
+        // A client built from it is where the server is.
+        let mut client = SimWorld::from_checkpoint(room.sim.tables().clone(), &checkpoint).unwrap();
+        for bundle in &history.bundles {
+            for (player, input) in bundle.inputs() {
+                client.push_input(player, input);
+            }
+            client.step();
+        }
+        assert_eq!(
+            (client.tick(), client.last_hash()),
+            (room.sim.tick(), room.sim.last_hash())
+        );
+        let checkpoint_bytes = checkpoint.to_bytes().unwrap().len();
+        eprintln!(
+            "frame {frame}: catch-up {size} B (checkpoint {checkpoint_bytes} B, {} bundles)",
+            history.bundles.len()
+        );
     }
 }

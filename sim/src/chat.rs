@@ -9,6 +9,7 @@ use bevy_ecs::{
     schedule::IntoScheduleConfigs,
     system::{Res, ResMut},
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
     hash::{StableHasher, StateHash},
@@ -43,7 +44,7 @@ impl Default for ChatSettings {
 }
 
 /// When each player last spoke (the last `burst` ticks).
-#[derive(Resource, Debug, Default, Clone)]
+#[derive(Resource, Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatHistory(BTreeMap<PlayerId, VecDeque<u64>>);
 
 impl StateHash for ChatHistory {

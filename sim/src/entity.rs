@@ -51,6 +51,38 @@ impl SimIds {
             .map(|i| SimId(i as u64 + 1))
     }
 
+    /// How many ids were ever handed out (the newest id, 0 for none).
+    pub fn allocated(&self) -> u64 {
+        self.next
+    }
+
+    /// Live ids and their entities, in id order.
+    pub fn live(&self) -> impl Iterator<Item = (SimId, Entity)> + '_ {
+        self.entities
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.map(|e| (SimId(i as u64 + 1), e)))
+    }
+
+    /// An allocator that handed out `allocated` ids, of which `live` are
+    /// bound. `None` when a live id is 0, above `allocated` or repeated.
+    pub(crate) fn restored(
+        allocated: u64,
+        live: impl IntoIterator<Item = (SimId, Entity)>,
+    ) -> Option<Self> {
+        let mut entities = vec![None; usize::try_from(allocated).ok()?];
+        for (id, entity) in live {
+            let slot = entities.get_mut(usize::try_from(id.0).ok()?.checked_sub(1)?)?;
+            if slot.replace(entity).is_some() {
+                return None;
+            }
+        }
+        Some(Self {
+            next: allocated,
+            entities,
+        })
+    }
+
     /// Forgets a despawned entity.
     pub fn release(&mut self, id: SimId) {
         if let Some(slot) = usize::try_from(id.0)

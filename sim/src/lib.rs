@@ -10,9 +10,12 @@
 //! ends with a 64-bit state hash ([`state_hash`]). Those doors are the only
 //! way in or out: no clock, socket, unseeded RNG or hash-map order reaches
 //! gameplay state, which is integer-only, so the same spec and inputs give
-//! the same hashes on any machine. [`replay`] records and re-checks that.
+//! the same hashes on any machine. [`replay`] records and re-checks that;
+//! [`checkpoint`] captures a world between ticks, entity order included, so
+//! that a world rebuilt from it goes on exactly as the original would.
 
 pub mod chat;
+pub mod checkpoint;
 pub mod combat;
 pub mod core;
 pub mod directory;
@@ -37,6 +40,7 @@ pub mod world;
 pub mod zone;
 
 pub use crate::{
+    checkpoint::{Checkpoint, CheckpointError},
     entity::SimId,
     input::{
         ChatChannel, Inbox, Input, InputEnvelope, PlayerId, RoomCommand, SkillTarget, TeamCommand,

@@ -3,10 +3,12 @@
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::{
+    bundle::Bundle,
     component::Component,
     schedule::IntoScheduleConfigs,
     system::{Commands, Query, Res},
 };
+use serde::{Deserialize, Serialize};
 use tessera_tables::{Tables, schema::Npc as NpcRow, values::Id};
 
 use crate::{
@@ -26,9 +28,10 @@ use crate::{
 };
 
 /// A computer-controlled creature's mind.
-#[derive(Component, Clone, Debug, PartialEq, Eq)]
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Npc {
     /// The `npcs` row.
+    #[serde(deserialize_with = "crate::checkpoint::unchecked_ids")]
     pub kind: Id,
     /// Who it is after.
     pub target: Option<SimId>,
@@ -41,6 +44,7 @@ pub struct Npc {
     /// How close it gets to cast (its shortest skill range), mm.
     pub reach_mm: i64,
     /// The cast it asks for this tick (consumed by `start_casts`).
+    #[serde(deserialize_with = "crate::checkpoint::unchecked_ids")]
     pub wants_to_cast: Option<(Id, SimId)>,
 }
 
@@ -50,6 +54,42 @@ impl StateHash for Npc {
         self.target.hash_state(hasher);
         self.leashing.hash_state(hasher);
     }
+}
+
+/// Everything an NPC is made of: spawned as one bundle, so every NPC lives
+/// in one archetype, and a checkpoint restores it the same way.
+#[derive(Bundle, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NpcBundle {
+    /// Its id.
+    pub id: SimId,
+    /// Where it is.
+    pub position: Position,
+    /// Where it steers.
+    pub intent: MoveIntent,
+    /// Ground speed per tick.
+    pub speed: Speed,
+    /// Unused by NPCs; kept so movement treats every mover alike.
+    pub last_input: LastInputSeq,
+    /// Its spawn point.
+    pub home: Home,
+    /// Its mind.
+    pub npc: Npc,
+    /// HP.
+    pub health: Health,
+    /// Who it fights for.
+    pub allegiance: Allegiance,
+    /// Its row's skills.
+    pub skills: KnownSkills,
+    /// Skill cooldowns.
+    pub cooldowns: Cooldowns,
+    /// The cast in progress.
+    pub casting: Casting,
+    /// Active buffs.
+    pub buffs: Buffs,
+    /// Unbuffed numbers.
+    pub base: BaseStats,
+    /// Kills, deaths, damage, healing.
+    pub stats: CombatStats,
 }
 
 /// Spawns one NPC of `row` at `at`.
@@ -71,38 +111,34 @@ pub fn spawn_npc(
     let entity = commands.spawn_empty().id();
     let id = ids.allocate(entity);
     let hp = i32::try_from(row.hp).unwrap_or(i32::MAX);
-    commands.entity(entity).insert((
-        (
-            id,
-            at,
-            MoveIntent::default(),
-            Speed(0),
-            LastInputSeq(0),
-            Home(at),
-        ),
-        (
-            Npc {
-                kind: row.id.clone(),
-                target: None,
-                leashing: false,
-                aggro_mm: row.aggro_radius.mm,
-                leash_mm: row.leash_radius.mm,
-                reach_mm,
-                wants_to_cast: None,
-            },
-            Health::full(hp),
-            Allegiance::NPC,
-            KnownSkills(row.skills.0.clone()),
-            Cooldowns::default(),
-            Casting::default(),
-            Buffs::default(),
-            BaseStats {
-                speed_mm_s: u32::try_from(row.speed.mm).unwrap_or(0),
-                base_hp: hp,
-            },
-            CombatStats::default(),
-        ),
-    ));
+    commands.entity(entity).insert(NpcBundle {
+        id,
+        position: at,
+        intent: MoveIntent::default(),
+        speed: Speed(0),
+        last_input: LastInputSeq(0),
+        home: Home(at),
+        npc: Npc {
+            kind: row.id.clone(),
+            target: None,
+            leashing: false,
+            aggro_mm: row.aggro_radius.mm,
+            leash_mm: row.leash_radius.mm,
+            reach_mm,
+            wants_to_cast: None,
+        },
+        health: Health::full(hp),
+        allegiance: Allegiance::NPC,
+        skills: KnownSkills(row.skills.0.clone()),
+        cooldowns: Cooldowns::default(),
+        casting: Casting::default(),
+        buffs: Buffs::default(),
+        base: BaseStats {
+            speed_mm_s: u32::try_from(row.speed.mm).unwrap_or(0),
+            base_hp: hp,
+        },
+        stats: CombatStats::default(),
+    });
     id
 }
 

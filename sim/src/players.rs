@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::{
+    bundle::Bundle,
     component::Component,
     entity::Entity,
     resource::Resource,
     schedule::IntoScheduleConfigs,
     system::{Commands, Res, ResMut},
 };
+use serde::{Deserialize, Serialize};
 use tessera_tables::values::Id;
 
 use crate::{
@@ -34,7 +36,7 @@ use crate::{
 };
 
 /// Marks a player's avatar.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Player(pub PlayerId);
 
 impl StateHash for Player {
@@ -44,8 +46,8 @@ impl StateHash for Player {
 }
 
 /// The class an avatar plays.
-#[derive(Component, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ClassOf(pub Id);
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassOf(#[serde(deserialize_with = "crate::checkpoint::unchecked_ids")] pub Id);
 
 impl StateHash for ClassOf {
     fn hash_state(&self, hasher: &mut StableHasher) {
@@ -80,6 +82,22 @@ impl PlayerIndex {
     pub fn players(&self) -> impl Iterator<Item = PlayerId> + '_ {
         self.by_player.keys().copied()
     }
+
+    /// Avatars by player, in player order.
+    pub fn iter(&self) -> impl Iterator<Item = (PlayerId, Entity)> + '_ {
+        self.by_player.iter().map(|(p, e)| (*p, *e))
+    }
+
+    /// An index of `avatars`; `None` when a player has two.
+    pub(crate) fn of(avatars: impl IntoIterator<Item = (PlayerId, Entity)>) -> Option<Self> {
+        let mut by_player = BTreeMap::new();
+        for (player, entity) in avatars {
+            if by_player.insert(player, entity).is_some() {
+                return None;
+            }
+        }
+        Some(Self { by_player })
+    }
 }
 
 /// How long a departed player's progress stays parked in the world, seconds.
@@ -92,7 +110,7 @@ pub const PARKED_SECS: u64 = 3_600;
 /// default), swept once a minute at most. Derived from
 /// inputs alone, so replays and lockstep peers agree on it. Not part of the
 /// state hash: it only matters through the avatars it makes, which are.
-#[derive(Resource, Debug)]
+#[derive(Resource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parked {
     /// How long an entry is kept, seconds.
     pub keep_secs: u64,
@@ -130,6 +148,44 @@ impl Parked {
 pub const SANDBOX_HP: i32 = 1_000;
 /// Sandbox speed, mm/s.
 pub const SANDBOX_SPEED_MM_S: u32 = 5_000;
+
+/// Everything a player's avatar is made of: spawned as one bundle, so every
+/// avatar lives in one archetype, and a checkpoint restores it the same way.
+#[derive(Bundle, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvatarBundle {
+    /// Its id.
+    pub id: SimId,
+    /// Whose it is.
+    pub player: Player,
+    /// Its class.
+    pub class: ClassOf,
+    /// Where it is.
+    pub position: Position,
+    /// Where it steers.
+    pub intent: MoveIntent,
+    /// Ground speed per tick.
+    pub speed: Speed,
+    /// Newest input applied.
+    pub last_input: LastInputSeq,
+    /// HP.
+    pub health: Health,
+    /// Who it fights for.
+    pub allegiance: Allegiance,
+    /// Its class's skills.
+    pub skills: KnownSkills,
+    /// Skill cooldowns.
+    pub cooldowns: Cooldowns,
+    /// The cast in progress.
+    pub casting: Casting,
+    /// Active buffs.
+    pub buffs: Buffs,
+    /// Unbuffed numbers.
+    pub base: BaseStats,
+    /// Experience.
+    pub experience: Experience,
+    /// Kills, deaths, damage, healing.
+    pub stats: CombatStats,
+}
 
 /// Spawns avatars on `Join` and despawns them on `Leave`.
 #[derive(Debug, Clone, Default)]
@@ -261,35 +317,27 @@ pub fn apply_presence(
                     };
                 }
                 let tick_hz = u32::from(spec.tick_hz.max(1));
-                commands.entity(entity).insert((
-                    (
-                        id,
-                        Player(player),
-                        ClassOf(Id(class.clone())),
-                        position,
-                        MoveIntent::default(),
-                    ),
-                    (
-                        Speed(speed / tick_hz),
-                        LastInputSeq(0),
-                        health,
-                        Allegiance::PLAYER,
-                    ),
-                    (
-                        KnownSkills(skills),
-                        Cooldowns::default(),
-                        Casting::default(),
-                        Buffs::default(),
-                    ),
-                    (
-                        BaseStats {
-                            speed_mm_s: speed,
-                            base_hp,
-                        },
-                        experience,
-                    ),
+                commands.entity(entity).insert(AvatarBundle {
+                    id,
+                    player: Player(player),
+                    class: ClassOf(Id(class.clone())),
+                    position,
+                    intent: MoveIntent::default(),
+                    speed: Speed(speed / tick_hz),
+                    last_input: LastInputSeq(0),
+                    health,
+                    allegiance: Allegiance::PLAYER,
+                    skills: KnownSkills(skills),
+                    cooldowns: Cooldowns::default(),
+                    casting: Casting::default(),
+                    buffs: Buffs::default(),
+                    base: BaseStats {
+                        speed_mm_s: speed,
+                        base_hp,
+                    },
+                    experience,
                     stats,
-                ));
+                });
                 index.by_player.insert(player, entity);
                 parked.by_player.remove(&player);
                 outbox.push(OutEvent::Joined { player, id });

@@ -15,6 +15,7 @@ use bevy_ecs::{
     schedule::IntoScheduleConfigs,
     system::{Query, Res, ResMut},
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
     combat::components::{Allegiance, CombatStats, Health},
@@ -31,7 +32,7 @@ use crate::{
 };
 
 /// Where a room is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RoomPhase {
     /// Gathering players.
     Waiting,
@@ -50,7 +51,7 @@ pub enum RoomPhase {
 }
 
 /// The room state of a room world (inactive in zones).
-#[derive(Resource, Clone, Debug, PartialEq, Eq)]
+#[derive(Resource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Room {
     /// Whether this world is a room.
     pub active: bool,

@@ -1,11 +1,12 @@
 //! Per-world rules, set from the world's `zones` row on its first tick.
 
 use bevy_ecs::resource::Resource;
+use serde::{Deserialize, Serialize};
 
 use crate::movement::Position;
 
 /// How this world plays.
-#[derive(Resource, Clone, Debug, PartialEq, Eq)]
+#[derive(Resource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorldRules {
     /// Whether players without sides may damage each other.
     pub pvp: bool,

@@ -102,6 +102,12 @@ impl SpatialGrid {
         }
     }
 
+    /// The entries, cell by cell (row-major), each cell in the order the
+    /// rebuild met its entities.
+    pub fn entries(&self) -> &[GridEntry] {
+        &self.entries
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()

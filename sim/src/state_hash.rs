@@ -37,6 +37,16 @@ impl StateHashes {
         &self.parts
     }
 
+    /// Puts back the parts of a restored tick; `false` (and no change) when
+    /// their number differs from the registered parts'.
+    pub(crate) fn restore_parts(&mut self, parts: &[u64]) -> bool {
+        if parts.len() != self.parts.len() {
+            return false;
+        }
+        self.parts.copy_from_slice(parts);
+        true
+    }
+
     fn register(&mut self, name: &'static str) -> usize {
         assert!(
             !self.names.contains(&name),

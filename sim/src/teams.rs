@@ -12,6 +12,7 @@ use bevy_ecs::{
     system::{Query, Res, ResMut},
     world::Ref,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
     combat::components::{Allegiance, Health},
@@ -24,7 +25,7 @@ use crate::{
 };
 
 /// One team.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Team {
     /// The leader (also in `members`).
     pub leader: PlayerId,
@@ -58,7 +59,7 @@ pub enum TeamEffect {
 }
 
 /// Every team in the world.
-#[derive(Resource, Clone, Debug, PartialEq, Eq)]
+#[derive(Resource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Teams {
     next: u64,
     teams: BTreeMap<TeamId, Team>,

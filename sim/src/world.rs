@@ -167,6 +167,13 @@ impl SimWorld {
         })
     }
 
+    /// Sets the tick counter and last hash of a world rebuilt from a
+    /// checkpoint (the `Tick` resource is the caller's to set).
+    pub(crate) fn restore_clock(&mut self, tick: u64, last_hash: u64) {
+        self.tick = tick;
+        self.last_hash = last_hash;
+    }
+
     /// The spec this world was built from.
     pub fn spec(&self) -> &WorldSpec {
         &self.spec

@@ -2,12 +2,13 @@
 //! schedules its own commands `input_delay` frames ahead, and reports its
 //! state hash so the server can check it.
 //!
-//! It starts from the room's history (the `FrameCatchUp` every member gets
-//! on joining), then applies bundles strictly in frame order, buffering any
-//! that arrive early. It compares its hash with every hash the server puts
-//! in a bundle; a difference is a desync it counts (the server, seeing the
-//! same difference in the uplink, sends the history again and the client
-//! rebuilds from it).
+//! It starts from a catch-up (the `FrameCatchUp` every member gets on
+//! joining): the room's world from its newest checkpoint, if there is one
+//! yet, then the bundles after it. Then it applies bundles strictly in frame
+//! order, buffering any that arrive early. It compares its hash with every
+//! hash the server puts in a bundle; a difference is a desync it counts (the
+//! server, seeing the same difference in the uplink, sends a catch-up again
+//! and the client rebuilds from it).
 //!
 //! `loss_percent` drops that share of incoming bundle packets and outgoing
 //! uplinks on purpose, from a seeded generator, to exercise the redundancy.
@@ -32,7 +33,7 @@ pub enum LockstepError {
         /// This client's.
         client: String,
     },
-    /// A history or bundle did not decode.
+    /// A catch-up or bundle did not decode, or its bundles do not follow on.
     #[error("bad frame message: {0}")]
     Bad(String),
     /// The room's world could not be built.
@@ -51,6 +52,17 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// What the last catch-up carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUpInfo {
+    /// Its encoded size.
+    pub bytes: usize,
+    /// The frame of its checkpoint (`None`: it started from frame 1).
+    pub checkpoint: Option<u64>,
+    /// Bundles after that.
+    pub bundles: usize,
 }
 
 /// One player's view of a lockstep room.
@@ -74,8 +86,10 @@ pub struct Lockstep {
     pub desyncs: u64,
     /// Desyncs the server reported.
     pub server_desyncs: Vec<proto::Desync>,
-    /// Histories applied (1 on joining; more after a resync).
+    /// Catch-ups applied (1 on joining; more after a resync).
     pub catch_ups: u64,
+    /// What the last catch-up carried.
+    pub last_catch_up: Option<CatchUpInfo>,
     /// Bundle packets dropped on purpose.
     pub dropped_in: u64,
     /// Uplinks dropped on purpose.
@@ -100,12 +114,13 @@ impl Lockstep {
             desyncs: 0,
             server_desyncs: Vec::new(),
             catch_ups: 0,
+            last_catch_up: None,
             dropped_in: 0,
             dropped_out: 0,
         }
     }
 
-    /// The last frame applied (0 before the history arrived).
+    /// The last frame applied (0 before the first catch-up arrived).
     pub fn frame(&self) -> u64 {
         self.sim.as_ref().map_or(0, SimWorld::tick)
     }
@@ -143,7 +158,8 @@ impl Lockstep {
             Body::CatchUp(catch_up) => {
                 let history = History::from_bytes(&catch_up.history)
                     .map_err(|e| LockstepError::Bad(e.to_string()))?;
-                self.rebuild(history)?;
+                let bytes = catch_up.history.len();
+                self.rebuild(history, bytes)?;
             }
             Body::Desync(desync) => self.server_desyncs.push(desync),
             _ => {}
@@ -151,7 +167,7 @@ impl Lockstep {
         Ok(())
     }
 
-    fn rebuild(&mut self, history: History) -> Result<(), LockstepError> {
+    fn rebuild(&mut self, history: History, bytes: usize) -> Result<(), LockstepError> {
         let ours = self.tables.hash().to_string();
         if history.tables_hash != ours {
             return Err(LockstepError::TablesDiffer {
@@ -159,15 +175,38 @@ impl Lockstep {
                 client: ours,
             });
         }
-        let mut sim =
-            SimWorld::new(history.spec.clone()).map_err(|e| LockstepError::World(e.to_string()))?;
-        sim.set_tables(self.tables.clone());
+        if !history.is_contiguous() {
+            return Err(LockstepError::Bad(format!(
+                "catch-up bundles do not follow on from frame {}",
+                history.start()
+            )));
+        }
+        let sim = match &history.checkpoint {
+            Some(checkpoint) if *checkpoint.spec() != history.spec => {
+                return Err(LockstepError::Bad(
+                    "the checkpoint is of another world than the catch-up".into(),
+                ));
+            }
+            Some(checkpoint) => SimWorld::from_checkpoint(self.tables.clone(), checkpoint)
+                .map_err(|e| LockstepError::World(e.to_string()))?,
+            None => {
+                let mut sim = SimWorld::new(history.spec.clone())
+                    .map_err(|e| LockstepError::World(e.to_string()))?;
+                sim.set_tables(self.tables.clone());
+                sim
+            }
+        };
         self.sim = Some(sim);
+        // A hash from before the catch-up describes state it replaced.
+        self.last_check = None;
         self.catch_ups += 1;
-        self.early
-            .retain(|frame, _| *frame > history.bundles.len() as u64);
-        for bundle in history.bundles {
-            self.apply(&bundle);
+        self.last_catch_up = Some(CatchUpInfo {
+            bytes,
+            checkpoint: history.checkpoint.as_ref().map(|c| c.tick()),
+            bundles: history.bundles.len(),
+        });
+        for bundle in &history.bundles {
+            self.apply(bundle);
         }
         self.advance();
         Ok(())

@@ -95,12 +95,14 @@ impl Allegiance {
 }
 
 /// The skills an entity can use (ids of `skills` rows).
-#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
-pub struct KnownSkills(pub Vec<Id>);
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownSkills(#[serde(deserialize_with = "crate::checkpoint::unchecked_ids")] pub Vec<Id>);
 
 /// When each used skill is ready again.
-#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Cooldowns(pub Vec<(Id, u64)>);
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cooldowns(
+    #[serde(deserialize_with = "crate::checkpoint::unchecked_ids")] pub Vec<(Id, u64)>,
+);
 
 impl Cooldowns {
     /// The tick `skill` is ready (0: never used).
@@ -121,9 +123,10 @@ impl Cooldowns {
 }
 
 /// A cast in progress.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cast {
     /// The skill.
+    #[serde(deserialize_with = "crate::checkpoint::unchecked_ids")]
     pub skill: Id,
     /// The target.
     pub target: SkillTarget,
@@ -132,13 +135,14 @@ pub struct Cast {
 }
 
 /// The cast in progress, if any.
-#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Casting(pub Option<Cast>);
 
 /// A buff on an entity.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveBuff {
     /// The `buffs` row.
+    #[serde(deserialize_with = "crate::checkpoint::unchecked_ids")]
     pub id: Id,
     /// Stacks (1 unless the buff stacks).
     pub stacks: u32,
@@ -147,11 +151,11 @@ pub struct ActiveBuff {
 }
 
 /// Buffs currently on an entity.
-#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Buffs(pub Vec<ActiveBuff>);
 
 /// Unbuffed numbers, from the class or NPC row (and level).
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseStats {
     /// Ground speed, millimetres per second.
     pub speed_mm_s: u32,
@@ -182,7 +186,7 @@ pub struct CombatStats {
 }
 
 /// Where an entity comes back after death (NPCs: their spawn point).
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Home(pub Position);
 
 macro_rules! hash_fields {
