@@ -8,6 +8,14 @@ use serde::Deserialize;
 /// The defaults, compiled in so a bare `cargo run --release` needs no file.
 pub const DEFAULT_CONFIG: &str = include_str!("../assets/config/tessera.toml");
 
+fn default_view_entities() -> usize {
+    64
+}
+
+fn default_snapshot_bytes_per_sec() -> u64 {
+    6_000
+}
+
 /// Everything a node needs to start.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +32,12 @@ pub struct NodeConfig {
     pub udp_public_ip: Option<std::net::IpAddr>,
     /// Netcode sockets (consecutive ports from `udp`; all random when port 0).
     pub udp_sockets: usize,
+    /// Most entities in one player's view (the nearest within 60 m).
+    #[serde(default = "default_view_entities")]
+    pub view_entities: usize,
+    /// Snapshot bytes per second per player (near and changed first).
+    #[serde(default = "default_snapshot_bytes_per_sec")]
+    pub snapshot_bytes_per_sec: u64,
     /// Netcode protocol id.
     pub protocol_id: u64,
     /// Connect token lifetime, seconds.

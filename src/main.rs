@@ -55,6 +55,10 @@ enum TablesCommand {
         /// Overwrite existing workbooks.
         #[arg(long)]
         force: bool,
+        /// Write the roam100 benchmark game instead, for this many groups
+        /// of 100 players.
+        #[arg(long, value_name = "GROUPS")]
+        roam100: Option<usize>,
     },
 }
 
@@ -75,6 +79,9 @@ struct ServeArgs {
     /// Netcode sockets, on consecutive ports from --udp (1,024 clients each).
     #[arg(long, env = "TESSERA_UDP_SOCKETS")]
     udp_sockets: Option<usize>,
+    /// Most entities in one player's view.
+    #[arg(long, env = "TESSERA_VIEW_ENTITIES")]
+    view_entities: Option<usize>,
     /// World worker threads (0: one per core).
     #[arg(long, env = "TESSERA_WORKERS")]
     workers: Option<usize>,
@@ -121,6 +128,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(sockets) = args.udp_sockets {
         config.udp_sockets = sockets;
+    }
+    if let Some(view) = args.view_entities {
+        config.view_entities = view;
     }
     if let Some(workers) = args.workers {
         config.workers = workers;
@@ -172,7 +182,11 @@ fn main() -> ExitCode {
             match command {
                 TablesCommand::Check { dir } => tables_cmd::check(&dir),
                 TablesCommand::Dump { dir } => tables_cmd::dump(&dir),
-                TablesCommand::Init { dir, force } => tables_cmd::init(&dir, force),
+                TablesCommand::Init {
+                    dir,
+                    force,
+                    roam100,
+                } => tables_cmd::init(&dir, force, roam100),
             }
         }
         Some(Command::Serve(args)) => run_serve(*args),

@@ -177,6 +177,8 @@ async fn start_and_serve(
         let replication = ReplicationPlugin {
             acks: acks.clone(),
             rejections: net.stats().rejected.clone(),
+            max_entities: config.view_entities,
+            bytes_per_sec: config.snapshot_bytes_per_sec,
             ..ReplicationPlugin::default()
         };
         let sim = SimWorld::build(spec, |app| {

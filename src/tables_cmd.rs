@@ -46,8 +46,9 @@ pub fn dump(dir: &Path) -> ExitCode {
     }
 }
 
-/// Writes the default game's workbooks; refuses to overwrite unless `force`.
-pub fn init(dir: &Path, force: bool) -> ExitCode {
+/// Writes the default game's workbooks (or the roam100 benchmark's, for
+/// that many groups); refuses to overwrite unless `force`.
+pub fn init(dir: &Path, force: bool, roam100: Option<usize>) -> ExitCode {
     let existing: Vec<_> = tessera_tables::generate::default_game()
         .into_iter()
         .map(|(file, _)| dir.join(file))
@@ -64,7 +65,11 @@ pub fn init(dir: &Path, force: bool) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    match write_default_game(dir) {
+    let written = match roam100 {
+        Some(groups) => tessera_tables::bench::write_roam100_game(dir, groups),
+        None => write_default_game(dir),
+    };
+    match written {
         Ok(paths) => {
             for path in paths {
                 println!("wrote {}", path.display());

@@ -96,3 +96,45 @@ fn lockstep_bots_fill_rooms_and_never_desync() {
     );
     assert_eq!(report.desyncs, 0);
 }
+
+#[test]
+fn roam100_bots_see_their_whole_group_and_feel_hp_change() {
+    let dir = tempfile::tempdir().unwrap();
+    tessera_tables::bench::write_roam100_game(dir.path(), 1).unwrap();
+    let node = start(&[
+        "--tables",
+        dir.path().to_str().unwrap(),
+        "--view-entities",
+        "128",
+    ]);
+    let mut config = config(&node, Scenario::Roam100);
+    config.duration = Duration::from_secs(6);
+    let report = run(&config, |_, _| {});
+    assert_eq!(report.connected, 30, "{:?}", report.failed);
+    assert_eq!(
+        report.view_entities[0], 30.0,
+        "every bot sees the whole group: {:?}",
+        report.view_entities
+    );
+    assert!(
+        report.events >= 30,
+        "stings and mends come back as events: {}",
+        report.events
+    );
+}
+
+#[test]
+fn team_bots_form_queue_as_teams_and_finish_their_room() {
+    let node = start(&[]);
+    let mut config = config(&node, Scenario::Team);
+    // Two teams of five: one arena room of ten.
+    config.bots = 10;
+    config.duration = Duration::from_secs(30);
+    let report = run(&config, |_, _| {});
+    assert_eq!(report.connected, 10, "{:?}", report.failed);
+    assert!(
+        report.room_results >= 10,
+        "one room, a result for each of its players: {}",
+        report.room_results
+    );
+}

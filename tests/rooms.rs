@@ -7,7 +7,10 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use tessera_bot::session::{Session, login};
+use tessera_bot::{
+    session::{Session, login},
+    team::{Role, Team},
+};
 use tessera_net::proto::{self, client_message::Body, room_command::Kind};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -25,6 +28,16 @@ fn join_zone(node: &Node, name: &str) -> Session {
             .unwrap()
     );
     session
+}
+
+/// Pumps `session` and steps its team behaviour over the new events.
+fn step(session: &mut Session, team: &mut Team, seen: &mut usize) {
+    session.pump().unwrap();
+    let events = session.events[*seen..].to_vec();
+    *seen = session.events.len();
+    for body in team.step(&events, session.snapshot.as_ref()) {
+        session.send(body);
+    }
 }
 
 /// Sends a room command and waits for its response.
@@ -160,32 +173,30 @@ fn a_team_leader_queues_the_team_into_one_room_on_one_side() {
     let mut leader = join_zone(&node, "team-lead");
     let mut mate = join_zone(&node, "team-mate");
 
-    leader.send(Body::Team(proto::TeamCommand {
-        kind: Some(proto::team_command::Kind::Create(proto::Empty {})),
-    }));
-    leader.send(Body::Team(proto::TeamCommand {
-        kind: Some(proto::team_command::Kind::Invite(mate.player)),
-    }));
-    leader.pump().unwrap();
-    let invite = |s: &Session| {
-        s.events.iter().find_map(|e| match &e.kind {
-            Some(proto::event::Kind::TeamInvite(invite)) => Some(invite.team),
-            _ => None,
-        })
-    };
-    assert!(mate.pump_until(WAIT, |s| invite(s).is_some()).unwrap());
-    let team = invite(&mate).unwrap();
-    mate.send(Body::Team(proto::TeamCommand {
-        kind: Some(proto::team_command::Kind::Accept(team)),
-    }));
-    let in_team = |s: &Session| {
-        s.events.iter().any(
-            |e| matches!(&e.kind, Some(proto::event::Kind::Team(view)) if view.members.len() == 2),
-        )
-    };
-    assert!(mate.pump_until(WAIT, in_team).unwrap());
-    assert!(leader.pump_until(WAIT, in_team).unwrap());
+    // The bot library's team behaviour: the leader forms the team, the mate
+    // accepts, and the leader queues the whole team once it is complete.
+    let mut leading = Team::new(
+        Role::Leader {
+            invite: vec![mate.player],
+        },
+        30,
+    )
+    .queue_for("arena", 2);
+    let mut following = Team::new(Role::Member, 30);
 
+    // Only the leader may queue the team (the mate asks once it is in one).
+    let in_team = |t: &Team| t.view.as_ref().is_some_and(|v| v.members.len() == 2);
+    let (mut seen_leader, mut seen_mate) = (0, 0);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(leading.queued && in_team(&following)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the team did not form"
+        );
+        step(&mut leader, &mut leading, &mut seen_leader);
+        step(&mut mate, &mut following, &mut seen_mate);
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let queue = || {
         Kind::Queue(proto::RoomQueue {
             kind: "arena".into(),
@@ -194,8 +205,13 @@ fn a_team_leader_queues_the_team_into_one_room_on_one_side() {
     };
     let refused = ask(&mut mate, queue());
     assert_eq!(refused.reason, "only the team leader can queue the team");
-    let queued = ask(&mut leader, queue());
-    assert!(ok(&queued), "{queued:?}");
+    assert!(
+        leader
+            .pump_until(WAIT, |s| s.responses.iter().any(ok))
+            .unwrap(),
+        "the queue was answered OK: {:?}",
+        leader.responses
+    );
     // Queued from the zone, they play on there until the match forms.
     assert_eq!(leader.welcome.as_ref().unwrap().world, "starter");
 

@@ -103,3 +103,59 @@ fn parked_progress_is_forgotten_after_its_time() {
     );
     assert_eq!(arena.get::<Experience>(back).xp, 0);
 }
+
+#[test]
+fn a_roam100_runner_stings_and_mends_itself() {
+    use std::sync::Arc;
+    use tessera_sim::{SimWorld, SkillTarget, WorldSpec};
+    let tables = Arc::new(
+        tessera_tables::generate::tables_from(tessera_tables::bench::roam100_game(1)).unwrap(),
+    );
+    let spec = WorldSpec {
+        kind: "roam100".into(),
+        seed: 3,
+        tick_hz: 20,
+        width: 150_000,
+        height: 150_000,
+        capacity: 200,
+    };
+    let mut world = SimWorld::new(spec).unwrap();
+    world.set_tables(tables);
+    world.push_input(
+        PlayerId(1),
+        Input::Join {
+            class: "runner".into(),
+        },
+    );
+    world.step();
+    let me = avatar_id(world.world(), PlayerId(1)).unwrap();
+    let hp = |world: &SimWorld| {
+        let entity = world
+            .world()
+            .resource::<tessera_sim::entity::SimIds>()
+            .get(me)
+            .unwrap();
+        world.world().get::<Health>(entity).unwrap().hp
+    };
+    let full = hp(&world);
+    let cast = |world: &mut SimWorld, skill: &str| {
+        world.push_input(
+            PlayerId(1),
+            Input::UseSkill {
+                skill: skill.into(),
+                target: SkillTarget::Caster,
+            },
+        );
+        for _ in 0..3 {
+            world.step();
+        }
+    };
+    cast(&mut world, "sting");
+    assert_eq!(hp(&world), full - 10);
+    // Cooldowns are a second (20 ticks).
+    for _ in 0..20 {
+        world.step();
+    }
+    cast(&mut world, "mend");
+    assert_eq!(hp(&world), full);
+}

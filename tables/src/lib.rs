@@ -16,6 +16,7 @@
 //! version. [`generate`] writes the shipped default game; [`dump`] prints
 //! tables as CSV for review.
 
+pub mod bench;
 pub mod cell;
 pub mod dump;
 pub mod error;

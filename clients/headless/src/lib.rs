@@ -9,6 +9,7 @@
 //! queues for a room and fights until it finishes.
 
 pub mod arena;
+pub mod behave;
 pub mod loadtest;
 pub mod lockstep;
 pub mod roam;

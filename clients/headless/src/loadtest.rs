@@ -16,11 +16,10 @@ use std::{
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tessera_net::proto::{self, client_message::Body};
-use tessera_sim::{Input, movement::Position};
 
 use crate::{
-    roam::Roam,
-    session::{Session, login},
+    behave::{Behaviour, Rosters},
+    session::{Login, Session, SessionError, login},
 };
 
 /// What the bots do once in the world.
@@ -34,13 +33,22 @@ pub enum Scenario {
     Arena,
     /// Play the `duel_lockstep` frame-sync room, running the same `sim`.
     Lockstep,
+    /// The standard comparison workload (node on `tessera tables init
+    /// --roam100 GROUPS` tables): groups of 100 around one spawn point each,
+    /// all seeing each other; a move every 50 ms, a ping a second, and each
+    /// bot's HP changes once a second (`sting` / `mend` on itself).
+    Roam100,
+    /// Teams of five form in the zone (the leader invites, the others
+    /// follow it), the leader queues the team for `arena`, the team fights
+    /// there on one side, and after the result all go back and start again.
+    Team,
 }
 
 impl Scenario {
     /// The `zones` row the bots join ("" = the node's default zone).
     fn world(self) -> &'static str {
         match self {
-            Scenario::Roam | Scenario::Fight => "",
+            Scenario::Roam | Scenario::Fight | Scenario::Roam100 | Scenario::Team => "",
             Scenario::Arena => "arena",
             Scenario::Lockstep => "duel_lockstep",
         }
@@ -113,6 +121,9 @@ pub struct Report {
     pub frames: u64,
     /// Lockstep: see `frames`.
     pub desyncs: u64,
+    /// Entities in each connected bot's view at the end (itself included):
+    /// fewest, mean.
+    pub view_entities: [f64; 2],
 }
 
 fn histogram() -> Histogram<u64> {
@@ -148,6 +159,7 @@ struct Tally {
     room_results: u64,
     frames: u64,
     desyncs: u64,
+    views: Vec<usize>,
 }
 
 impl Tally {
@@ -175,6 +187,7 @@ impl Tally {
         self.room_results += other.room_results;
         self.frames += other.frames;
         self.desyncs += other.desyncs;
+        self.views.extend(other.views);
     }
 }
 
@@ -186,9 +199,7 @@ struct Bot {
     last_snapshot: Option<(u64, Instant)>,
     next_move: Instant,
     next_ping: Instant,
-    seq: u32,
-    roam: Roam,
-    arena: crate::arena::Arena,
+    behaviour: Behaviour,
     lockstep: Option<crate::lockstep::Lockstep>,
     sent_frame: u64,
     done: bool,
@@ -203,12 +214,46 @@ fn percentiles(h: &Option<Histogram<u64>>, qs: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// A login done off the bots' loop: the bot's index, how long it took, and
+/// the login.
+type LoggedIn = (usize, Duration, Result<Login, SessionError>);
+
+/// Logs `mine` in at the ramp's pace on a thread of its own, so that slow
+/// HTTP answers never stall the loop that steps the bots.
+fn logins(
+    config: &LoadConfig,
+    mine: Vec<usize>,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+) -> std::sync::mpsc::Receiver<LoggedIn> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (server, seed, ramp) = (config.server.clone(), config.seed, config.ramp.max(0.001));
+    std::thread::spawn(move || {
+        for index in mine {
+            let due = t0 + Duration::from_secs_f64(index as f64 / ramp);
+            while Instant::now() < due {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep((due - Instant::now()).min(Duration::from_millis(20)));
+            }
+            let began = Instant::now();
+            let result = login(&server, &format!("bot-{seed}-{index}"));
+            if tx.send((index, began.elapsed(), result)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 fn worker(
     config: &LoadConfig,
     mine: Vec<usize>,
     live: &Live,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     t0: Instant,
+    rosters: &Rosters,
 ) -> Tally {
     let mut tally = Tally {
         login: Some(histogram()),
@@ -218,7 +263,7 @@ fn worker(
         ..Tally::default()
     };
     let mut bots: Vec<Bot> = Vec::new();
-    let mut next = 0;
+    let logged_in = logins(config, mine, t0, stop.clone());
     let end = t0 + config.duration;
     let fail = |tally: &mut Tally, live: &Live, reason: String| {
         *tally.failed.entry(reason).or_default() += 1;
@@ -226,21 +271,15 @@ fn worker(
     };
     while Instant::now() < end && !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        // Start the bots whose time has come.
-        while next < mine.len()
-            && t0 + Duration::from_secs_f64(mine[next] as f64 / config.ramp.max(0.001)) <= now
-        {
-            let index = mine[next];
-            next += 1;
-            let began = Instant::now();
-            let device = format!("bot-{}-{index}", config.seed);
-            match login(&config.server, &device).and_then(|l| Session::begin(&l)) {
+        // Start the bots whose login is back.
+        for (index, took, result) in logged_in.try_iter() {
+            match result.and_then(|l| Session::begin(&l)) {
                 Ok(session) => {
                     tally
                         .login
                         .as_mut()
                         .expect("set")
-                        .record(began.elapsed().as_micros().max(1) as u64)
+                        .record(took.as_micros().max(1) as u64)
                         .ok();
                     bots.push(Bot {
                         session: Some(session),
@@ -250,9 +289,7 @@ fn worker(
                         last_snapshot: None,
                         next_move: now,
                         next_ping: now,
-                        seq: 0,
-                        roam: Roam::new(config.seed ^ index as u64, 200_000, 200_000, 2_000),
-                        arena: crate::arena::Arena::default(),
+                        behaviour: Behaviour::new(config.scenario, index, config.seed),
                         lockstep: config.tables.clone().map(|tables| {
                             crate::lockstep::Lockstep::new(tables, config.seed ^ index as u64, 0)
                         }),
@@ -295,11 +332,12 @@ fn worker(
                 continue;
             }
             if !bot.joined {
-                // Fighters need the warrior's slash; the others walk.
-                let class = if matches!(config.scenario, Scenario::Fight | Scenario::Arena) {
-                    "warrior"
-                } else {
-                    "mage"
+                // Fighters need the warrior's slash; roam100 runners their
+                // sting and mend; the others walk.
+                let class = match config.scenario {
+                    Scenario::Fight | Scenario::Arena | Scenario::Team => "warrior",
+                    Scenario::Roam100 => "runner",
+                    Scenario::Roam | Scenario::Lockstep => "mage",
                 };
                 session.send(Body::Join(proto::JoinWorld {
                     class: class.into(),
@@ -381,23 +419,6 @@ fn worker(
                     .record(micros().saturating_sub(sent).max(1))
                     .ok();
             }
-            if config.scenario == Scenario::Arena {
-                // At the input rate, not every pass: a skill per pass would
-                // be a flood (and get the bot kicked).
-                if now >= bot.next_move {
-                    bot.next_move = now + Duration::from_millis(50);
-                    let had = bot.arena.result.is_some();
-                    let events = std::mem::take(&mut session.events);
-                    tally.events += events.len() as u64;
-                    for body in bot.arena.step(&events, session.snapshot.as_ref()) {
-                        session.send(body);
-                    }
-                    tally.room_results += u64::from(!had && bot.arena.result.is_some());
-                }
-            } else {
-                tally.events += session.events.len() as u64;
-                session.events.clear();
-            }
             session.responses.clear();
             if now >= bot.next_ping {
                 bot.next_ping = now + Duration::from_secs(1);
@@ -405,9 +426,13 @@ fn worker(
                     client_time_us: micros(),
                 }));
             }
-            if now >= bot.next_move && matches!(config.scenario, Scenario::Roam | Scenario::Fight) {
+            // At the input rate, not every pass: a skill per pass would be
+            // a flood (and get the bot kicked).
+            if now >= bot.next_move && config.scenario != Scenario::Lockstep {
                 bot.next_move = now + Duration::from_millis(50);
-                act(bot, config.scenario);
+                let stepped = bot.behaviour.step(session, rosters, now);
+                tally.events += stepped.events;
+                tally.room_results += u64::from(stepped.room_result);
             }
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -418,6 +443,9 @@ fn worker(
             tally.bytes_out += session.bytes_out;
             if let Some(at) = bot.welcomed_at {
                 tally.bot_seconds += at.elapsed().as_secs_f64();
+                if let Some(snapshot) = &session.snapshot {
+                    tally.views.push(snapshot.entities.len());
+                }
             }
             if let Some(lockstep) = &bot.lockstep {
                 tally.frames += lockstep.frame();
@@ -430,72 +458,6 @@ fn worker(
     tally
 }
 
-/// One step of the scenario for a bot in the world.
-fn act(bot: &mut Bot, scenario: Scenario) {
-    let Some(session) = bot.session.as_mut() else {
-        return;
-    };
-    let Some(me) = session.avatar().and_then(|id| session.entity(id)).cloned() else {
-        return;
-    };
-    let at = Position {
-        x: me.x_dm * 100,
-        y: me.y_dm * 100,
-    };
-    let target = match scenario {
-        Scenario::Roam | Scenario::Arena | Scenario::Lockstep => None,
-        Scenario::Fight => session
-            .snapshot
-            .as_ref()
-            .and_then(|s| {
-                s.entities
-                    .iter()
-                    .filter(|e| e.kind == proto::EntityKind::Npc as i32 && !e.dead)
-                    .min_by_key(|e| {
-                        (i64::from(e.x_dm - me.x_dm)).pow(2) + (i64::from(e.y_dm - me.y_dm)).pow(2)
-                    })
-            })
-            .cloned(),
-    };
-    bot.seq += 1;
-    match target {
-        Some(npc) => {
-            let (dx, dy) = (npc.x_dm - me.x_dm, npc.y_dm - me.y_dm);
-            if i64::from(dx).pow(2) + i64::from(dy).pow(2) <= 20 * 20 {
-                let target = proto::SkillTarget {
-                    kind: Some(proto::skill_target::Kind::Entity(npc.id)),
-                };
-                session.send(Body::UseSkill(proto::UseSkill {
-                    skill: "slash".into(),
-                    target: Some(target),
-                }));
-                session.send(Body::Move(proto::MoveInput {
-                    seq: bot.seq,
-                    dir_x: 0,
-                    dir_y: 0,
-                }));
-            } else {
-                let scale = dx.abs().max(dy.abs()).max(1);
-                let (dir_x, dir_y) = (dx * 30_000 / scale, dy * 30_000 / scale);
-                session.send(Body::Move(proto::MoveInput {
-                    seq: bot.seq,
-                    dir_x,
-                    dir_y,
-                }));
-            }
-        }
-        None => {
-            if let Input::Move { dir_x, dir_y, .. } = bot.roam.next_input(at) {
-                session.send(Body::Move(proto::MoveInput {
-                    seq: bot.seq,
-                    dir_x: i32::from(dir_x),
-                    dir_y: i32::from(dir_y),
-                }));
-            }
-        }
-    }
-}
-
 /// Runs a load test; `progress` is called about once a second.
 pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Report {
     let live = Arc::new(Live::default());
@@ -504,13 +466,19 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
     let cpu0 = process_cpu();
     let threads = config.threads.clamp(1, config.bots.max(1));
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let rosters = Rosters::default();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let mine: Vec<usize> = (0..config.bots).filter(|i| i % threads == t).collect();
-            let (config, live, stop, tally) =
-                (config.clone(), live.clone(), stop.clone(), tally.clone());
+            let (config, live, stop, tally, rosters) = (
+                config.clone(),
+                live.clone(),
+                stop.clone(),
+                tally.clone(),
+                rosters.clone(),
+            );
             std::thread::spawn(move || {
-                let result = worker(&config, mine, &live, &stop, t0);
+                let result = worker(&config, mine, &live, &stop, t0, &rosters);
                 tally
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -559,5 +527,9 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
         room_results: tally.room_results,
         frames: tally.frames,
         desyncs: tally.desyncs,
+        view_entities: [
+            tally.views.iter().min().map_or(0.0, |v| *v as f64),
+            tally.views.iter().sum::<usize>() as f64 / tally.views.len().max(1) as f64,
+        ],
     }
 }

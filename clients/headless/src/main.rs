@@ -94,8 +94,12 @@ fn print(report: &Report) {
         "events {}  bot cpu {:.1} us per bot-second",
         report.events, report.bot_cpu_us_per_bot_sec
     );
+    println!(
+        "entities in view  fewest {:.0}  mean {:.1}",
+        report.view_entities[0], report.view_entities[1]
+    );
     match report.scenario {
-        Scenario::Arena => println!("room results {}", report.room_results),
+        Scenario::Arena | Scenario::Team => println!("room results {}", report.room_results),
         Scenario::Lockstep => println!(
             "frames simulated {}  desyncs {}",
             report.frames, report.desyncs

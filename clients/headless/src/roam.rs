@@ -6,6 +6,7 @@ use tessera_sim::{Input, movement::Position, rng::SimRng};
 #[derive(Clone, Debug)]
 pub struct Roam {
     rng: SimRng,
+    origin: Position,
     width: i32,
     height: i32,
     waypoint: Position,
@@ -23,12 +24,25 @@ impl Roam {
         };
         Self {
             rng,
+            origin: Position::default(),
             width,
             height,
             waypoint,
             arrive_within,
             seq: 0,
         }
+    }
+
+    /// A roamer that stays within `radius` mm (a square) of `centre`.
+    pub fn around(seed: u64, centre: Position, radius: i32, arrive_within: i32) -> Self {
+        let mut roam = Self::new(seed, 2 * radius, 2 * radius, arrive_within);
+        roam.origin = Position {
+            x: centre.x - radius,
+            y: centre.y - radius,
+        };
+        roam.waypoint.x += roam.origin.x;
+        roam.waypoint.y += roam.origin.y;
+        roam
     }
 
     /// The waypoint being walked to.
@@ -44,8 +58,8 @@ impl Roam {
         );
         if dx.abs() <= i64::from(self.arrive_within) && dy.abs() <= i64::from(self.arrive_within) {
             self.waypoint = Position {
-                x: self.rng.range_i32(0, self.width),
-                y: self.rng.range_i32(0, self.height),
+                x: self.origin.x + self.rng.range_i32(0, self.width),
+                y: self.origin.y + self.rng.range_i32(0, self.height),
             };
         }
         let (dx, dy) = (

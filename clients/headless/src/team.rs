@@ -3,9 +3,10 @@
 //!
 //! It works from what a real client sees: team events (`team_invite`,
 //! `team`) and snapshots. The leader creates the team and invites the
-//! players it is given; a member accepts the first invitation and then
-//! steers toward the leader's avatar whenever it is farther than
-//! `keep_within`.
+//! players it is given (more may be added later); a member accepts the
+//! first invitation and then steers toward the leader's avatar whenever it
+//! is farther than `keep_within`. A leader given a room kind queues the
+//! whole team for it once the team is complete.
 
 use tessera_net::proto::{self, client_message::Body, event, team_command};
 
@@ -27,7 +28,11 @@ pub struct Team {
     role: Role,
     keep_within_dm: i32,
     created: bool,
-    invited: bool,
+    invited: std::collections::BTreeSet<u64>,
+    /// Queue the team for this room kind once it has this many members.
+    queue: Option<(String, usize)>,
+    /// The queue command went out.
+    pub queued: bool,
     /// The team as last announced.
     pub view: Option<proto::TeamView>,
     seq: u32,
@@ -40,10 +45,37 @@ impl Team {
             role,
             keep_within_dm,
             created: false,
-            invited: false,
+            invited: Default::default(),
+            queue: None,
+            queued: false,
             view: None,
             seq: 0,
         }
+    }
+
+    /// Leaders: once the team has `size` members, queue it for `kind`.
+    pub fn queue_for(mut self, kind: &str, size: usize) -> Self {
+        self.queue = Some((kind.to_string(), size));
+        self
+    }
+
+    /// Leaders: invite these players too (each once).
+    pub fn invite(&mut self, players: impl IntoIterator<Item = u64>) {
+        if let Role::Leader { invite } = &mut self.role {
+            for player in players {
+                if !invite.contains(&player) {
+                    invite.push(player);
+                }
+            }
+        }
+    }
+
+    /// Starts over (back in a zone after a room: the team is formed again).
+    pub fn reset(&mut self) {
+        self.created = false;
+        self.invited.clear();
+        self.queued = false;
+        self.view = None;
     }
 
     /// The messages to send after reading `events` (the session's new
@@ -71,10 +103,23 @@ impl Team {
             if !self.created {
                 self.created = true;
                 out.push(team(team_command::Kind::Create(proto::Empty {})));
-            } else if self.view.is_some() && !self.invited {
-                self.invited = true;
+            } else if let Some(view) = &self.view {
                 for player in invite {
-                    out.push(team(team_command::Kind::Invite(*player)));
+                    if self.invited.insert(*player) {
+                        out.push(team(team_command::Kind::Invite(*player)));
+                    }
+                }
+                if let Some((kind, size)) = &self.queue
+                    && !self.queued
+                    && view.members.len() >= *size
+                {
+                    self.queued = true;
+                    out.push(Body::Room(proto::RoomCommand {
+                        kind: Some(proto::room_command::Kind::Queue(proto::RoomQueue {
+                            kind: kind.clone(),
+                            class: String::new(),
+                        })),
+                    }));
                 }
             }
             return out;
