@@ -48,6 +48,9 @@ use crate::{
 /// (at least two players) may form, milliseconds.
 pub const WAIT_BUDGET_MS: u64 = 10_000;
 
+/// How long a player's room may stand with nobody placed in it.
+const UNUSED_ROOM: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A player to move into a room: their new world and the join to send it.
 pub type Assignment = (PlayerId, Arc<dyn InputSink>, Input);
 
@@ -74,6 +77,7 @@ impl InputSink for QueueSink {
 
 struct RoomWorld {
     id: WorldId,
+    opened: Instant,
     kind: String,
     capacity: usize,
     /// Opened by a player (else formed by matchmaking; never joinable by id).
@@ -244,6 +248,16 @@ impl Arena {
         self.placed.remove(&player).map(|_| true)
     }
 
+    /// Whether `player` holds a matchmaking ticket.
+    pub fn is_queued(&self, player: PlayerId) -> bool {
+        self.matchmaker.queued_for(player).is_some()
+    }
+
+    /// Rooms running now (matchmade and opened by players).
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
     /// Opens a room of `kind` owned by `player`, who is placed in it.
     pub fn create(
         &mut self,
@@ -284,10 +298,13 @@ impl Arena {
             return Err("a matchmade room takes only its match".into());
         }
         if !crate::lobby::password_matches(password, room.password.as_deref()) {
-            return Err("wrong password".into());
+            return Err(crate::lobby::WRONG_PASSWORD.into());
         }
         if room.started.load(Ordering::Relaxed) || room.finished.load(Ordering::Relaxed) {
             return Err("the room has started".into());
+        }
+        if room.empty.load(Ordering::Relaxed) {
+            return Err("the room has ended".into());
         }
         let placed = self.placed.values().filter(|w| **w == room.id).count();
         if placed >= room.capacity {
@@ -321,6 +338,15 @@ impl Arena {
     /// and returns who moves where.
     pub fn poll(&mut self) -> Vec<Assignment> {
         for room in &self.rooms {
+            // A player's room nobody is (or ever got) in: its creator's join
+            // failed or they left at once, so no "empty" will come.
+            if room.custom
+                && !room.finished.load(Ordering::Relaxed)
+                && room.opened.elapsed() > UNUSED_ROOM
+                && !self.placed.values().any(|world| *world == room.id)
+            {
+                room.empty.store(true, Ordering::Relaxed);
+            }
             // Players stay placed in a finished room (to leave it for a
             // zone) until it is empty.
             if room.empty.load(Ordering::Relaxed) {
@@ -428,6 +454,7 @@ impl Arena {
         });
         self.rooms.push(RoomWorld {
             id,
+            opened: Instant::now(),
             kind: kind.to_string(),
             capacity: spec.capacity as usize,
             custom: custom.is_some(),

@@ -64,6 +64,8 @@ pub struct ZoneHost {
     home: BTreeMap<PlayerId, usize>,
     /// Teams in the zones.
     pub teams: Teams,
+    /// Per-player limits on room commands.
+    pub(crate) limits: crate::lobby::Limits,
     /// Loaded progress by player.
     pub profiles: Profiles,
     /// Frame-sync rooms, made on demand (set once the net thread runs).
@@ -91,6 +93,15 @@ impl ZoneHost {
             .get(index)
             .or_else(|| worlds.first())
             .map(|(_, w)| w.clone())
+    }
+
+    /// Whether `sink` is one of the zones.
+    pub(crate) fn is_zone(&self, sink: &Arc<dyn InputSink>) -> bool {
+        self.worlds
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(_, w)| Arc::ptr_eq(w, sink))
     }
 
     /// `player`'s team leader and members, if in a team.
@@ -130,6 +141,11 @@ impl Host for ZoneHost {
         });
         if let Some(arena) = self.arena.get() {
             let locked = arena.lock().unwrap_or_else(|p| p.into_inner());
+            if locked.is_queued(player) {
+                // Queued from a zone: the match will come; a second way into
+                // the queue would only take the player out of the zone.
+                return Err("already queued: leave the queue first".into());
+            }
             if zone.is_none() && locked.is_room_kind(world) {
                 return Ok(locked
                     .room_of(player)
@@ -167,13 +183,27 @@ impl Host for ZoneHost {
     fn room(
         &mut self,
         player: PlayerId,
+        current: Option<Arc<dyn InputSink>>,
         request: tessera_net::codec::RoomRequest,
     ) -> Result<tessera_net::service::RoomOutcome, String> {
-        self.room_command(player, request)
+        self.room_command(player, current, request)
     }
 
     fn departed(&mut self, player: PlayerId) {
         self.home.remove(&player);
+        self.limits.forget(player);
+        // Whatever a zone kept for the player (progress parked while they
+        // were in a room) goes with them.
+        let zones: Vec<Arc<dyn InputSink>> = self
+            .worlds
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect();
+        for zone in zones {
+            let _ = zone.send(InputEnvelope::new(player, Input::Forget));
+        }
         self.teams
             .lock()
             .unwrap_or_else(|p| p.into_inner())

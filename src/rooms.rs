@@ -205,6 +205,11 @@ impl Rooms {
             .any(|z| z.id.0 == kind && z.kind == ZoneKind::Room && z.sync == SyncMode::Frame)
     }
 
+    /// Rooms running now.
+    pub fn room_count(&self) -> usize {
+        self.open.values().map(Vec::len).sum()
+    }
+
     /// Whether `player` is in one of these rooms.
     pub fn contains(&self, player: PlayerId) -> bool {
         self.membership
@@ -260,7 +265,7 @@ impl Rooms {
             return Ok(None);
         };
         if !crate::lobby::password_matches(password, room.password.as_deref()) {
-            return Err("wrong password".into());
+            return Err(crate::lobby::WRONG_PASSWORD.into());
         }
         if room.over.load(Ordering::Relaxed) {
             return Err("the room has ended".into());

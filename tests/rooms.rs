@@ -144,11 +144,24 @@ fn a_password_room_is_listed_joined_by_id_and_left_for_the_zone_with_progress() 
     let room = full.rooms.iter().find(|r| r.id == created.room).unwrap();
     assert_eq!(room.players, 2);
 
-    // Back to the zone: where the owner left it, not a fresh spawn.
+    // Back to the zone: where the owner left it, not a fresh spawn; the
+    // guest sees the owner's room avatar go.
+    let owner_in_room = owner.avatar().unwrap();
+    assert!(
+        guest
+            .pump_until(WAIT, |s| s.entity(owner_in_room).is_some())
+            .unwrap()
+    );
     owner.welcome = None;
     owner.snapshot = None;
     let left = ask(&mut owner, Kind::Leave(proto::Empty {}));
     assert!(ok(&left), "{left:?}");
+    assert!(
+        guest
+            .pump_until(WAIT, |s| s.entity(owner_in_room).is_none())
+            .unwrap(),
+        "the owner's room avatar left the room"
+    );
     welcomed_to(&mut owner, "starter");
     let back = owner.avatar().unwrap();
     let me = owner.entity(back).unwrap();
@@ -345,4 +358,41 @@ fn a_private_frame_sync_room_is_joined_by_id_only() {
     let listed = ask(&mut friend, Kind::List("duel_lockstep".into()));
     let private = listed.rooms.iter().find(|r| r.id == created.room).unwrap();
     assert_eq!(private.players, 1, "the friend left it");
+}
+
+#[test]
+fn a_player_back_within_the_grace_period_leaves_the_zone_for_a_room_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with_zones(dir.path(), &[("starter", ZONE_SPAWNS, "100:100".into())]);
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let mut watcher = join_zone(&node, "grace-watcher");
+    let mut player = join_zone(&node, "grace-returner");
+    let avatar = player.avatar().unwrap();
+    assert!(
+        watcher
+            .pump_until(WAIT, |s| s.entity(avatar).is_some())
+            .unwrap()
+    );
+    // Dropped, then back on a new connection within the grace period,
+    // without a new join: the same avatar is theirs again.
+    player.disconnect();
+    let login = login(&node.http, "grace-returner").expect("login");
+    let mut back = Session::connect(&login, WAIT).expect("connect");
+    // Opening a room takes the zone avatar out of the zone.
+    let created = ask(
+        &mut back,
+        Kind::Create(proto::RoomCreate {
+            kind: "arena".into(),
+            password: String::new(),
+            class: String::new(),
+        }),
+    );
+    assert!(ok(&created), "{created:?}");
+    welcomed_to(&mut back, "arena");
+    assert!(
+        watcher
+            .pump_until(WAIT, |s| s.entity(avatar).is_none())
+            .unwrap(),
+        "no avatar left behind in the zone"
+    );
 }

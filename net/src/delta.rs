@@ -176,6 +176,12 @@ pub struct Baselines {
     acked: Option<u32>,
     /// Ticks each entity has waited with an unsent change, sorted by id.
     waiting: Vec<(u64, u32)>,
+    /// Buffers reused from tick to tick (a viewer in a crowd is encoded 20
+    /// times a second): the view dropped from `sent`, and scratch space.
+    spare: SentView,
+    spare_waiting: Vec<(u64, u32)>,
+    member_ids: Vec<u64>,
+    order: Vec<(i64, usize)>,
 }
 
 /// Views kept per client: acknowledgements older than this many snapshots
@@ -225,18 +231,23 @@ impl Baselines {
         budget: usize,
         snapshot: &mut proto::Snapshot,
     ) {
+        let mut member_ids = std::mem::take(&mut self.member_ids);
+        let mut view = std::mem::take(&mut self.spare);
+        let mut order = std::mem::take(&mut self.order);
+        let mut waiting = std::mem::take(&mut self.spare_waiting);
         let empty = SentView::new();
         let (baseline, base) = self.base().map_or((0, &empty), |(b, v)| (b, v));
         snapshot.baseline = baseline;
         let members = &candidates[..candidates.len().min(max_entities)];
-        let mut member_ids: Vec<u64> = members.iter().map(|c| c.id).collect();
+        member_ids.clear();
+        member_ids.extend(members.iter().map(|c| c.id));
         member_ids.sort_unstable();
         let waited = |id: u64| {
             self.waiting
                 .binary_search_by_key(&id, |(i, _)| *i)
                 .map_or(0, |index| self.waiting[index].1)
         };
-        let mut view = SentView::with_capacity(members.len());
+        view.clear();
         let mut used = HEADER_BYTES;
         // Leavers first: cheap, and a stale entity is worse than none.
         for (old, _) in base {
@@ -247,21 +258,18 @@ impl Baselines {
         }
         // Then the rest by priority: distance, shrunk by how long a change
         // has waited.
-        let mut order: Vec<(i64, usize)> = members
-            .iter()
-            .enumerate()
-            .map(|(index, c)| {
-                let priority = if index == 0 {
-                    i64::MIN
-                } else {
-                    c.distance_sq >> waited(c.id).min(30)
-                };
-                (priority, index)
-            })
-            .collect();
+        order.clear();
+        order.extend(members.iter().enumerate().map(|(index, c)| {
+            let priority = if index == 0 {
+                i64::MIN
+            } else {
+                c.distance_sq >> waited(c.id).min(30)
+            };
+            (priority, index)
+        }));
         order.sort_unstable();
-        let mut waiting = Vec::new();
-        for (_, index) in order {
+        waiting.clear();
+        for &(_, index) in &order {
             let candidate = &members[index];
             match find(base, candidate.id) {
                 Some(old) => match diff(candidate.id, old, &candidate.seen) {
@@ -294,10 +302,14 @@ impl Baselines {
         }
         view.sort_unstable_by_key(|(id, _)| *id);
         waiting.sort_unstable_by_key(|(id, _)| *id);
-        self.waiting = waiting;
+        self.spare_waiting = std::mem::replace(&mut self.waiting, waiting);
+        self.member_ids = member_ids;
+        self.order = order;
         self.sent.push_back((id, view));
         while self.sent.len() > BASELINES_KEPT {
-            self.sent.pop_front();
+            if let Some((_, old)) = self.sent.pop_front() {
+                self.spare = old;
+            }
         }
     }
 

@@ -33,6 +33,9 @@ use crate::{
     transport::{ORDERED, UNRELIABLE},
 };
 
+/// See [`FrameRelay::MAX_BUNDLES`].
+const MAX_BUNDLES_KEPT: usize = 24_000;
+
 /// Lockstep tuning.
 #[derive(Clone, Debug)]
 pub struct RelaySettings {
@@ -191,12 +194,18 @@ impl FrameRelay {
         self.members.len()
     }
 
-    /// Whether the room is over: everyone who came has left, or it reached
-    /// its longest length.
+    /// Whether the room is over: everyone who came has left, it reached
+    /// its longest length, or its checkpoints kept failing so long that a
+    /// catch-up would no longer fit one reliable message.
     pub fn is_over(&self) -> bool {
         (self.joined_ever && self.members.is_empty() && self.arriving.is_empty())
             || self.frame >= self.settings.max_frames
+            || self.bundles.len() > MAX_BUNDLES_KEPT
     }
+
+    /// Bundles a room may have to keep before it is ended (only reached when
+    /// checkpoints fail): a catch-up of these stays well under renet's 5 MiB.
+    pub const MAX_BUNDLES: usize = MAX_BUNDLES_KEPT;
 
     /// The newest checkpoint of the room's world.
     pub fn checkpoint(&self) -> Option<&Checkpoint> {

@@ -404,12 +404,27 @@ pub fn snapshots(
     let max_entities = replication.max_entities;
     let budget = (replication.bytes_per_sec / u64::from(spec.tick_hz.max(1))) as usize;
     let others = max_entities.saturating_sub(1);
+    // What each entity looks like this tick, once, by grid index: a crowd
+    // of viewers who all see each other would otherwise look up every
+    // entity once per viewer.
+    let states: Vec<Option<Seen>> = grid
+        .entries()
+        .iter()
+        .map(|entry| {
+            entities
+                .get(entry.entity)
+                .ok()
+                .map(|(health, owner, npc)| seen(entry.position, health, owner, npc.is_some()))
+        })
+        .collect();
+    let mut in_reach: Vec<(i64, u64, usize)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     for (player, id, position, last_seq, health) in order {
         replication.next_snapshot = replication.next_snapshot.wrapping_add(1).max(1);
-        let mut in_reach = Vec::new();
-        grid.for_each_within(*position, replication.radius_mm, |entry| {
+        in_reach.clear();
+        grid.for_each_within_indexed(*position, replication.radius_mm, |index, entry| {
             if entry.id != *id {
-                in_reach.push((distance_sq(entry.position, *position), entry.id, *entry));
+                in_reach.push((distance_sq(entry.position, *position), entry.id.0, index));
             }
         });
         // Only the nearest `others` need ordering: a partial selection, not
@@ -419,18 +434,18 @@ pub fn snapshots(
             in_reach.truncate(others);
         }
         in_reach.sort_unstable_by_key(|(d, id, _)| (*d, *id));
-        let mut candidates = Vec::with_capacity(in_reach.len() + 1);
+        candidates.clear();
         candidates.push(Candidate {
             id: id.0,
             seen: seen(*position, health, Some(player), false),
             distance_sq: 0,
         });
-        for (distance, entry_id, entry) in in_reach {
-            if let Ok((health, owner, npc)) = entities.get(entry.entity) {
+        for (distance, entry_id, index) in &in_reach {
+            if let Some(seen) = states[*index] {
                 candidates.push(Candidate {
-                    id: entry_id.0,
-                    seen: seen(entry.position, health, owner, npc.is_some()),
-                    distance_sq: distance,
+                    id: *entry_id,
+                    seen,
+                    distance_sq: *distance,
                 });
             }
         }

@@ -86,8 +86,14 @@ pub trait Host: Send + 'static {
         Vec::new()
     }
 
-    /// A room or matchmaking command from `player`.
-    fn room(&mut self, _player: PlayerId, _request: RoomRequest) -> Result<RoomOutcome, String> {
+    /// A room or matchmaking command from `player`, whose messages go to
+    /// `current` now.
+    fn room(
+        &mut self,
+        _player: PlayerId,
+        _current: Option<Arc<dyn InputSink>>,
+        _request: RoomRequest,
+    ) -> Result<RoomOutcome, String> {
         Err("this node has no rooms".into())
     }
 
@@ -139,6 +145,22 @@ struct Client {
     /// The class of the player's last join (for moves that name none).
     class: String,
 }
+
+/// A dropped player's avatar, waiting for them in its world.
+struct Away {
+    /// When it leaves (or, once told to, when to try again).
+    deadline: Instant,
+    sink: Arc<dyn InputSink>,
+    /// What the connection knew: whether a join went to `sink`, and the class.
+    joined: bool,
+    class: String,
+    /// Leaves the world would not take (inbox full, or the world is gone).
+    refused: u32,
+}
+
+/// Tries to deliver a leave for a gone player before giving up: 5 s of
+/// full inboxes, or a world that has ended and never will take it.
+const LEAVE_TRIES: u32 = 50;
 
 /// A running net thread.
 pub struct NetService {
@@ -224,7 +246,7 @@ struct Loop<H> {
     /// would swallow the reason.
     closing: Vec<(Instant, usize, ClientId)>,
     /// Dropped players whose avatars wait for them, until the deadline.
-    away: BTreeMap<PlayerId, (Instant, Arc<dyn InputSink>)>,
+    away: BTreeMap<PlayerId, Away>,
     /// Connections sent to since the last flush.
     touched: std::collections::BTreeSet<(usize, ClientId)>,
     started: Instant,
@@ -317,16 +339,22 @@ impl<H: Host> Loop<H> {
             }
             let now = Instant::now();
             let mut departed = Vec::new();
-            self.away.retain(|player, (deadline, sink)| {
-                let expired = *deadline <= now;
+            self.away.retain(|player, away| {
+                let expired = away.deadline <= now;
                 if expired {
-                    tracing::info!(%player, "reconnect grace over: the avatar leaves");
+                    if away.refused == 0 {
+                        tracing::info!(%player, "reconnect grace over: the avatar leaves");
+                    }
                     let leave = InputEnvelope::new(*player, Input::Leave);
-                    if sink.send(leave).is_err() {
-                        // The world's inbox is full: try again shortly rather
-                        // than leave an orphaned avatar behind.
-                        *deadline = now + Duration::from_millis(100);
-                        return true;
+                    if let Err(reason) = away.sink.send(leave) {
+                        away.refused += 1;
+                        if away.refused < LEAVE_TRIES {
+                            // A full inbox: try again shortly rather than
+                            // leave an orphaned avatar behind.
+                            away.deadline = now + Duration::from_millis(100);
+                            return true;
+                        }
+                        tracing::warn!(%player, reason, "the world never took the leave: giving up on it");
                     }
                     departed.push(*player);
                 }
@@ -384,13 +412,14 @@ impl<H: Host> Loop<H> {
                         .push((Instant::now() + KICK_GRACE, old_socket, old_client));
                     // The old connection's avatar is the new one's now: no
                     // Leave, and the same world.
-                    let old = self.clients.remove(&(old_socket, old_client));
-                    replaced = old.and_then(|c| c.sink);
+                    replaced = self.clients.remove(&(old_socket, old_client));
                 }
-                // Back within the grace period: the same avatar, same world.
-                let sink = match self.away.remove(&player) {
-                    Some((_, sink)) => Some(sink),
-                    None => replaced.or_else(|| self.host.world_for(player)),
+                // Back within the grace period: the same avatar, same world
+                // (and a later switch of worlds must make it leave).
+                let (sink, joined, class) = match (self.away.remove(&player), replaced) {
+                    (Some(away), _) => (Some(away.sink), away.joined, away.class),
+                    (None, Some(old)) => (old.sink, old.joined, old.class),
+                    (None, None) => (self.host.world_for(player), false, String::new()),
                 };
                 let now = self.now_nanos();
                 self.clients.insert(
@@ -410,8 +439,8 @@ impl<H: Host> Loop<H> {
                         ),
                         malformed: 0,
                         left: false,
-                        joined: false,
-                        class: String::new(),
+                        joined,
+                        class,
                     },
                 );
                 self.stats
@@ -435,17 +464,25 @@ impl<H: Host> Loop<H> {
         if self.players.get(&gone.player) == Some(&(socket, client)) {
             self.players.remove(&gone.player);
             if let Some(sink) = gone.sink {
+                let mut away = Away {
+                    deadline: Instant::now() + self.limits.reconnect_grace,
+                    sink,
+                    joined: gone.joined,
+                    class: gone.class,
+                    refused: 0,
+                };
                 if now {
                     let leave = InputEnvelope::new(gone.player, Input::Leave);
-                    if sink.send(leave).is_err() {
+                    if away.sink.send(leave).is_err() {
                         // Retried by the `away` sweep until the world takes it.
-                        self.away.insert(gone.player, (Instant::now(), sink));
+                        away.deadline = Instant::now();
+                        away.refused = 1;
+                        self.away.insert(gone.player, away);
                     } else {
                         self.host.departed(gone.player);
                     }
                 } else {
-                    let deadline = Instant::now() + self.limits.reconnect_grace;
-                    self.away.insert(gone.player, (deadline, sink));
+                    self.away.insert(gone.player, away);
                 }
             }
         }
@@ -476,7 +513,15 @@ impl<H: Host> Loop<H> {
             // Dropped and within the grace period: the avatar joins the
             // room and waits there for the player, like anywhere else.
             None => match self.away.get_mut(&player) {
-                Some((_, away)) => Some(std::mem::replace(away, sink.clone())),
+                Some(away) => {
+                    if let Input::Join { class } = &mut input
+                        && class.is_empty()
+                    {
+                        class.clone_from(&away.class);
+                    }
+                    let joined = std::mem::replace(&mut away.joined, true);
+                    Some(std::mem::replace(&mut away.sink, sink.clone())).filter(|_| joined)
+                }
                 None => {
                     tracing::info!(%player, "matched after leaving: not joining the room");
                     return;
@@ -508,8 +553,8 @@ impl<H: Host> Loop<H> {
                 "this player logged in on another node",
             );
             self.forget(socket, client, true);
-        } else if let Some((deadline, _)) = self.away.get_mut(&player) {
-            *deadline = Instant::now();
+        } else if let Some(away) = self.away.get_mut(&player) {
+            away.deadline = Instant::now();
         }
     }
 
@@ -683,8 +728,8 @@ impl<H: Host> Loop<H> {
                         "log in again to rejoin",
                     );
                 }
-                let player = state.player;
-                match self.host.room(player, command) {
+                let (player, current) = (state.player, state.sink.clone());
+                match self.host.room(player, current, command) {
                     Ok(outcome) => {
                         for (moved, sink, input) in outcome.moves {
                             let number = if moved == player { request } else { 0 };

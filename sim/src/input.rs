@@ -124,6 +124,9 @@ pub enum Input {
     /// Enter the world with progress loaded from a store (the class is the
     /// saved one). Carried as input so that replays reproduce it exactly.
     JoinSaved(Box<SavedProgress>),
+    /// The player is gone from this node: forget what the world kept for
+    /// them (their parked progress). Sent by the host, never by a client.
+    Forget,
 }
 
 /// A player's progress as loaded from a store. The world trusts none of it

@@ -32,7 +32,7 @@ use crate::{
     rules::WorldRules,
     schedule::{TickSchedule, TickSystems},
     state_hash::AppStateHashExt,
-    world::{Tick, WorldSpec},
+    world::WorldSpec,
 };
 
 /// Marks a player's avatar.
@@ -100,36 +100,24 @@ impl PlayerIndex {
     }
 }
 
-/// How long a departed player's progress stays parked in the world, seconds.
-pub const PARKED_SECS: u64 = 3_600;
-
-/// Progress of players who left, by player, with the tick they left at. A
-/// player who comes back with a plain `Join` (back from a room, say)
-/// resumes it rather than starting over; a `JoinSaved` (progress loaded at
-/// login) wins over it. Entries go after `keep_secs` ([`PARKED_SECS`] by
-/// default), swept once a minute at most. Derived from
-/// inputs alone, so replays and lockstep peers agree on it. Not part of the
-/// state hash: it only matters through the avatars it makes, which are.
-#[derive(Resource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Progress of players who left, by player. A player who comes back with a
+/// plain `Join` (back from a room, say) resumes it rather than starting
+/// over; a `JoinSaved` (progress loaded at login) wins over it. An entry
+/// stays until the player comes back or the host says they are gone from
+/// the node ([`Input::Forget`]): expiring it while they are still around
+/// (a long room) would hand them a fresh avatar over their real progress.
+/// Derived from inputs alone, so replays and lockstep peers agree on it.
+/// Not part of the state hash: it only matters through the avatars it
+/// makes, which are.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parked {
-    /// How long an entry is kept, seconds.
-    pub keep_secs: u64,
-    by_player: BTreeMap<PlayerId, (u64, SavedProgress)>,
-}
-
-impl Default for Parked {
-    fn default() -> Self {
-        Self {
-            keep_secs: PARKED_SECS,
-            by_player: BTreeMap::new(),
-        }
-    }
+    by_player: BTreeMap<PlayerId, SavedProgress>,
 }
 
 impl Parked {
     /// The parked progress of `player`.
     pub fn get(&self, player: PlayerId) -> Option<&SavedProgress> {
-        self.by_player.get(&player).map(|(_, p)| p)
+        self.by_player.get(&player)
     }
 
     /// How many players have progress parked.
@@ -229,24 +217,14 @@ pub fn apply_presence(
     avatars: bevy_ecs::system::Query<&SimId>,
     progress: Progress,
     mut parked: ResMut<Parked>,
-    tick: Res<Tick>,
 ) {
-    let tick_hz = u64::from(spec.tick_hz.max(1));
-    let keep_ticks = parked.keep_secs * tick_hz;
-    let sweep_every = parked.keep_secs.clamp(1, 60) * tick_hz;
-    if tick.0.is_multiple_of(sweep_every) && !parked.by_player.is_empty() {
-        let now = tick.0;
-        parked
-            .by_player
-            .retain(|_, (left_at, _)| now.saturating_sub(*left_at) < keep_ticks);
-    }
     for envelope in inbox.pending() {
         let player = envelope.player;
         match &envelope.input {
             Input::Join { .. } | Input::JoinSaved(_) => {
                 let resumed = match &envelope.input {
                     Input::Join { .. } if !index.by_player.contains_key(&player) => {
-                        parked.by_player.get(&player).map(|(_, p)| p.clone())
+                        parked.by_player.get(&player).cloned()
                     }
                     _ => None,
                 };
@@ -342,6 +320,9 @@ pub fn apply_presence(
                 parked.by_player.remove(&player);
                 outbox.push(OutEvent::Joined { player, id });
             }
+            Input::Forget => {
+                parked.by_player.remove(&player);
+            }
             Input::Leave => match index.by_player.remove(&player) {
                 Some(entity) => {
                     // Joined earlier this tick, its components are not applied yet: scan.
@@ -361,7 +342,7 @@ pub fn apply_presence(
                             hp: Some(health.hp),
                             stats: (stats.kills, stats.deaths, stats.damage, stats.healing),
                         };
-                        parked.by_player.insert(player, (tick.0, kept));
+                        parked.by_player.insert(player, kept);
                     }
                     commands.entity(entity).despawn();
                     outbox.push(OutEvent::Left { player });

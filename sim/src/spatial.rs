@@ -120,6 +120,17 @@ impl SpatialGrid {
 
     /// Calls `f` for every entry within `radius` mm of `center`.
     pub fn for_each_within(&self, center: Position, radius: i32, mut f: impl FnMut(&GridEntry)) {
+        self.for_each_within_indexed(center, radius, |_, entry| f(entry));
+    }
+
+    /// Like [`Self::for_each_within`], with each entry's index in
+    /// [`Self::entries`] (for data kept alongside the grid).
+    pub fn for_each_within_indexed(
+        &self,
+        center: Position,
+        radius: i32,
+        mut f: impl FnMut(usize, &GridEntry),
+    ) {
         let r = i64::from(radius.max(0));
         let (x0, y0) = self.cell_of(Position {
             x: center.x.saturating_sub(radius),
@@ -135,9 +146,10 @@ impl SpatialGrid {
                 self.starts[(row + x0) as usize],
                 self.starts[(row + x1) as usize + 1],
             );
-            for entry in &self.entries[from as usize..to as usize] {
+            for index in from as usize..to as usize {
+                let entry = &self.entries[index];
                 if distance_sq(entry.position, center) <= r * r {
-                    f(entry);
+                    f(index, entry);
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Leaving and coming back: a player who leaves a world and joins it again
-//! with a plain `Join` (back from a room) resumes where they were; progress
-//! loaded at login wins over what the world kept.
+//! with a plain `Join` (back from a room) resumes where they were, however
+//! long they were away; progress loaded at login wins over what the world
+//! kept; `Forget` (the player left the node) drops it.
 
 mod support;
 
@@ -78,21 +79,18 @@ fn progress_loaded_at_login_wins_over_the_parked_one() {
 }
 
 #[test]
-fn parked_progress_is_forgotten_after_its_time() {
+fn parked_progress_stays_until_the_host_says_the_player_is_gone() {
     let mut arena = Arena::new("starter");
-    // An hour by default; two seconds here.
-    assert_eq!(
-        arena.world.world().resource::<Parked>().keep_secs,
-        tessera_sim::players::PARKED_SECS
-    );
-    arena.world.world_mut().resource_mut::<Parked>().keep_secs = 2;
     let hero = arena.join(3, "warrior", 10, 10);
     arena.get_mut::<Experience>(hero).xp = 40;
     leave(&mut arena, 3);
+    // However long they are away (in a long room, say) ...
     let tick_hz = u64::from(arena.world.spec().tick_hz);
-    arena.steps(2 * tick_hz);
-    assert_eq!(arena.world.world().resource::<Parked>().len(), 1, "not yet");
-    arena.steps(2 * tick_hz);
+    arena.steps(120 * tick_hz);
+    assert_eq!(arena.world.world().resource::<Parked>().len(), 1);
+    // ... until they leave the node.
+    arena.input(3, Input::Forget);
+    arena.step();
     assert!(arena.world.world().resource::<Parked>().is_empty());
     let back = rejoin(
         &mut arena,
