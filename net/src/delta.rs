@@ -163,12 +163,6 @@ pub struct Candidate {
 /// the few dozen entries of a view, built and searched every tick).
 type SentView = Vec<(u64, Seen)>;
 
-fn find(view: &[(u64, Seen)], id: u64) -> Option<&Seen> {
-    view.binary_search_by_key(&id, |(i, _)| *i)
-        .ok()
-        .map(|index| &view[index].1)
-}
-
 /// Views recently sent to one client, and which it acknowledged.
 #[derive(Debug, Default)]
 pub struct Baselines {
@@ -177,11 +171,43 @@ pub struct Baselines {
     /// Ticks each entity has waited with an unsent change, sorted by id.
     waiting: Vec<(u64, u32)>,
     /// Buffers reused from tick to tick (a viewer in a crowd is encoded 20
-    /// times a second): the view dropped from `sent`, and scratch space.
+    /// times a second): the view dropped from `sent`, the old waiting list.
     spare: SentView,
     spare_waiting: Vec<(u64, u32)>,
-    member_ids: Vec<u64>,
-    order: Vec<(i64, usize)>,
+}
+
+/// What one encode decided for a member of the view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Not in the view (and nothing waits).
+    Absent,
+    /// Would enter, but the budget ran out.
+    AbsentWaiting,
+    /// In the view unchanged.
+    Old,
+    /// Changed, but the budget ran out: the old state stays.
+    OldWaiting,
+    /// Sent whole or as a change.
+    New,
+}
+
+/// Per-encode working space, kept per thread so encoding a crowd of
+/// viewers allocates nothing once warm.
+#[derive(Default)]
+struct Scratch {
+    /// Members' indices in id order.
+    by_id: Vec<u32>,
+    /// Each member's state in the baseline.
+    olds: Vec<Option<Seen>>,
+    /// How long each member's change has waited.
+    waits: Vec<u32>,
+    /// (priority, member index), sent in this order.
+    order: Vec<(i64, u32)>,
+    outcome: Vec<Outcome>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// Views kept per client: acknowledgements older than this many snapshots
@@ -220,8 +246,8 @@ impl Baselines {
     }
 
     /// Snapshot `id`'s entities: against the acknowledged view when there is
-    /// one, within `budget` bytes. `candidates` come in priority order: the
-    /// viewer first, then nearest first; at most `max_entities` are in view.
+    /// one, within `budget` bytes. `candidates`: the viewer first, then the
+    /// entities in reach, at most `max_entities` in all (the first ones).
     /// Fills `snapshot`'s `baseline`, `entities`, `removed` and `changed`.
     pub fn encode(
         &mut self,
@@ -231,30 +257,70 @@ impl Baselines {
         budget: usize,
         snapshot: &mut proto::Snapshot,
     ) {
-        let mut member_ids = std::mem::take(&mut self.member_ids);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.encode_with(id, candidates, max_entities, budget, snapshot, &mut scratch);
+        });
+    }
+
+    fn encode_with(
+        &mut self,
+        id: u32,
+        candidates: &[Candidate],
+        max_entities: usize,
+        budget: usize,
+        snapshot: &mut proto::Snapshot,
+        scratch: &mut Scratch,
+    ) {
         let mut view = std::mem::take(&mut self.spare);
-        let mut order = std::mem::take(&mut self.order);
         let mut waiting = std::mem::take(&mut self.spare_waiting);
+        view.clear();
+        waiting.clear();
         let empty = SentView::new();
         let (baseline, base) = self.base().map_or((0, &empty), |(b, v)| (b, v));
         snapshot.baseline = baseline;
         let members = &candidates[..candidates.len().min(max_entities)];
-        member_ids.clear();
-        member_ids.extend(members.iter().map(|c| c.id));
-        member_ids.sort_unstable();
-        let waited = |id: u64| {
-            self.waiting
-                .binary_search_by_key(&id, |(i, _)| *i)
-                .map_or(0, |index| self.waiting[index].1)
-        };
-        view.clear();
+        let Scratch {
+            by_id,
+            olds,
+            waits,
+            order,
+            outcome,
+        } = scratch;
+        by_id.clear();
+        by_id.extend(0..members.len() as u32);
+        by_id.sort_unstable_by_key(|&i| members[i as usize].id);
+        // One walk in id order over the members, the baseline and the
+        // waiting list (all sorted by id): each member's old state and how
+        // long its change has waited, and the baseline's leavers.
+        olds.clear();
+        olds.resize(members.len(), None);
+        waits.clear();
+        waits.resize(members.len(), 0);
         let mut used = HEADER_BYTES;
-        // Leavers first: cheap, and a stale entity is worse than none.
-        for (old, _) in base {
-            if member_ids.binary_search(old).is_err() {
-                snapshot.removed.push(*old);
-                used += 1 + prost::encoding::encoded_len_varint(*old);
+        let (mut b, mut w) = (0, 0);
+        for &index in by_id.iter() {
+            let member = members[index as usize].id;
+            // Leavers first: cheap, and a stale entity is worse than none.
+            while b < base.len() && base[b].0 < member {
+                snapshot.removed.push(base[b].0);
+                used += 1 + prost::encoding::encoded_len_varint(base[b].0);
+                b += 1;
             }
+            if b < base.len() && base[b].0 == member {
+                olds[index as usize] = Some(base[b].1);
+                b += 1;
+            }
+            while w < self.waiting.len() && self.waiting[w].0 < member {
+                w += 1;
+            }
+            if w < self.waiting.len() && self.waiting[w].0 == member {
+                waits[index as usize] = self.waiting[w].1;
+            }
+        }
+        for (old, _) in &base[b..] {
+            snapshot.removed.push(*old);
+            used += 1 + prost::encoding::encoded_len_varint(*old);
         }
         // Then the rest by priority: distance, shrunk by how long a change
         // has waited.
@@ -263,26 +329,27 @@ impl Baselines {
             let priority = if index == 0 {
                 i64::MIN
             } else {
-                c.distance_sq >> waited(c.id).min(30)
+                c.distance_sq >> waits[index].min(30)
             };
-            (priority, index)
+            (priority, index as u32)
         }));
         order.sort_unstable();
-        waiting.clear();
-        for &(_, index) in &order {
+        outcome.clear();
+        outcome.resize(members.len(), Outcome::Absent);
+        for &(_, index) in order.iter() {
+            let index = index as usize;
             let candidate = &members[index];
-            match find(base, candidate.id) {
+            outcome[index] = match &olds[index] {
                 Some(old) => match diff(candidate.id, old, &candidate.seen) {
-                    None => view.push((candidate.id, *old)),
+                    None => Outcome::Old,
                     Some(change) => {
                         let cost = change.encoded_len() + 2;
                         if used + cost <= budget || index == 0 {
                             used += cost;
                             snapshot.changed.push(change);
-                            view.push((candidate.id, candidate.seen));
+                            Outcome::New
                         } else {
-                            view.push((candidate.id, *old));
-                            waiting.push((candidate.id, waited(candidate.id) + 1));
+                            Outcome::OldWaiting
                         }
                     }
                 },
@@ -292,19 +359,32 @@ impl Baselines {
                     if used + cost <= budget || index == 0 {
                         used += cost;
                         snapshot.entities.push(state);
-                        view.push((candidate.id, candidate.seen));
+                        Outcome::New
                     } else {
                         // Not in view yet: it enters when there is room.
-                        waiting.push((candidate.id, waited(candidate.id) + 1));
+                        Outcome::AbsentWaiting
                     }
                 }
+            };
+        }
+        // The view and the waiting list, in id order as they are kept.
+        for &index in by_id.iter() {
+            let index = index as usize;
+            let member = &members[index];
+            match outcome[index] {
+                Outcome::New => view.push((member.id, member.seen)),
+                Outcome::Old | Outcome::OldWaiting => {
+                    if let Some(old) = olds[index] {
+                        view.push((member.id, old));
+                    }
+                }
+                Outcome::Absent | Outcome::AbsentWaiting => {}
+            }
+            if matches!(outcome[index], Outcome::OldWaiting | Outcome::AbsentWaiting) {
+                waiting.push((member.id, waits[index] + 1));
             }
         }
-        view.sort_unstable_by_key(|(id, _)| *id);
-        waiting.sort_unstable_by_key(|(id, _)| *id);
         self.spare_waiting = std::mem::replace(&mut self.waiting, waiting);
-        self.member_ids = member_ids;
-        self.order = order;
         self.sent.push_back((id, view));
         while self.sent.len() > BASELINES_KEPT {
             if let Some((_, old)) = self.sent.pop_front() {

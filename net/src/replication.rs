@@ -433,7 +433,7 @@ pub fn snapshots(
             in_reach.select_nth_unstable_by_key(others, |(d, id, _)| (*d, *id));
             in_reach.truncate(others);
         }
-        in_reach.sort_unstable_by_key(|(d, id, _)| (*d, *id));
+        // No sort: the encoder orders the view by its own priority.
         candidates.clear();
         candidates.push(Candidate {
             id: id.0,

@@ -699,14 +699,16 @@ impl<H: Host> Loop<H> {
                 }
             }
             Ok((request, Command::World(input))) => {
-                let input = match input {
-                    Input::Leave => {
-                        state.left = true;
-                        input
-                    }
-                    other => other,
-                };
+                let leaving = matches!(input, Input::Leave).then_some(state.player);
+                if leaving.is_some() {
+                    state.left = true;
+                }
                 self.forward(socket, client, request, input);
+                // Out of play until a new login: a queue ticket or anything
+                // else kept for the player goes now.
+                if let Some(player) = leaving {
+                    self.host.departed(player);
+                }
             }
             Ok((_, Command::Ping(client_time_us))) => {
                 let pong = proto::Pong {
