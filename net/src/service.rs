@@ -27,7 +27,7 @@ use crate::{
     frames::Uplink,
     proto::{self, server_message::Body},
     rate::TokenBucket,
-    transport::{ClientId, ORDERED, ServerSocket, TransportEvent, UNRELIABLE},
+    transport::{ClientId, ORDERED, ServerSocket, SocketWorker, TransportEvent, UNRELIABLE},
 };
 
 /// Where a player's inputs go (a world's inbox).
@@ -172,12 +172,17 @@ pub struct NetService {
 }
 
 impl NetService {
-    /// Starts the net thread over `sockets`.
+    /// Starts the net thread over `sockets`, each on a thread of its own.
     pub fn start(
         sockets: Vec<ServerSocket>,
         host: impl Host,
         limits: Limits,
     ) -> std::io::Result<Self> {
+        let sockets = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(index, socket)| SocketWorker::start(socket, index))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let (outgoing, outgoing_rx) = mpsc::channel();
         let (evictions, evictions_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -235,7 +240,7 @@ impl Drop for NetService {
 }
 
 struct Loop<H> {
-    sockets: Vec<ServerSocket>,
+    sockets: Vec<SocketWorker>,
     host: H,
     limits: Limits,
     stats: Arc<NetStats>,
@@ -270,7 +275,7 @@ fn kick(reason: proto::KickReason, detail: &str) -> Vec<u8> {
 }
 
 impl<H: Host> Loop<H> {
-    fn new(sockets: Vec<ServerSocket>, host: H, limits: Limits, stats: Arc<NetStats>) -> Self {
+    fn new(sockets: Vec<SocketWorker>, host: H, limits: Limits, stats: Arc<NetStats>) -> Self {
         Self {
             sockets,
             host,
@@ -308,9 +313,9 @@ impl<H: Host> Loop<H> {
             for socket in 0..self.sockets.len() {
                 events.clear();
                 messages.clear();
-                // A bounded batch per client per pass: one flooding client
-                // cannot stall the loop for the others.
-                if let Err(error) = self.sockets[socket].receive(&mut events, &mut messages, 64) {
+                // Each socket thread takes a bounded batch per client per
+                // pass: one flooding client cannot stall the others.
+                if let Err(error) = self.sockets[socket].receive(&mut events, &mut messages) {
                     tracing::warn!(socket, %error, "net receive failed");
                 }
                 for event in events.drain(..) {
@@ -383,6 +388,9 @@ impl<H: Host> Loop<H> {
                 for (socket, client) in std::mem::take(&mut self.touched) {
                     self.sockets[socket].flush_client(client);
                 }
+            }
+            for socket in &mut self.sockets {
+                socket.submit();
             }
             std::thread::sleep(Duration::from_millis(1));
         }

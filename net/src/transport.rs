@@ -16,8 +16,10 @@ use renetcode::{NETCODE_MAX_PACKET_BYTES, NetcodeServer, ServerResult};
 use tessera_sim::PlayerId;
 
 mod client;
+mod worker;
 
 pub use client::{ClientSocket, Loss};
+pub use worker::SocketWorker;
 
 /// Inputs, snapshots, pings: latest wins, loss is fine.
 pub const UNRELIABLE: u8 = 0;

@@ -1,0 +1,209 @@
+//! One thread per netcode socket: the expensive part of the transport
+//! (the UDP syscalls, ChaCha20-Poly1305 for every packet, renet's
+//! per-connection bookkeeping) runs on the socket's own thread, so a node
+//! with several sockets uses several cores for it. The net loop keeps all
+//! the logic (clients, limits, routing to worlds) on one thread and talks
+//! to each socket thread through two channels, with the same calls it
+//! would make on the socket itself.
+
+use std::{
+    net::SocketAddr,
+    sync::mpsc,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use super::{ClientId, ServerSocket, TransportError, TransportEvent};
+
+/// Messages taken from one client per channel per pass: a flooding client
+/// cannot stall the others.
+const PER_CLIENT: usize = 64;
+
+/// How often the socket is read.
+const RECEIVE_EVERY: Duration = Duration::from_millis(1);
+
+enum Command {
+    Send(ClientId, u8, Vec<u8>),
+    FlushClient(ClientId),
+    Flush,
+    Disconnect(ClientId),
+    DisconnectAll,
+}
+
+enum Incoming {
+    Event(TransportEvent),
+    Message(ClientId, u8, bytes::Bytes),
+    Failed(String),
+}
+
+/// A [`ServerSocket`] on a thread of its own.
+pub struct SocketWorker {
+    commands: Option<mpsc::Sender<Vec<Command>>>,
+    /// Commands of the net loop's current pass, handed over together by
+    /// [`SocketWorker::submit`]: one wake-up of the socket thread per pass,
+    /// not one per message.
+    pending: Vec<Command>,
+    incoming: mpsc::Receiver<Vec<Incoming>>,
+    local: SocketAddr,
+    bound: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SocketWorker {
+    /// Moves `socket` onto a thread named after `index`.
+    pub fn start(mut socket: ServerSocket, index: usize) -> std::io::Result<Self> {
+        let (local, bound) = (socket.local_addr(), socket.bound_addr());
+        let (commands, command_rx) = mpsc::channel::<Vec<Command>>();
+        let (incoming_tx, incoming) = mpsc::channel::<Vec<Incoming>>();
+        let thread = std::thread::Builder::new()
+            .name(format!("tessera-udp-{index}"))
+            .spawn(move || {
+                let (mut events, mut messages) = (Vec::new(), Vec::new());
+                let mut next_receive = Instant::now();
+                loop {
+                    // What the net loop asked for, in order, before anything
+                    // new is read: sends go out with the flush that follows.
+                    loop {
+                        match command_rx.try_recv() {
+                            Ok(batch) => apply(&mut socket, batch),
+                            Err(mpsc::TryRecvError::Empty) => break,
+                            // The net loop is gone: say goodbye and stop.
+                            Err(mpsc::TryRecvError::Disconnected) => return,
+                        }
+                    }
+                    // Reading walks every connection (renet's and netcode's
+                    // timers): once a millisecond, however often commands
+                    // wake the thread.
+                    let now = Instant::now();
+                    if now >= next_receive {
+                        next_receive = now + RECEIVE_EVERY;
+                        events.clear();
+                        messages.clear();
+                        let mut batch = Vec::new();
+                        if let Err(error) = socket.receive(&mut events, &mut messages, PER_CLIENT) {
+                            batch.push(Incoming::Failed(error.to_string()));
+                        }
+                        batch.extend(events.drain(..).map(Incoming::Event));
+                        batch.extend(messages.drain(..).map(|(client, channel, bytes)| {
+                            Incoming::Message(client, channel, bytes)
+                        }));
+                        if !batch.is_empty() {
+                            let _ = incoming_tx.send(batch);
+                        }
+                    }
+                    // Wake at once for the net loop's next commands, else
+                    // when the socket is due to be read again.
+                    let wait = next_receive.saturating_duration_since(Instant::now());
+                    match command_rx.recv_timeout(wait) {
+                        Ok(batch) => apply(&mut socket, batch),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })?;
+        Ok(Self {
+            commands: Some(commands),
+            pending: Vec::new(),
+            incoming,
+            local,
+            bound,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address clients reach this socket at.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The address the socket is bound to.
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound
+    }
+
+    fn command(&mut self, command: Command) {
+        self.pending.push(command);
+    }
+
+    /// Hands the socket thread what was asked since the last call.
+    pub fn submit(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(batch);
+        }
+    }
+
+    /// What arrived since the last call (see [`ServerSocket::receive`]).
+    pub fn receive(
+        &mut self,
+        events: &mut Vec<TransportEvent>,
+        messages: &mut Vec<(ClientId, u8, bytes::Bytes)>,
+    ) -> Result<(), TransportError> {
+        let mut failed = None;
+        for incoming in self.incoming.try_iter().flatten() {
+            match incoming {
+                Incoming::Event(event) => events.push(event),
+                Incoming::Message(client, channel, bytes) => {
+                    messages.push((client, channel, bytes))
+                }
+                Incoming::Failed(error) => failed = Some(error),
+            }
+        }
+        match failed {
+            Some(error) => Err(TransportError::Netcode(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues `bytes` for `client` on `channel`.
+    pub fn send(&mut self, client: ClientId, channel: u8, bytes: Vec<u8>) {
+        self.command(Command::Send(client, channel, bytes));
+    }
+
+    /// Sends what is queued for `client`.
+    pub fn flush_client(&mut self, client: ClientId) {
+        self.command(Command::FlushClient(client));
+    }
+
+    /// Sends everything queued (and renet's acknowledgements and resends).
+    pub fn flush(&mut self) {
+        self.command(Command::Flush);
+    }
+
+    /// Disconnects `client`.
+    pub fn disconnect(&mut self, client: ClientId) {
+        self.command(Command::Disconnect(client));
+    }
+
+    /// Disconnects everyone (shutdown).
+    pub fn disconnect_all(&mut self) {
+        self.command(Command::DisconnectAll);
+    }
+}
+
+fn apply(socket: &mut ServerSocket, batch: Vec<Command>) {
+    for command in batch {
+        match command {
+            Command::Send(client, channel, bytes) => socket.send(client, channel, bytes),
+            Command::FlushClient(client) => socket.flush_client(client),
+            Command::Flush => socket.flush(),
+            Command::Disconnect(client) => socket.disconnect(client),
+            Command::DisconnectAll => socket.disconnect_all(),
+        }
+    }
+}
+
+impl Drop for SocketWorker {
+    fn drop(&mut self) {
+        // Closing the channel stops the thread once it has carried out
+        // everything already asked (the goodbyes of a shutdown).
+        self.submit();
+        self.commands = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
