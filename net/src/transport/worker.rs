@@ -19,6 +19,14 @@ use super::{ClientId, ServerSocket, TransportError, TransportEvent};
 /// cannot stall the others.
 const PER_CLIENT: usize = 64;
 
+/// Batches of commands (a net-loop pass each) queued for a socket thread
+/// before the net loop waits for it.
+const COMMAND_BATCHES: usize = 2;
+
+/// Batches read (a millisecond each) waiting for the net loop before the
+/// socket thread stops reading.
+const INCOMING_BATCHES: usize = 8;
+
 /// How often the socket is read.
 const RECEIVE_EVERY: Duration = Duration::from_millis(1);
 
@@ -38,7 +46,7 @@ enum Incoming {
 
 /// A [`ServerSocket`] on a thread of its own.
 pub struct SocketWorker {
-    commands: Option<mpsc::Sender<Vec<Command>>>,
+    commands: Option<mpsc::SyncSender<Vec<Command>>>,
     /// Commands of the net loop's current pass, handed over together by
     /// [`SocketWorker::submit`]: one wake-up of the socket thread per pass,
     /// not one per message.
@@ -53,50 +61,73 @@ impl SocketWorker {
     /// Moves `socket` onto a thread named after `index`.
     pub fn start(mut socket: ServerSocket, index: usize) -> std::io::Result<Self> {
         let (local, bound) = (socket.local_addr(), socket.bound_addr());
-        let (commands, command_rx) = mpsc::channel::<Vec<Command>>();
-        let (incoming_tx, incoming) = mpsc::channel::<Vec<Incoming>>();
+        // Both bounded, so neither side queues without end when the other
+        // falls behind: the net loop waits for a socket thread that cannot
+        // keep up with its sends, and a socket thread stops reading while the
+        // net loop is behind (it never blocks, so they never wait on each
+        // other).
+        let (commands, command_rx) = mpsc::sync_channel::<Vec<Command>>(COMMAND_BATCHES);
+        let (incoming_tx, incoming) = mpsc::sync_channel::<Vec<Incoming>>(INCOMING_BATCHES);
         let thread = std::thread::Builder::new()
             .name(format!("tessera-udp-{index}"))
             .spawn(move || {
                 let (mut events, mut messages) = (Vec::new(), Vec::new());
                 let mut next_receive = Instant::now();
+                // A batch read but not yet taken by the net loop.
+                let mut held: Option<Vec<Incoming>> = None;
                 loop {
-                    // What the net loop asked for, in order, before anything
-                    // new is read: sends go out with the flush that follows.
-                    loop {
-                        match command_rx.try_recv() {
-                            Ok(batch) => apply(&mut socket, batch),
-                            Err(mpsc::TryRecvError::Empty) => break,
-                            // The net loop is gone: say goodbye and stop.
-                            Err(mpsc::TryRecvError::Disconnected) => return,
-                        }
-                    }
                     // Reading walks every connection (renet's and netcode's
-                    // timers): once a millisecond, however often commands
-                    // wake the thread.
+                    // timers) and must not wait behind a backlog of sends,
+                    // or connections time out: once a millisecond, between
+                    // any two batches of commands.
                     let now = Instant::now();
                     if now >= next_receive {
                         next_receive = now + RECEIVE_EVERY;
-                        events.clear();
-                        messages.clear();
-                        let mut batch = Vec::new();
-                        if let Err(error) = socket.receive(&mut events, &mut messages, PER_CLIENT) {
-                            batch.push(Incoming::Failed(error.to_string()));
-                        }
-                        batch.extend(events.drain(..).map(Incoming::Event));
-                        batch.extend(messages.drain(..).map(|(client, channel, bytes)| {
-                            Incoming::Message(client, channel, bytes)
-                        }));
-                        if !batch.is_empty() {
-                            let _ = incoming_tx.send(batch);
+                        // The net loop has not taken the last batch yet: it
+                        // is behind, so read nothing more until it catches
+                        // up (the socket's buffer holds the rest, as it
+                        // would for one thread doing both).
+                        let backlog = match held.take() {
+                            Some(batch) => match incoming_tx.try_send(batch) {
+                                Ok(()) => false,
+                                Err(mpsc::TrySendError::Full(batch)) => {
+                                    held = Some(batch);
+                                    true
+                                }
+                                Err(mpsc::TrySendError::Disconnected(_)) => return,
+                            },
+                            None => false,
+                        };
+                        if !backlog {
+                            events.clear();
+                            messages.clear();
+                            let mut batch = Vec::new();
+                            if let Err(error) =
+                                socket.receive(&mut events, &mut messages, PER_CLIENT)
+                            {
+                                batch.push(Incoming::Failed(error.to_string()));
+                            }
+                            batch.extend(events.drain(..).map(Incoming::Event));
+                            batch.extend(messages.drain(..).map(|(client, channel, bytes)| {
+                                Incoming::Message(client, channel, bytes)
+                            }));
+                            if !batch.is_empty() {
+                                match incoming_tx.try_send(batch) {
+                                    Ok(()) => {}
+                                    Err(mpsc::TrySendError::Full(batch)) => held = Some(batch),
+                                    Err(mpsc::TrySendError::Disconnected(_)) => return,
+                                }
+                            }
                         }
                     }
-                    // Wake at once for the net loop's next commands, else
-                    // when the socket is due to be read again.
+                    // One batch of the net loop's commands (in order: sends
+                    // go out with the flush that follows), or wait for one
+                    // until the socket is due to be read again.
                     let wait = next_receive.saturating_duration_since(Instant::now());
                     match command_rx.recv_timeout(wait) {
                         Ok(batch) => apply(&mut socket, batch),
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        // The net loop is gone (everything it asked is done).
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
