@@ -130,6 +130,21 @@ struct Member {
     welcome: bool,
 }
 
+impl Member {
+    /// A member who just joined: it waits for its welcome and a catch-up.
+    fn new() -> Self {
+        Self {
+            commands: BTreeMap::new(),
+            last_dir: (0, 0),
+            ack: 0,
+            in_world: false,
+            needs_catch_up: true,
+            catch_up_sent: 0,
+            welcome: true,
+        }
+    }
+}
+
 /// Server messages for players: (player, channel, bytes).
 pub type Outgoing = Vec<(PlayerId, u8, Vec<u8>)>;
 
@@ -251,9 +266,10 @@ impl FrameRelay {
             match input {
                 BundleInput::Join(_) => {
                     self.joined_ever = true;
-                    if let Some(member) = self.members.get_mut(player) {
-                        member.in_world = true;
-                    }
+                    self.members
+                        .entry(*player)
+                        .or_insert_with(Member::new)
+                        .in_world = true;
                 }
                 BundleInput::Leave => {
                     self.members.remove(player);
@@ -274,28 +290,27 @@ impl FrameRelay {
 
     fn receive(&mut self, message: RelayMessage, frame: u64) {
         match message {
-            RelayMessage::Join { player, class } => match self.members.get_mut(&player) {
-                // Reconnected: same avatar; a catch-up brings it up to date.
-                Some(member) => {
-                    member.needs_catch_up = true;
-                    member.welcome = true;
+            RelayMessage::Join { player, class } => {
+                let leaving = self
+                    .arriving
+                    .iter()
+                    .any(|(p, i)| *p == player && *i == BundleInput::Leave);
+                match self.members.get_mut(&player) {
+                    // Left and back before the next frame: the leave goes
+                    // first, then a new avatar (the member is made anew when
+                    // the bundle applies the join).
+                    Some(_) if leaving => self.arriving.push((player, BundleInput::Join(class))),
+                    // Reconnected: same avatar; a catch-up brings it up to date.
+                    Some(member) => {
+                        member.needs_catch_up = true;
+                        member.welcome = true;
+                    }
+                    None => {
+                        self.members.insert(player, Member::new());
+                        self.arriving.push((player, BundleInput::Join(class)));
+                    }
                 }
-                None => {
-                    self.members.insert(
-                        player,
-                        Member {
-                            commands: BTreeMap::new(),
-                            last_dir: (0, 0),
-                            ack: 0,
-                            in_world: false,
-                            needs_catch_up: true,
-                            catch_up_sent: 0,
-                            welcome: true,
-                        },
-                    );
-                    self.arriving.push((player, BundleInput::Join(class)));
-                }
-            },
+            }
             RelayMessage::Leave { player } => {
                 if self.members.contains_key(&player)
                     && !self
@@ -590,6 +605,55 @@ mod tests {
         });
         room.frame();
         assert!(room.relay.is_over(), "everyone who came has left");
+    }
+
+    #[test]
+    fn leaving_and_coming_back_before_the_next_frame_is_a_new_member() {
+        let mut room = room(RelaySettings::default());
+        room.join(1);
+        room.join(2);
+        for _ in 0..3 {
+            room.frame();
+        }
+        room.send(RelayMessage::Leave {
+            player: PlayerId(2),
+        });
+        room.join(2);
+        let (inputs, out) = room.frame();
+        // The leave and then the join reach the sim, in that order.
+        let presence: Vec<&tessera_sim::Input> = inputs
+            .iter()
+            .filter(|e| e.player == PlayerId(2))
+            .map(|e| &e.input)
+            .filter(|i| {
+                matches!(
+                    i,
+                    tessera_sim::Input::Leave | tessera_sim::Input::Join { .. }
+                )
+            })
+            .collect();
+        assert!(
+            matches!(
+                presence.as_slice(),
+                [tessera_sim::Input::Leave, tessera_sim::Input::Join { .. }]
+            ),
+            "{presence:?}"
+        );
+        assert_eq!(room.relay.members(), 2);
+        assert!(!room.relay.is_over());
+        // Welcomed again and caught up, like any newcomer.
+        let sent = sent_to(&out, 2);
+        assert!(
+            sent.iter().any(|b| matches!(b, Body::Welcome(_))),
+            "{sent:?}"
+        );
+        for _ in 0..3 {
+            room.frame();
+        }
+        assert!(
+            tessera_sim::players::avatar_id(room.sim.world(), PlayerId(2)).is_some(),
+            "back in the room's world"
+        );
     }
 
     #[test]
