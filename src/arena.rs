@@ -33,10 +33,7 @@ use tessera_sim::{
     output::RoomStage,
     room::Room,
 };
-use tessera_tables::{
-    TablesHandle,
-    schema::{SyncMode, ZoneKind},
-};
+use tessera_tables::{TablesHandle, schema::SyncMode};
 
 use crate::{
     play::{ZoneSink, forward_output},
@@ -136,11 +133,7 @@ impl Arena {
 
     /// Whether `kind` is a state-sync room kind (joining it means queueing).
     pub fn is_room_kind(&self, kind: &str) -> bool {
-        self.tables
-            .current()
-            .zones
-            .iter()
-            .any(|z| z.id.0 == kind && z.kind == ZoneKind::Room && z.sync == SyncMode::State)
+        crate::zones::room_kind(&self.tables.current(), kind, SyncMode::State).is_some()
     }
 
     /// The room `player` was placed in while it is still playing (a

@@ -198,11 +198,7 @@ impl Rooms {
 
     /// Whether `kind` is a frame-sync room kind.
     pub fn is_room_kind(&self, kind: &str) -> bool {
-        self.tables
-            .current()
-            .zones
-            .iter()
-            .any(|z| z.id.0 == kind && z.kind == ZoneKind::Room && z.sync == SyncMode::Frame)
+        crate::zones::room_kind(&self.tables.current(), kind, SyncMode::Frame).is_some()
     }
 
     /// Rooms running now.
@@ -230,10 +226,7 @@ impl Rooms {
             return Err("already in a room: leave it first".into());
         }
         let tables = self.tables.current();
-        let zone = tables
-            .zones
-            .iter()
-            .find(|z| z.id.0 == kind && z.kind == ZoneKind::Room && z.sync == SyncMode::Frame)
+        let zone = crate::zones::room_kind(&tables, kind, SyncMode::Frame)
             .ok_or_else(|| format!("{kind:?} is not a frame-sync room kind"))?;
         let seed = self.next_seed;
         self.next_seed += 1;

@@ -53,3 +53,14 @@ pub fn persistent_zones(tables: &Tables, seed: u64) -> Result<Vec<WorldSpec>, Zo
         .map(|(index, zone)| spec_for(zone, seed.wrapping_add(index as u64)))
         .collect()
 }
+
+/// The `zones` row `kind` if it is a room kind with sync mode `sync`.
+pub fn room_kind<'a>(
+    tables: &'a tessera_tables::Tables,
+    kind: &str,
+    sync: tessera_tables::schema::SyncMode,
+) -> Option<&'a Zone> {
+    tables.zones.iter().find(|z| {
+        z.id.0 == kind && z.kind == tessera_tables::schema::ZoneKind::Room && z.sync == sync
+    })
+}

@@ -97,20 +97,7 @@ fn a_zone_avatar_leaves_when_its_player_queues_and_the_match_moves_them_in() {
     );
     let node = start(&["--tables", dir.path().to_str().unwrap()]);
     let wait = Duration::from_secs(30);
-    let connect = |name: &str, world: &str| {
-        let login = login(&node.http, name).expect("login");
-        let mut session = Session::connect(&login, wait).expect("connect");
-        session.send(Body::Join(proto::JoinWorld {
-            class: "warrior".into(),
-            world: world.into(),
-        }));
-        assert!(
-            session
-                .pump_until(wait, |s| s.welcome.is_some() && s.snapshot.is_some())
-                .unwrap()
-        );
-        session
-    };
+    let connect = |name: &str, world: &str| join_world(&node, name, "warrior", world);
     // Two players in the zone; one sees the other.
     let mut traveller = connect("traveller", "");
     let mut watcher = connect("watcher", "");

@@ -25,25 +25,14 @@ fn meeting_node() -> (tempfile::TempDir, Node) {
 }
 
 fn join(node: &Node, device: &str, class: &str) -> Session {
-    let login = login(&node.http, device).expect("login");
-    assert_eq!(login.udp, node.udp, "the token is for the node's socket");
-    let mut session = Session::connect(&login, WAIT).expect("connect");
-    session.send(Body::Join(proto::JoinWorld {
-        class: class.into(),
-        world: String::new(),
-    }));
-    assert!(
-        session
-            .pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
-            .unwrap(),
-        "welcomed"
-    );
-    session
+    join_world(node, device, class, "")
 }
 
 #[test]
 fn a_move_shows_up_in_another_players_snapshot() {
     let (_dir, node) = meeting_node();
+    let token = login(&node.http, "token-check").expect("login");
+    assert_eq!(token.udp, node.udp, "the token is for the node's socket");
     let mut a = join(&node, "device-a", "warrior");
     let mut b = join(&node, "device-b", "warrior");
     let a_id = a.avatar().unwrap();

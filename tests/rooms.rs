@@ -16,18 +16,7 @@ use tessera_net::proto::{self, client_message::Body, room_command::Kind};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn join_zone(node: &Node, name: &str) -> Session {
-    let login = login(&node.http, name).expect("login");
-    let mut session = Session::connect(&login, WAIT).expect("connect");
-    session.send(Body::Join(proto::JoinWorld {
-        class: "warrior".into(),
-        world: String::new(),
-    }));
-    assert!(
-        session
-            .pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
-            .unwrap()
-    );
-    session
+    join_world(node, name, "warrior", "")
 }
 
 /// Pumps `session` and steps its team behaviour over the new events.

@@ -608,6 +608,18 @@ impl<H: Host> Loop<H> {
         self.send_response(socket, client, response);
     }
 
+    /// A join or room command on a connection whose player left its world:
+    /// rejoining needs a new login (which loads what was saved since).
+    fn refuse_after_leave(&mut self, socket: usize, client: ClientId, request: u32) {
+        self.respond(
+            socket,
+            client,
+            request,
+            proto::ResultCode::NotInWorld,
+            "log in again to rejoin",
+        );
+    }
+
     fn send_response(&mut self, socket: usize, client: ClientId, response: proto::Response) {
         let bytes = encode_server(&proto::ServerMessage {
             body: Some(Body::Response(response)),
@@ -660,13 +672,7 @@ impl<H: Host> Loop<H> {
         match decode_client(bytes) {
             Ok((request, Command::Join { class, world })) => {
                 if state.left {
-                    return self.respond(
-                        socket,
-                        client,
-                        request,
-                        proto::ResultCode::NotInWorld,
-                        "log in again to rejoin",
-                    );
+                    return self.refuse_after_leave(socket, client, request);
                 }
                 if !world.is_empty() {
                     match self.host.world_for_join(state.player, &world) {
@@ -730,13 +736,7 @@ impl<H: Host> Loop<H> {
             }
             Ok((request, Command::Room(command))) => {
                 if state.left {
-                    return self.respond(
-                        socket,
-                        client,
-                        request,
-                        proto::ResultCode::NotInWorld,
-                        "log in again to rejoin",
-                    );
+                    return self.refuse_after_leave(socket, client, request);
                 }
                 let (player, current) = (state.player, state.sink.clone());
                 match self.host.room(player, current, command) {

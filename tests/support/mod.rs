@@ -314,3 +314,28 @@ pub fn post_json(http: &str, path: &str, body: &str) -> (u16, serde_json::Value)
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// Logs `device` in, connects, joins `world` ("" for the default zone) as
+/// `class`, and waits for the welcome and a first snapshot.
+pub fn join_world(
+    node: &Node,
+    device: &str,
+    class: &str,
+    world: &str,
+) -> tessera_bot::session::Session {
+    use tessera_net::proto::{self, client_message::Body};
+    let wait = Duration::from_secs(30);
+    let login = tessera_bot::session::login(&node.http, device).expect("login");
+    let mut session = tessera_bot::session::Session::connect(&login, wait).expect("connect");
+    session.send(Body::Join(proto::JoinWorld {
+        class: class.into(),
+        world: world.into(),
+    }));
+    assert!(
+        session
+            .pump_until(wait, |s| s.welcome.is_some() && s.snapshot.is_some())
+            .unwrap(),
+        "{device} was not welcomed into {world:?}"
+    );
+    session
+}
