@@ -257,10 +257,11 @@ struct Loop<H> {
     started: Instant,
 }
 
-/// How often every connection is flushed (acknowledgements, resends,
-/// keep-alives), whether or not anything new was sent to it. Flushing on
-/// every pass would send each client an acknowledgement packet per pass.
-const FULL_FLUSH: Duration = Duration::from_millis(50);
+/// How often every connection is flushed (acknowledgements nobody waits
+/// for, resends), whether or not anything new was sent to it: well inside
+/// renet's resend time, and rare enough that walking every connection's
+/// channels stays cheap.
+const FULL_FLUSH: Duration = Duration::from_millis(100);
 
 /// How long a kicked client has to read why.
 const KICK_GRACE: Duration = Duration::from_millis(250);

@@ -1,8 +1,10 @@
 //! The client side of the transport (bots, tests, tools): renet channels
-//! over a netcode client that this module drives itself, so that it can
-//! lose datagrams on purpose ([`Loss`]) to test and load-test bad networks.
+//! over a netcode client that this module drives itself, so that it packs
+//! datagrams as the server does ([`super::packing`]) and can lose
+//! datagrams on purpose ([`Loss`]) to test and load-test bad networks.
 
 use std::{
+    collections::VecDeque,
     net::{SocketAddr, UdpSocket},
     time::Instant,
 };
@@ -11,7 +13,14 @@ use renet::{ConnectionConfig, RenetClient};
 use renet_netcode::{ClientAuthentication, ConnectToken};
 use renetcode::{NETCODE_MAX_PACKET_BYTES, NetcodeClient};
 
-use super::{TransportError, unix_now};
+use super::{
+    TransportError, UNRELIABLE,
+    packing::{AckGate, Entry, MAX_DIRECT, Packer, unpack},
+    unix_now,
+};
+
+/// Unreliable messages kept either way between calls; the oldest go first.
+const MAX_QUEUED: usize = 256;
 
 /// Datagrams lost on purpose, in both directions, once connected (the
 /// handshake is left alone so that connecting stays quick). Seeded, so a
@@ -57,7 +66,21 @@ pub struct ClientSocket {
     buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
     last_update: Instant,
     loss: Loss,
+    gate: AckGate,
+    packer: Packer,
+    /// Small unreliable messages waiting for the next flush.
+    outgoing: Vec<Vec<u8>>,
+    /// Unreliable messages that came in packs, not through renet.
+    incoming: VecDeque<bytes::Bytes>,
+    /// Messages given to renet since its packets were last taken.
+    renet_queued: bool,
+    /// When renet's packets were last taken whatever the need.
+    last_full: Instant,
 }
+
+/// How often renet is asked for its packets (resends, acknowledgements
+/// nobody waits for) even with nothing new for it.
+const FULL_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl ClientSocket {
     /// Starts connecting with a serialised connect token.
@@ -77,6 +100,12 @@ impl ClientSocket {
             buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
             last_update: Instant::now(),
             loss: Loss::default(),
+            gate: AckGate::default(),
+            packer: Packer::default(),
+            outgoing: Vec::new(),
+            incoming: VecDeque::new(),
+            renet_queued: false,
+            last_full: Instant::now(),
         })
     }
 
@@ -148,8 +177,30 @@ impl ClientSocket {
                 self.loss.dropped_in += 1;
                 continue;
             }
-            if let Some(payload) = self.netcode.process_packet(&mut self.buffer[..len]) {
-                self.client.process_packet(payload);
+            let Some(payload) = self.netcode.process_packet(&mut self.buffer[..len]) else {
+                continue;
+            };
+            let entries = match unpack(payload) {
+                Ok(entries) => entries,
+                Err(error) => {
+                    tracing::debug!(%error, "bad payload from the server dropped");
+                    continue;
+                }
+            };
+            for entry in entries {
+                match entry {
+                    Entry::Renet(packet) => {
+                        self.gate.received(packet);
+                        self.client.process_packet(packet);
+                    }
+                    Entry::Message(bytes) => {
+                        if self.incoming.len() == MAX_QUEUED {
+                            self.incoming.pop_front();
+                        }
+                        self.incoming
+                            .push_back(bytes::Bytes::copy_from_slice(bytes));
+                    }
+                }
             }
         }
         // Handshake requests and keep-alives.
@@ -161,13 +212,27 @@ impl ClientSocket {
 
     /// Queues a message.
     pub fn send(&mut self, channel: u8, bytes: Vec<u8>) {
-        if self.client.is_connected() {
+        if !self.client.is_connected() {
+            return;
+        }
+        if channel == UNRELIABLE && bytes.len() <= MAX_DIRECT {
+            if self.outgoing.len() == MAX_QUEUED {
+                self.outgoing.remove(0);
+            }
+            self.outgoing.push(bytes);
+        } else {
+            self.renet_queued = true;
             self.client.send_message(channel, bytes);
         }
     }
 
     /// The next received message on `channel`.
     pub fn receive(&mut self, channel: u8) -> Option<bytes::Bytes> {
+        if channel == UNRELIABLE
+            && let Some(bytes) = self.incoming.pop_front()
+        {
+            return Some(bytes);
+        }
         self.client.receive_message(channel)
     }
 
@@ -176,18 +241,44 @@ impl ClientSocket {
         if let Some(reason) = self.netcode.disconnect_reason() {
             return Err(TransportError::Netcode(reason.to_string()));
         }
-        for packet in self.client.get_packets_to_send() {
-            let (addr, datagram) = self
-                .netcode
-                .generate_payload_packet(&packet)
-                .map_err(|e| TransportError::Netcode(e.to_string()))?;
-            if self.loss.drop_next() {
-                self.loss.dropped_out += 1;
-                continue;
+        let now = Instant::now();
+        let full = now >= self.last_full + FULL_FLUSH;
+        let packets = if full || self.renet_queued || self.gate.owed() {
+            if full {
+                self.last_full = now;
             }
-            self.socket.send_to(datagram, addr)?;
+            self.renet_queued = false;
+            self.client.get_packets_to_send()
+        } else {
+            Vec::new()
+        };
+        let (netcode, socket, loss) = (&mut self.netcode, &self.socket, &mut self.loss);
+        let mut result = Ok(());
+        let mut emit = |payload: &[u8]| {
+            if result.is_err() {
+                return;
+            }
+            result = match netcode.generate_payload_packet(payload) {
+                Ok(_) if loss.drop_next() => {
+                    loss.dropped_out += 1;
+                    Ok(())
+                }
+                Ok((addr, datagram)) => {
+                    socket.send_to(datagram, addr).map(drop).map_err(Into::into)
+                }
+                Err(e) => Err(TransportError::Netcode(e.to_string())),
+            };
+        };
+        for packet in &packets {
+            if self.gate.admit(packet, now) {
+                self.packer.renet(packet, &mut emit);
+            }
         }
-        Ok(())
+        for message in self.outgoing.drain(..) {
+            self.packer.message(&message, &mut emit);
+        }
+        self.packer.finish(&mut emit);
+        result
     }
 
     /// Tells the server goodbye and closes the connection.

@@ -1,0 +1,387 @@
+//! One netcode server on one UDP socket, with renet's channels inside.
+//!
+//! renetcode is driven directly (not through renet_netcode's transport) so
+//! that datagrams are built per client: renet's packets and small
+//! unreliable messages for a client share packs ([`super::packing`]), and
+//! only clients with something new are sent to.
+
+use std::{
+    collections::HashMap,
+    net::{SocketAddr, UdpSocket},
+    time::{Duration, Instant},
+};
+
+use renet::{ConnectionConfig, RenetServer, ServerEvent};
+use renet_netcode::{ServerAuthentication, ServerConfig};
+use renetcode::{NETCODE_MAX_PACKET_BYTES, NetcodeServer, ServerResult};
+use tessera_sim::PlayerId;
+
+use super::{
+    ClientId, MAX_CLIENTS_PER_SOCKET, NetcodeKeys, ORDERED, RELIABLE, TransportError,
+    TransportEvent, UNRELIABLE,
+    packing::{AckGate, Entry, MAX_DIRECT, Packer, unpack},
+    player_of, unix_now,
+};
+
+/// How often every connection is walked (netcode timeouts and
+/// keep-alives, renet's clocks and resends). Each walk looks every client
+/// up by a linear scan in renetcode, so it is not done on every read.
+const WALK_EVERY: Duration = Duration::from_millis(20);
+
+/// Unreliable messages kept for a client between flushes; the oldest go
+/// first (a newer snapshot or input supersedes them).
+const MAX_QUEUED: usize = 64;
+
+/// What the socket keeps per connection besides renet and netcode.
+#[derive(Debug, Default)]
+struct Peer {
+    gate: AckGate,
+    /// Small unreliable messages waiting for the next flush.
+    queued: Vec<Vec<u8>>,
+    /// In [`Io::active`].
+    active: bool,
+    /// Messages given to renet since its packets were last taken.
+    renet_queued: bool,
+}
+
+/// The parts a received packet touches (apart from netcode, which lends
+/// the packet).
+struct Io {
+    socket: UdpSocket,
+    server: RenetServer,
+    peers: HashMap<ClientId, Peer>,
+    /// Clients with packets read since their messages were last taken.
+    active: Vec<ClientId>,
+}
+
+impl Io {
+    fn send(&self, payload: &[u8], addr: SocketAddr) {
+        if let Err(error) = self.socket.send_to(payload, addr) {
+            tracing::debug!(%addr, %error, "udp send failed");
+        }
+    }
+
+    /// Does what a netcode result asks for: replies, payloads for renet or
+    /// the application, connections and disconnections.
+    fn handle(&mut self, result: ServerResult<'_, '_>, messages: &mut Messages) {
+        match result {
+            ServerResult::None => {}
+            ServerResult::PacketToSend { payload, addr } => self.send(payload, addr),
+            ServerResult::Payload { client_id, payload } => {
+                self.payload(client_id, payload, messages)
+            }
+            ServerResult::ClientConnected {
+                client_id,
+                addr,
+                payload,
+                ..
+            } => {
+                self.server.add_connection(client_id);
+                self.peers.insert(client_id, Peer::default());
+                self.send(payload, addr);
+            }
+            ServerResult::ClientDisconnected {
+                client_id,
+                addr,
+                payload,
+            } => {
+                self.server.remove_connection(client_id);
+                self.peers.remove(&client_id);
+                if let Some(payload) = payload {
+                    self.send(payload, addr);
+                }
+            }
+        }
+    }
+
+    fn payload(&mut self, client: ClientId, payload: &[u8], messages: &mut Messages) {
+        let Some(peer) = self.peers.get_mut(&client) else {
+            return;
+        };
+        let entries = match unpack(payload) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::debug!(client, %error, "bad payload dropped");
+                return;
+            }
+        };
+        if !peer.active {
+            peer.active = true;
+            self.active.push(client);
+        }
+        for entry in entries {
+            match entry {
+                Entry::Renet(packet) => {
+                    peer.gate.received(packet);
+                    if let Err(error) = self.server.process_packet_from(packet, client) {
+                        tracing::debug!(client, %error, "bad renet packet");
+                    }
+                }
+                // All of them, however many: the datagram is already read
+                // and opened, and the net loop's rate limits (which kick a
+                // flooding client) must see every message to count it.
+                Entry::Message(bytes) => {
+                    messages.push((client, UNRELIABLE, bytes::Bytes::copy_from_slice(bytes)));
+                }
+            }
+        }
+    }
+}
+
+type Messages = Vec<(ClientId, u8, bytes::Bytes)>;
+
+/// One netcode server on one UDP socket.
+pub struct ServerSocket {
+    netcode: NetcodeServer,
+    io: Io,
+    bound: SocketAddr,
+    buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
+    packer: Packer,
+    last_update: Instant,
+    last_walk: Instant,
+}
+
+impl ServerSocket {
+    /// Binds `addr` and accepts clients holding tokens signed with `keys`.
+    ///
+    /// Clients are given `public_ip` with the bound port when set (a node
+    /// bound to 0.0.0.0, or behind NAT), else the bound address: netcode
+    /// only accepts tokens naming an address the server calls its own.
+    pub fn bind(
+        addr: SocketAddr,
+        public_ip: Option<std::net::IpAddr>,
+        keys: &NetcodeKeys,
+        max_clients: usize,
+    ) -> Result<Self, TransportError> {
+        let socket = UdpSocket::bind(addr)?;
+        let bound = socket.local_addr()?;
+        let local = public_ip.map_or(bound, |ip| SocketAddr::new(ip, bound.port()));
+        let config = ServerConfig {
+            current_time: unix_now(),
+            max_clients: max_clients.clamp(1, MAX_CLIENTS_PER_SOCKET),
+            protocol_id: keys.protocol_id,
+            public_addresses: vec![local],
+            authentication: ServerAuthentication::Secure {
+                private_key: keys.private_key,
+            },
+        };
+        socket.set_nonblocking(true)?;
+        let now = Instant::now();
+        Ok(Self {
+            netcode: NetcodeServer::new(config),
+            io: Io {
+                socket,
+                server: RenetServer::new(ConnectionConfig::default()),
+                peers: HashMap::new(),
+                active: Vec::new(),
+            },
+            bound,
+            buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
+            packer: Packer::default(),
+            last_update: now,
+            last_walk: now,
+        })
+    }
+
+    /// The address clients connect to (what tokens name).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.netcode.addresses()[0]
+    }
+
+    /// The address the socket is bound to.
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound
+    }
+
+    /// Connected clients.
+    pub fn connected(&self) -> usize {
+        self.io.server.connected_clients()
+    }
+
+    /// Receives what arrived: connection events into `events`, messages
+    /// (renet's, at most `per_client` per client and channel; unreliable
+    /// messages from packs, all of them) into `messages`.
+    pub fn receive(
+        &mut self,
+        events: &mut Vec<TransportEvent>,
+        messages: &mut Messages,
+        per_client: usize,
+    ) -> Result<(), TransportError> {
+        let now = Instant::now();
+        self.netcode.update(now - self.last_update);
+        self.last_update = now;
+        if now >= self.last_walk + WALK_EVERY {
+            self.walk(now - self.last_walk, messages);
+            self.last_walk = now;
+        }
+        loop {
+            match self.io.socket.recv_from(&mut self.buffer[..]) {
+                Ok((len, addr)) => {
+                    let result = self.netcode.process_packet(addr, &mut self.buffer[..len]);
+                    self.io.handle(result, messages);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break,
+                // A client's ICMP "port unreachable" comes back as a reset.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        while let Some(event) = self.io.server.get_event() {
+            match event {
+                ServerEvent::ClientConnected { client_id } => {
+                    let player = self
+                        .netcode
+                        .user_data(client_id)
+                        .map(|d| player_of(&d))
+                        .unwrap_or(PlayerId(0));
+                    events.push(TransportEvent::Connected {
+                        client: client_id,
+                        player,
+                    });
+                }
+                ServerEvent::ClientDisconnected { client_id, reason } => {
+                    self.io.peers.remove(&client_id);
+                    events.push(TransportEvent::Disconnected {
+                        client: client_id,
+                        reason: reason.to_string(),
+                    });
+                }
+            }
+        }
+        // Only clients that sent something can have new messages in renet;
+        // one with more than `per_client` waiting stays for the next read.
+        let mut still_active = Vec::new();
+        for client in std::mem::take(&mut self.io.active) {
+            let Some(peer) = self.io.peers.get_mut(&client) else {
+                continue;
+            };
+            let mut more = false;
+            for channel in [UNRELIABLE, RELIABLE, ORDERED] {
+                let mut taken = 0;
+                while taken < per_client {
+                    let Some(bytes) = self.io.server.receive_message(client, channel) else {
+                        break;
+                    };
+                    messages.push((client, channel, bytes));
+                    taken += 1;
+                }
+                more |= taken == per_client;
+            }
+            peer.active = more;
+            if more {
+                still_active.push(client);
+            }
+        }
+        self.io.active = still_active;
+        Ok(())
+    }
+
+    /// Advances every connection's clocks: renet's (resends) and netcode's
+    /// (timeouts, keep-alives), and completes disconnections.
+    fn walk(&mut self, elapsed: Duration, messages: &mut Messages) {
+        self.io.server.update(elapsed);
+        for client in self.netcode.clients_id() {
+            let result = self.netcode.update_client(client);
+            self.io.handle(result, messages);
+        }
+        for client in self.io.server.disconnections_id() {
+            let result = self.netcode.disconnect(client);
+            self.io.handle(result, messages);
+        }
+    }
+
+    /// Queues `bytes` for `client` on `channel`.
+    pub fn send(&mut self, client: ClientId, channel: u8, bytes: Vec<u8>) {
+        if !self.io.server.is_connected(client) {
+            return;
+        }
+        match self.io.peers.get_mut(&client) {
+            Some(peer) if channel == UNRELIABLE && bytes.len() <= MAX_DIRECT => {
+                if peer.queued.len() == MAX_QUEUED {
+                    peer.queued.remove(0);
+                }
+                peer.queued.push(bytes);
+            }
+            Some(peer) => {
+                peer.renet_queued = true;
+                self.io.server.send_message(client, channel, bytes);
+            }
+            None => {}
+        }
+    }
+
+    /// Disconnects `client` (it is told, then dropped).
+    pub fn disconnect(&mut self, client: ClientId) {
+        self.io.server.disconnect(client);
+    }
+
+    /// Disconnects everyone at once (shutdown).
+    pub fn disconnect_all(&mut self) {
+        let mut ignored = Vec::new();
+        for client in self.netcode.clients_id() {
+            let result = self.netcode.disconnect(client);
+            self.io.handle(result, &mut ignored);
+        }
+    }
+
+    /// Sends everything queued, and renet's resends and acknowledgements.
+    pub fn flush(&mut self) {
+        for client in self.io.server.clients_id() {
+            self.flush_peer(client, true);
+        }
+    }
+
+    /// Sends what is queued for one client only, in as few datagrams as
+    /// its renet packets and messages fit in.
+    pub fn flush_client(&mut self, client: ClientId) {
+        self.flush_peer(client, false);
+    }
+
+    /// renet is asked for its packets only when it has something new or an
+    /// acknowledgement is owed, or on a full flush (`all`): asking costs a
+    /// walk over its channels, and most flushes carry only snapshots.
+    fn flush_peer(&mut self, client: ClientId, all: bool) {
+        let Some(peer) = self.io.peers.get_mut(&client) else {
+            return;
+        };
+        let packets = if all || peer.renet_queued || peer.gate.owed() {
+            peer.renet_queued = false;
+            self.io
+                .server
+                .get_packets_to_send(client)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let now = Instant::now();
+        let (netcode, socket) = (&mut self.netcode, &self.io.socket);
+        let mut failed = false;
+        let mut emit = |payload: &[u8]| {
+            if failed {
+                return;
+            }
+            match netcode.generate_payload_packet(client, payload) {
+                Ok((addr, datagram)) => {
+                    if let Err(error) = socket.send_to(datagram, addr) {
+                        tracing::debug!(client, %addr, %error, "udp send failed");
+                        failed = true;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(client, %error, "cannot encrypt a packet");
+                    failed = true;
+                }
+            }
+        };
+        for packet in &packets {
+            if peer.gate.admit(packet, now) {
+                self.packer.renet(packet, &mut emit);
+            }
+        }
+        for message in peer.queued.drain(..) {
+            self.packer.message(&message, &mut emit);
+        }
+        self.packer.finish(&mut emit);
+    }
+}
