@@ -57,6 +57,8 @@ pub struct Replication {
     pub bytes_per_sec: u64,
     next_snapshot: u32,
     clients: BTreeMap<PlayerId, Baselines>,
+    /// A snapshot's lists, emptied and reused for the next viewer.
+    spare: proto::Snapshot,
 }
 
 /// Where this world's refusals are counted.
@@ -120,6 +122,7 @@ impl Plugin for ReplicationPlugin {
                 bytes_per_sec: self.bytes_per_sec,
                 next_snapshot: 0,
                 clients: BTreeMap::new(),
+                spare: proto::Snapshot::default(),
             })
             .add_systems(
                 TickSchedule,
@@ -133,6 +136,26 @@ impl Plugin for ReplicationPlugin {
 
 fn message(body: Body) -> Vec<u8> {
     encode_server(&proto::ServerMessage { body: Some(body) })
+}
+
+/// An empty snapshot that keeps `used`'s list capacity (a viewer in a
+/// crowd is encoded 20 times a second).
+fn recycle(used: proto::Snapshot) -> proto::Snapshot {
+    let proto::Snapshot {
+        mut entities,
+        mut removed,
+        mut changed,
+        ..
+    } = used;
+    entities.clear();
+    removed.clear();
+    changed.clear();
+    proto::Snapshot {
+        entities,
+        removed,
+        changed,
+        ..Default::default()
+    }
 }
 
 fn owner(id: SimId, ids: &SimIds, players: &Query<&Player>) -> Option<PlayerId> {
@@ -449,12 +472,13 @@ pub fn snapshots(
                 });
             }
         }
+        let spare = std::mem::take(&mut replication.spare);
         let mut snapshot = proto::Snapshot {
             id: replication.next_snapshot,
             tick: tick.0,
             avatar: id.0,
             last_input_seq: last_seq.0,
-            ..Default::default()
+            ..recycle(spare)
         };
         replication.clients.entry(player.0).or_default().encode(
             snapshot.id,
@@ -463,8 +487,14 @@ pub fn snapshots(
             budget,
             &mut snapshot,
         );
+        let mut message = proto::ServerMessage {
+            body: Some(Body::Snapshot(snapshot)),
+        };
         outgoing
             .0
-            .push((player.0, UNRELIABLE, message(Body::Snapshot(snapshot))));
+            .push((player.0, UNRELIABLE, encode_server(&message)));
+        if let Some(Body::Snapshot(snapshot)) = message.body.take() {
+            replication.spare = snapshot;
+        }
     }
 }
