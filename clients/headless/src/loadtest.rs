@@ -304,6 +304,14 @@ fn worker(
             let Some(session) = bot.session.as_mut() else {
                 continue;
             };
+            // A ping leaves with this pump's flush, not the next pass's (a
+            // pass over a thousand bots takes milliseconds).
+            if bot.welcomed_at.is_some() && now >= bot.next_ping {
+                bot.next_ping = now + Duration::from_secs(1);
+                session.send(Body::Ping(proto::Ping {
+                    client_time_us: micros(),
+                }));
+            }
             if let Err(error) = session.pump() {
                 fail(&mut tally, live, format!("transport: {error}"));
                 bot.done = true;
@@ -420,12 +428,6 @@ fn worker(
                     .ok();
             }
             session.responses.clear();
-            if now >= bot.next_ping {
-                bot.next_ping = now + Duration::from_secs(1);
-                session.send(Body::Ping(proto::Ping {
-                    client_time_us: micros(),
-                }));
-            }
             // At the input rate, not every pass: a skill per pass would be
             // a flood (and get the bot kicked).
             if now >= bot.next_move && config.scenario != Scenario::Lockstep {
