@@ -39,6 +39,17 @@ fn roaming_bots_all_connect_and_measure_what_players_feel() {
         "pings came back: {:?}",
         report.rtt_ms
     );
+    // Each pong is read no earlier than its datagram arrived.
+    assert!(
+        report
+            .rtt_loop_ms
+            .iter()
+            .zip(report.rtt_ms)
+            .all(|(read, arrived)| *read >= arrived),
+        "{:?} vs {:?}",
+        report.rtt_loop_ms,
+        report.rtt_ms
+    );
     assert!(
         report.snapshot_interval_ms[0] > 0.0,
         "snapshots kept coming: {:?}",

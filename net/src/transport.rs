@@ -11,6 +11,7 @@ use std::{
 use renet_netcode::{ConnectToken, NETCODE_KEY_BYTES, NETCODE_USER_DATA_BYTES};
 use tessera_sim::PlayerId;
 
+mod arrival;
 mod client;
 pub mod packing;
 mod server;

@@ -81,7 +81,11 @@ fn print(report: &Report) {
     let [r50, r95, r99] = report.rtt_ms;
     println!("login ms      p50 {l50:.2}  p95 {l95:.2}  p99 {l99:.2}");
     println!("connect ms    p50 {c50:.2}  p95 {c95:.2}  p99 {c99:.2}");
-    println!("rtt ms        p50 {r50:.2}  p95 {r95:.2}  p99 {r99:.2}");
+    println!("rtt ms        p50 {r50:.2}  p95 {r95:.2}  p99 {r99:.2}  (to the pong's arrival)");
+    let [q50, q95, q99] = report.rtt_loop_ms;
+    println!(
+        "rtt+loop ms   p50 {q50:.2}  p95 {q95:.2}  p99 {q99:.2}  (to the bot loop reading it)"
+    );
     println!(
         "snapshot interval ms  p50 {:.2}  p99 {:.2}",
         report.snapshot_interval_ms[0], report.snapshot_interval_ms[1]

@@ -106,6 +106,16 @@ fn post(
     Ok((status, body.to_string()))
 }
 
+/// A pong, with the ping's send time it echoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PongSeen {
+    /// When the ping was sent, µs since the Unix epoch (echoed).
+    pub sent_us: u64,
+    /// When the pong's datagram arrived, µs since the Unix epoch, where the
+    /// transport knows (see `ClientSocket::last_arrival`).
+    pub arrived_us: Option<u64>,
+}
+
 /// A connected player.
 pub struct Session {
     socket: ClientSocket,
@@ -125,8 +135,8 @@ pub struct Session {
     pub snapshots: u64,
     /// Why the connection ended, once it has.
     pub disconnected: Option<String>,
-    /// `client_time_us` of pongs received and not yet taken.
-    pub pongs: Vec<u64>,
+    /// Pongs received and not yet taken.
+    pub pongs: Vec<PongSeen>,
     /// Message bytes received.
     pub bytes_in: u64,
     /// Message bytes sent.
@@ -316,7 +326,14 @@ impl Session {
                         self.welcome = Some(welcome);
                     }
                     Some(server_message::Body::Kick(kick)) => self.kicked = Some(kick),
-                    Some(server_message::Body::Pong(pong)) => self.pongs.push(pong.client_time_us),
+                    Some(server_message::Body::Pong(pong)) => self.pongs.push(PongSeen {
+                        sent_us: pong.client_time_us,
+                        arrived_us: self.socket.last_arrival().and_then(|at| {
+                            at.duration_since(std::time::UNIX_EPOCH)
+                                .ok()
+                                .map(|d| d.as_micros() as u64)
+                        }),
+                    }),
                     Some(
                         body @ (server_message::Body::Frames(_)
                         | server_message::Body::CatchUp(_)

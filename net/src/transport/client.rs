@@ -6,7 +6,7 @@
 use std::{
     collections::VecDeque,
     net::{SocketAddr, UdpSocket},
-    time::Instant,
+    time::{Instant, SystemTime},
 };
 
 use renet::{ConnectionConfig, RenetClient};
@@ -14,7 +14,7 @@ use renet_netcode::{ClientAuthentication, ConnectToken};
 use renetcode::{NETCODE_MAX_PACKET_BYTES, NetcodeClient};
 
 use super::{
-    TransportError, UNRELIABLE,
+    TransportError, UNRELIABLE, arrival,
     packing::{AckGate, Entry, MAX_DIRECT, Packer, unpack},
     unix_now,
 };
@@ -65,18 +65,31 @@ pub struct ClientSocket {
     socket: UdpSocket,
     buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
     last_update: Instant,
+    /// When renet's clocks were last advanced (see [`RENET_UPDATE_EVERY`]).
+    last_renet_update: Instant,
+    /// Per channel: renet may hold messages (a renet packet came in since
+    /// the channel was last found empty). Asking renet costs a walk of
+    /// its channel state, for every connection a load tool drives.
+    renet_pending: [bool; 3],
     loss: Loss,
     gate: AckGate,
     packer: Packer,
     /// Small unreliable messages waiting for the next flush.
     outgoing: Vec<Vec<u8>>,
-    /// Unreliable messages that came in packs, not through renet.
-    incoming: VecDeque<bytes::Bytes>,
+    /// Unreliable messages that came in packs, not through renet, with
+    /// when their datagram arrived.
+    incoming: VecDeque<(bytes::Bytes, SystemTime)>,
+    /// When the datagram of the message last received arrived, if known.
+    last_arrival: Option<SystemTime>,
     /// Messages given to renet since its packets were last taken.
     renet_queued: bool,
     /// When renet's packets were last taken whatever the need.
     last_full: Instant,
 }
+
+/// How often renet's clocks (resends, slice expiry) are advanced: a load
+/// tool pumps each of its connections every few milliseconds.
+const RENET_UPDATE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// How often renet is asked for its packets (resends, acknowledgements
 /// nobody waits for) even with nothing new for it.
@@ -90,6 +103,9 @@ impl ClientSocket {
         // Any interface: the server may be on another machine.
         let socket = UdpSocket::bind("0.0.0.0:0".parse::<SocketAddr>().expect("address"))?;
         socket.set_nonblocking(true)?;
+        if let Err(error) = arrival::enable(&socket) {
+            tracing::debug!(%error, "no kernel receive timestamps");
+        }
         let netcode =
             NetcodeClient::new(unix_now(), ClientAuthentication::Secure { connect_token })
                 .map_err(|e| TransportError::Netcode(e.to_string()))?;
@@ -99,11 +115,14 @@ impl ClientSocket {
             socket,
             buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
             last_update: Instant::now(),
+            last_renet_update: Instant::now(),
+            renet_pending: [false; 3],
             loss: Loss::default(),
             gate: AckGate::default(),
             packer: Packer::default(),
             outgoing: Vec::new(),
             incoming: VecDeque::new(),
+            last_arrival: None,
             renet_queued: false,
             last_full: Instant::now(),
         })
@@ -142,7 +161,10 @@ impl ClientSocket {
         let now = Instant::now();
         let elapsed = now - self.last_update;
         self.last_update = now;
-        self.client.update(elapsed);
+        if now >= self.last_renet_update + RENET_UPDATE_EVERY {
+            self.client.update(now - self.last_renet_update);
+            self.last_renet_update = now;
+        }
         if let Some(reason) = self.netcode.disconnect_reason() {
             self.client.disconnect_due_to_transport();
             return Err(TransportError::Netcode(reason.to_string()));
@@ -160,8 +182,8 @@ impl ClientSocket {
         }
         let server = self.netcode.server_addr();
         loop {
-            let len = match self.socket.recv_from(&mut self.buffer[..]) {
-                Ok((len, from)) if from == server => len,
+            let (len, arrived) = match arrival::recv(&self.socket, &mut self.buffer[..]) {
+                Ok((len, from, arrived)) if from == server => (len, arrived),
                 Ok(_) => continue,
                 Err(e)
                     if matches!(
@@ -192,13 +214,14 @@ impl ClientSocket {
                     Entry::Renet(packet) => {
                         self.gate.received(packet);
                         self.client.process_packet(packet);
+                        self.renet_pending = [true; 3];
                     }
                     Entry::Message(bytes) => {
                         if self.incoming.len() == MAX_QUEUED {
                             self.incoming.pop_front();
                         }
                         self.incoming
-                            .push_back(bytes::Bytes::copy_from_slice(bytes));
+                            .push_back((bytes::Bytes::copy_from_slice(bytes), arrived));
                     }
                 }
             }
@@ -229,11 +252,31 @@ impl ClientSocket {
     /// The next received message on `channel`.
     pub fn receive(&mut self, channel: u8) -> Option<bytes::Bytes> {
         if channel == UNRELIABLE
-            && let Some(bytes) = self.incoming.pop_front()
+            && let Some((bytes, arrived)) = self.incoming.pop_front()
         {
+            self.last_arrival = Some(arrived);
             return Some(bytes);
         }
-        self.client.receive_message(channel)
+        self.last_arrival = None;
+        let pending = self.renet_pending.get_mut(usize::from(channel));
+        if pending.as_deref() == Some(&false) {
+            return None;
+        }
+        let message = self.client.receive_message(channel);
+        if message.is_none()
+            && let Some(pending) = pending
+        {
+            *pending = false;
+        }
+        message
+    }
+
+    /// When the datagram that carried the message [`Self::receive`]
+    /// returned last arrived: the kernel's stamp where there is one, so a
+    /// reader that gets to its socket late still knows. Only for unreliable
+    /// messages that came in packs (renet reassembles the others).
+    pub fn last_arrival(&self) -> Option<SystemTime> {
+        self.last_arrival
     }
 
     /// Sends everything queued.
