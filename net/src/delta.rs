@@ -11,7 +11,7 @@
 //! still diffs against what the client really has; entries waiting longer
 //! gain priority, so nothing in view starves.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use prost::Message;
 
@@ -65,8 +65,17 @@ impl Seen {
     }
 }
 
-/// Entity id -> what is known of it.
-pub type View = BTreeMap<u64, Seen>;
+/// What a client knows: each entity's id and state, sorted by id (a
+/// client rebuilds one per snapshot from an older one, and copying a
+/// vector is far cheaper than cloning a tree).
+pub type View = Vec<(u64, Seen)>;
+
+/// What `view` knows of entity `id`.
+pub fn lookup(view: &View, id: u64) -> Option<&Seen> {
+    view.binary_search_by_key(&id, |(e, _)| *e)
+        .ok()
+        .map(|at| &view[at].1)
+}
 
 /// Flags of [`proto::EntityDelta::flags`]: which absolute fields are set.
 pub mod flags {
@@ -93,21 +102,26 @@ pub enum DeltaError {
 /// baseline (ignored for a full snapshot).
 pub fn apply(base: Option<&View>, snapshot: &proto::Snapshot) -> Result<View, DeltaError> {
     let mut view = if snapshot.baseline == 0 {
-        View::new()
+        View::with_capacity(snapshot.entities.len())
     } else {
         base.ok_or(DeltaError::UnknownBaseline(snapshot.baseline))?
             .clone()
     };
-    for id in &snapshot.removed {
-        view.remove(id);
+    if !snapshot.removed.is_empty() {
+        view.retain(|(id, _)| !snapshot.removed.contains(id));
     }
     for state in &snapshot.entities {
-        view.insert(state.id, Seen::from_state(state));
+        let seen = Seen::from_state(state);
+        match view.binary_search_by_key(&state.id, |(id, _)| *id) {
+            Ok(at) => view[at].1 = seen,
+            Err(at) => view.insert(at, (state.id, seen)),
+        }
     }
     for change in &snapshot.changed {
-        let seen = view
-            .get_mut(&change.id)
-            .ok_or(DeltaError::UnknownEntity(change.id))?;
+        let at = view
+            .binary_search_by_key(&change.id, |(id, _)| *id)
+            .map_err(|_| DeltaError::UnknownEntity(change.id))?;
+        let seen = &mut view[at].1;
         seen.x_dm = seen.x_dm.wrapping_add(change.dx_dm);
         seen.y_dm = seen.y_dm.wrapping_add(change.dy_dm);
         if change.flags & flags::HP != 0 {
@@ -462,7 +476,7 @@ impl Baselines {
         self.sent
             .iter()
             .find(|(s, _)| *s == id)
-            .map(|(_, v)| v.iter().copied().collect())
+            .map(|(_, v)| v.clone())
     }
 }
 
