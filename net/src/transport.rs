@@ -12,6 +12,7 @@ use renet_netcode::{ConnectToken, NETCODE_KEY_BYTES, NETCODE_USER_DATA_BYTES};
 use tessera_sim::PlayerId;
 
 mod arrival;
+mod batch;
 mod client;
 pub mod packing;
 mod server;

@@ -21,6 +21,19 @@ pub fn enable(socket: &UdpSocket) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The standard library's form of an address the kernel gave.
+#[cfg(target_os = "linux")]
+pub fn socket_addr(address: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    address
+        .as_sockaddr_in()
+        .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+        .or_else(|| {
+            address
+                .as_sockaddr_in6()
+                .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+        })
+}
+
 /// Reads one datagram: its length, sender and arrival time (now, where the
 /// kernel gives no stamp).
 #[cfg(target_os = "linux")]
@@ -43,14 +56,8 @@ pub fn recv(
     .map_err(std::io::Error::from)?;
     let from = message
         .address
-        .and_then(|a| {
-            a.as_sockaddr_in()
-                .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
-                .or_else(|| {
-                    a.as_sockaddr_in6()
-                        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
-                })
-        })
+        .as_ref()
+        .and_then(socket_addr)
         .ok_or_else(|| std::io::Error::other("a datagram without a sender address"))?;
     let mut arrived = None;
     if let Ok(messages) = message.cmsgs() {

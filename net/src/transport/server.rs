@@ -13,12 +13,13 @@ use std::{
 
 use renet::{ConnectionConfig, RenetServer, ServerEvent};
 use renet_netcode::{ServerAuthentication, ServerConfig};
-use renetcode::{NETCODE_MAX_PACKET_BYTES, NetcodeServer, ServerResult};
+use renetcode::{NetcodeServer, ServerResult};
 use tessera_sim::PlayerId;
 
 use super::{
     ClientId, MAX_CLIENTS_PER_SOCKET, NetcodeKeys, ORDERED, RELIABLE, TransportError,
     TransportEvent, UNRELIABLE,
+    batch::{RecvBatch, SendBatch},
     packing::{AckGate, Entry, MAX_DIRECT, Packer, unpack},
     player_of, unix_now,
 };
@@ -48,6 +49,8 @@ struct Peer {
 /// the packet).
 struct Io {
     socket: UdpSocket,
+    /// Datagrams to send at the next [`ServerSocket::transmit`].
+    out: SendBatch,
     server: RenetServer,
     peers: HashMap<ClientId, Peer>,
     /// Clients with packets read since their messages were last taken.
@@ -55,10 +58,8 @@ struct Io {
 }
 
 impl Io {
-    fn send(&self, payload: &[u8], addr: SocketAddr) {
-        if let Err(error) = self.socket.send_to(payload, addr) {
-            tracing::debug!(%addr, %error, "udp send failed");
-        }
+    fn send(&mut self, payload: &[u8], addr: SocketAddr) {
+        self.out.push(addr, payload);
     }
 
     /// Does what a netcode result asks for: replies, payloads for renet or
@@ -135,7 +136,7 @@ pub struct ServerSocket {
     netcode: NetcodeServer,
     io: Io,
     bound: SocketAddr,
-    buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
+    incoming: RecvBatch,
     packer: Packer,
     last_update: Instant,
     last_walk: Instant,
@@ -171,12 +172,13 @@ impl ServerSocket {
             netcode: NetcodeServer::new(config),
             io: Io {
                 socket,
+                out: SendBatch::default(),
                 server: RenetServer::new(ConnectionConfig::default()),
                 peers: HashMap::new(),
                 active: Vec::new(),
             },
             bound,
-            buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
+            incoming: RecvBatch::default(),
             packer: Packer::default(),
             last_update: now,
             last_walk: now,
@@ -215,16 +217,22 @@ impl ServerSocket {
             self.last_walk = now;
         }
         loop {
-            match self.io.socket.recv_from(&mut self.buffer[..]) {
-                Ok((len, addr)) => {
-                    let result = self.netcode.process_packet(addr, &mut self.buffer[..len]);
-                    self.io.handle(result, messages);
-                }
+            let read = match self.incoming.recv(&self.io.socket) {
+                Ok(read) => read,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break,
                 // A client's ICMP "port unreachable" comes back as a reset.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
                 Err(e) => return Err(e.into()),
+            };
+            for index in 0..read {
+                if let Some((addr, datagram)) = self.incoming.get(index) {
+                    let result = self.netcode.process_packet(addr, datagram);
+                    self.io.handle(result, messages);
+                }
+            }
+            if read == 0 {
+                break;
             }
         }
         while let Some(event) = self.io.server.get_event() {
@@ -274,6 +282,7 @@ impl ServerSocket {
             }
         }
         self.io.active = still_active;
+        self.transmit();
         Ok(())
     }
 
@@ -323,17 +332,30 @@ impl ServerSocket {
             let result = self.netcode.disconnect(client);
             self.io.handle(result, &mut ignored);
         }
+        self.transmit();
     }
 
-    /// Sends everything queued, and renet's resends and acknowledgements.
+    /// Sends the datagrams built since the last call (flushes, replies to
+    /// handshakes and keep-alives): together, in as few system calls as
+    /// the platform allows. [`ServerSocket::receive`] ends with it; the
+    /// caller sends after flushing.
+    pub fn transmit(&mut self) {
+        if !self.io.out.is_empty() {
+            self.io.out.send(&self.io.socket);
+        }
+    }
+
+    /// Builds the datagrams for everything queued, and renet's resends and
+    /// acknowledgements (sent by [`ServerSocket::transmit`]).
     pub fn flush(&mut self) {
         for client in self.io.server.clients_id() {
             self.flush_peer(client, true);
         }
     }
 
-    /// Sends what is queued for one client only, in as few datagrams as
-    /// its renet packets and messages fit in.
+    /// Builds the datagrams for what is queued for one client only, as few
+    /// as its renet packets and messages fit in (sent by
+    /// [`ServerSocket::transmit`]).
     pub fn flush_client(&mut self, client: ClientId) {
         self.flush_peer(client, false);
     }
@@ -355,24 +377,10 @@ impl ServerSocket {
             Vec::new()
         };
         let now = Instant::now();
-        let (netcode, socket) = (&mut self.netcode, &self.io.socket);
-        let mut failed = false;
-        let mut emit = |payload: &[u8]| {
-            if failed {
-                return;
-            }
-            match netcode.generate_payload_packet(client, payload) {
-                Ok((addr, datagram)) => {
-                    if let Err(error) = socket.send_to(datagram, addr) {
-                        tracing::debug!(client, %addr, %error, "udp send failed");
-                        failed = true;
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(client, %error, "cannot encrypt a packet");
-                    failed = true;
-                }
-            }
+        let (netcode, out) = (&mut self.netcode, &mut self.io.out);
+        let mut emit = |payload: &[u8]| match netcode.generate_payload_packet(client, payload) {
+            Ok((addr, datagram)) => out.push(addr, datagram),
+            Err(error) => tracing::debug!(client, %error, "cannot encrypt a packet"),
         };
         for packet in &packets {
             if peer.gate.admit(packet, now) {

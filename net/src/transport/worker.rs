@@ -225,6 +225,8 @@ fn apply(socket: &mut ServerSocket, batch: Vec<Command>) {
             Command::DisconnectAll => socket.disconnect_all(),
         }
     }
+    // The whole pass's datagrams in batched system calls.
+    socket.transmit();
 }
 
 impl Drop for SocketWorker {

@@ -1,0 +1,277 @@
+//! Datagrams sent and read together.
+//!
+//! A tick hands a socket thread hundreds of snapshots at once, and a
+//! thousand clients send it twenty inputs a second each; on Linux they go
+//! through `sendmmsg(2)` and `recvmmsg(2)` calls of up to [`CHUNK`]
+//! datagrams instead of one system call each (STACK_NOTES: the syscalls
+//! are a large share of what UDP costs here). Elsewhere, one by one.
+
+use std::net::{SocketAddr, UdpSocket};
+
+use renetcode::NETCODE_MAX_PACKET_BYTES;
+
+/// Datagrams per `sendmmsg` or `recvmmsg` call.
+const CHUNK: usize = 64;
+
+/// Datagrams read by one [`RecvBatch::recv`].
+pub struct RecvBatch {
+    buffers: Vec<[u8; NETCODE_MAX_PACKET_BYTES]>,
+    /// Buffer index, length and sender of each datagram read.
+    read: Vec<(usize, usize, SocketAddr)>,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self {
+            buffers: vec![[0; NETCODE_MAX_PACKET_BYTES]; CHUNK],
+            read: Vec::with_capacity(CHUNK),
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Reads what is waiting, up to a chunk; how many datagrams that was
+    /// (an error of kind `WouldBlock` when nothing was).
+    pub fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        self.read.clear();
+        recv_into(socket, &mut self.buffers, &mut self.read)?;
+        Ok(self.read.len())
+    }
+
+    /// Datagram `index` of the last read: its sender and bytes.
+    pub fn get(&mut self, index: usize) -> Option<(SocketAddr, &mut [u8])> {
+        let &(buffer, len, from) = self.read.get(index)?;
+        Some((from, &mut self.buffers[buffer][..len]))
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn recv_into(
+    socket: &UdpSocket,
+    buffers: &mut [[u8; NETCODE_MAX_PACKET_BYTES]],
+    read: &mut Vec<(usize, usize, SocketAddr)>,
+) -> std::io::Result<()> {
+    use std::{cell::RefCell, io::IoSliceMut, os::fd::AsRawFd};
+
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+
+    thread_local! {
+        static HEADERS: RefCell<Option<MultiHeaders<SockaddrStorage>>> =
+            const { RefCell::new(None) };
+    }
+    HEADERS.with(|headers| {
+        let mut headers = headers.borrow_mut();
+        let headers = headers.get_or_insert_with(|| MultiHeaders::preallocate(CHUNK, None));
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
+            .iter_mut()
+            .map(|buffer| [IoSliceMut::new(&mut buffer[..])])
+            .collect();
+        let received = recvmmsg(
+            socket.as_raw_fd(),
+            headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(std::io::Error::from)?;
+        for (index, message) in received.enumerate() {
+            // A datagram whose sender cannot be named cannot be answered
+            // or matched to a client.
+            if let Some(from) = message
+                .address
+                .as_ref()
+                .and_then(super::arrival::socket_addr)
+            {
+                read.push((index, message.bytes, from));
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recv_into(
+    socket: &UdpSocket,
+    buffers: &mut [[u8; NETCODE_MAX_PACKET_BYTES]],
+    read: &mut Vec<(usize, usize, SocketAddr)>,
+) -> std::io::Result<()> {
+    let (len, from) = socket.recv_from(&mut buffers[0])?;
+    read.push((0, len, from));
+    Ok(())
+}
+
+/// Datagrams waiting to be sent, copied into one buffer.
+#[derive(Debug, Default)]
+pub struct SendBatch {
+    data: Vec<u8>,
+    /// Destination, start in `data`, length.
+    items: Vec<(SocketAddr, usize, usize)>,
+}
+
+impl SendBatch {
+    /// Queues a datagram.
+    pub fn push(&mut self, addr: SocketAddr, datagram: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(datagram);
+        self.items.push((addr, start, datagram.len()));
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Sends everything queued; returns how many datagrams were seen to be
+    /// dropped (a full socket buffer, an unreachable address). UDP promises
+    /// nothing more: what must arrive is resent by renet.
+    pub fn send(&mut self, socket: &UdpSocket) -> usize {
+        let dropped = send_all(socket, &self.data, &self.items);
+        self.data.clear();
+        self.items.clear();
+        dropped
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn send_all(socket: &UdpSocket, data: &[u8], items: &[(SocketAddr, usize, usize)]) -> usize {
+    use std::{cell::RefCell, io::IoSlice, os::fd::AsRawFd};
+
+    use nix::{
+        errno::Errno,
+        sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg},
+    };
+
+    thread_local! {
+        // Headers are reused (they cannot leave the thread that made them).
+        static HEADERS: RefCell<Option<MultiHeaders<SockaddrStorage>>> =
+            const { RefCell::new(None) };
+    }
+    HEADERS.with(|headers| {
+        let mut headers = headers.borrow_mut();
+        let headers = headers.get_or_insert_with(|| MultiHeaders::preallocate(CHUNK, None));
+        let no_control: [ControlMessage<'_>; 0] = [];
+        let mut dropped = 0;
+        let mut rest = items;
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(CHUNK)];
+            let slices: Vec<[IoSlice<'_>; 1]> = chunk
+                .iter()
+                .map(|&(_, start, len)| [IoSlice::new(&data[start..start + len])])
+                .collect();
+            let addrs: Vec<Option<SockaddrStorage>> = chunk
+                .iter()
+                .map(|(addr, ..)| Some(SockaddrStorage::from(*addr)))
+                .collect();
+            match sendmmsg(
+                socket.as_raw_fd(),
+                headers,
+                &slices,
+                &addrs,
+                no_control,
+                MsgFlags::empty(),
+            ) {
+                // The kernel sent the chunk, or stopped early at a datagram
+                // it could not send (a full buffer, an unreachable address)
+                // and dropped the rest. How many went is not read: nix
+                // reports it only through an iterator that reads address
+                // slots a send never fills. The loss is UDP's, which renet
+                // (reliable channels) and the next snapshot already cover.
+                Ok(_) => rest = &rest[chunk.len()..],
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    tracing::debug!(dropped = rest.len(), "udp send buffer full");
+                    dropped += rest.len();
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!(addr = %rest[0].0, %error, "udp send failed");
+                    dropped += 1;
+                    rest = &rest[1..];
+                }
+            }
+        }
+        dropped
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_all(socket: &UdpSocket, data: &[u8], items: &[(SocketAddr, usize, usize)]) -> usize {
+    let mut dropped = 0;
+    for &(addr, start, len) in items {
+        if let Err(error) = socket.send_to(&data[start..start + len], addr) {
+            tracing::debug!(%addr, %error, "udp send failed");
+            dropped += 1;
+        }
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn datagrams_are_read_in_chunks_with_their_senders() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        let senders: Vec<UdpSocket> = (0..2)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let total = CHUNK + 10;
+        for i in 0..total as u32 {
+            senders[i as usize % 2]
+                .send_to(&i.to_le_bytes(), receiver.local_addr().unwrap())
+                .unwrap();
+        }
+        let mut batch = RecvBatch::default();
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while seen.len() < total && std::time::Instant::now() < deadline {
+            let n = match batch.recv(&receiver) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            };
+            assert!(n <= CHUNK);
+            for index in 0..n {
+                let (from, bytes) = batch.get(index).unwrap();
+                let i = u32::from_le_bytes(bytes.try_into().unwrap());
+                assert_eq!(from, senders[i as usize % 2].local_addr().unwrap());
+                seen.push(i);
+            }
+        }
+        assert_eq!(seen, (0..total as u32).collect::<Vec<_>>());
+        let nothing = batch.recv(&receiver).unwrap_err();
+        assert_eq!(nothing.kind(), std::io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn every_datagram_reaches_its_own_destination_in_order() {
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let receivers: Vec<UdpSocket> = (0..3)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        for receiver in &receivers {
+            receiver
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+        }
+        let mut batch = SendBatch::default();
+        // More than one sendmmsg call's worth, spread over three sockets.
+        for i in 0..(2 * CHUNK + 5) as u32 {
+            let to = receivers[i as usize % 3].local_addr().unwrap();
+            batch.push(to, &i.to_le_bytes());
+        }
+        assert!(!batch.is_empty());
+        assert_eq!(batch.send(&sender), 0);
+        assert!(batch.is_empty());
+        let mut buffer = [0u8; 16];
+        for i in 0..(2 * CHUNK + 5) as u32 {
+            let (len, from) = receivers[i as usize % 3].recv_from(&mut buffer).unwrap();
+            assert_eq!(from, sender.local_addr().unwrap());
+            assert_eq!(&buffer[..len], &i.to_le_bytes());
+        }
+    }
+}
