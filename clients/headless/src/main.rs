@@ -8,6 +8,10 @@ use std::{
 use clap::Parser;
 use tessera_bot::loadtest::{LoadConfig, Report, Scenario, run};
 
+// A thousand bots decode and drop a snapshot each 20 times a second.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tessera-bot",
