@@ -232,6 +232,10 @@ pub const BASELINES_KEPT: usize = 8;
 /// avatar, sequence, framing), for budgeting.
 const HEADER_BYTES: usize = 32;
 
+/// The most one member costs in a snapshot (a whole entity state with
+/// every field at its widest, and its framing).
+const MAX_ENTRY_BYTES: usize = 64;
+
 /// Bits of a packed sort key that hold the member's index.
 const INDEX_BITS: u32 = 16;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
@@ -409,18 +413,23 @@ impl Baselines {
         }
         outcome.clear();
         outcome.resize(members.len(), Outcome::Absent);
-        // Usually everything fits: then priority changes nothing but the
-        // order on the wire, and the sort is skipped.
+        // When every member surely fits, priority changes nothing but the
+        // order on the wire, and the sort is skipped (a crowd over the
+        // budget goes straight to the sort: trying first would encode the
+        // members that fit twice).
         let (changed_before, entities_before, used_before) =
             (snapshot.changed.len(), snapshot.entities.len(), used);
-        let mut fits = true;
-        for (index, slot) in outcome.iter_mut().enumerate() {
-            match decide(index, members, olds, &mut used, budget, snapshot) {
-                Outcome::OldWaiting | Outcome::AbsentWaiting => {
-                    fits = false;
-                    break;
+        let mut fits = members.len() * MAX_ENTRY_BYTES <= budget.saturating_sub(used);
+        if fits {
+            for (index, slot) in outcome.iter_mut().enumerate() {
+                match decide(index, members, olds, &mut used, budget, snapshot) {
+                    // The bound was wrong; the sort below still decides.
+                    Outcome::OldWaiting | Outcome::AbsentWaiting => {
+                        fits = false;
+                        break;
+                    }
+                    decided => *slot = decided,
                 }
-                decided => *slot = decided,
             }
         }
         if !fits {
