@@ -5,6 +5,8 @@
 //! through `sendmmsg(2)` and `recvmmsg(2)` calls of up to [`CHUNK`]
 //! datagrams instead of one system call each (STACK_NOTES: the syscalls
 //! are a large share of what UDP costs here). Elsewhere, one by one.
+//! Sends use rustix, whose `sendmmsg` says how many went (nix's reports it
+//! only through an iterator that reads address slots a send never fills).
 
 use std::net::{SocketAddr, UdpSocket};
 
@@ -51,42 +53,37 @@ fn recv_into(
     buffers: &mut [[u8; NETCODE_MAX_PACKET_BYTES]],
     read: &mut Vec<(usize, usize, SocketAddr)>,
 ) -> std::io::Result<()> {
-    use std::{cell::RefCell, io::IoSliceMut, os::fd::AsRawFd};
+    use std::{io::IoSliceMut, os::fd::AsRawFd};
 
     use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 
-    thread_local! {
-        static HEADERS: RefCell<Option<MultiHeaders<SockaddrStorage>>> =
-            const { RefCell::new(None) };
-    }
-    HEADERS.with(|headers| {
-        let mut headers = headers.borrow_mut();
-        let headers = headers.get_or_insert_with(|| MultiHeaders::preallocate(CHUNK, None));
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
-            .iter_mut()
-            .map(|buffer| [IoSliceMut::new(&mut buffer[..])])
-            .collect();
-        let received = recvmmsg(
-            socket.as_raw_fd(),
-            headers,
-            slices.iter_mut(),
-            MsgFlags::MSG_DONTWAIT,
-            None,
-        )
-        .map_err(std::io::Error::from)?;
-        for (index, message) in received.enumerate() {
-            // A datagram whose sender cannot be named cannot be answered
-            // or matched to a client.
-            if let Some(from) = message
-                .address
-                .as_ref()
-                .and_then(super::arrival::socket_addr)
-            {
-                read.push((index, message.bytes, from));
-            }
+    // Fresh headers each call: nix leaves the kernel's last address length
+    // in reused ones, which would cut a longer address short.
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(CHUNK, None);
+    let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
+        .iter_mut()
+        .map(|buffer| [IoSliceMut::new(&mut buffer[..])])
+        .collect();
+    let received = recvmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map_err(std::io::Error::from)?;
+    for (index, message) in received.enumerate() {
+        // A datagram whose sender cannot be named cannot be answered or
+        // matched to a client.
+        if let Some(from) = message
+            .address
+            .as_ref()
+            .and_then(super::arrival::socket_addr)
+        {
+            read.push((index, message.bytes, from));
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -121,8 +118,8 @@ impl SendBatch {
         self.items.is_empty()
     }
 
-    /// Sends everything queued; returns how many datagrams were seen to be
-    /// dropped (a full socket buffer, an unreachable address). UDP promises
+    /// Sends everything queued; returns how many datagrams were dropped (a
+    /// buffer that stayed full, an unreachable address). UDP promises
     /// nothing more: what must arrive is resent by renet.
     pub fn send(&mut self, socket: &UdpSocket) -> usize {
         let dropped = send_all(socket, &self.data, &self.items);
@@ -132,66 +129,75 @@ impl SendBatch {
     }
 }
 
+/// How long a send waits for room in a full socket buffer before the rest
+/// of the pass is dropped.
+#[cfg(target_os = "linux")]
+const FULL_BUFFER_WAIT_MS: i64 = 5;
+
 #[cfg(target_os = "linux")]
 fn send_all(socket: &UdpSocket, data: &[u8], items: &[(SocketAddr, usize, usize)]) -> usize {
-    use std::{cell::RefCell, io::IoSlice, os::fd::AsRawFd};
+    use std::io::IoSlice;
 
-    use nix::{
-        errno::Errno,
-        sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg},
+    use rustix::{
+        event::{PollFd, PollFlags, Timespec, poll},
+        io::Errno,
+        net::{
+            MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, addr::SocketAddrArg, sendmmsg,
+        },
     };
 
-    thread_local! {
-        // Headers are reused (they cannot leave the thread that made them).
-        static HEADERS: RefCell<Option<MultiHeaders<SockaddrStorage>>> =
-            const { RefCell::new(None) };
-    }
-    HEADERS.with(|headers| {
-        let mut headers = headers.borrow_mut();
-        let headers = headers.get_or_insert_with(|| MultiHeaders::preallocate(CHUNK, None));
-        let no_control: [ControlMessage<'_>; 0] = [];
-        let mut dropped = 0;
-        let mut rest = items;
-        while !rest.is_empty() {
-            let chunk = &rest[..rest.len().min(CHUNK)];
-            let slices: Vec<[IoSlice<'_>; 1]> = chunk
-                .iter()
-                .map(|&(_, start, len)| [IoSlice::new(&data[start..start + len])])
-                .collect();
-            let addrs: Vec<Option<SockaddrStorage>> = chunk
-                .iter()
-                .map(|(addr, ..)| Some(SockaddrStorage::from(*addr)))
-                .collect();
-            match sendmmsg(
-                socket.as_raw_fd(),
-                headers,
-                &slices,
-                &addrs,
-                no_control,
-                MsgFlags::empty(),
-            ) {
-                // The kernel sent the chunk, or stopped early at a datagram
-                // it could not send (a full buffer, an unreachable address)
-                // and dropped the rest. How many went is not read: nix
-                // reports it only through an iterator that reads address
-                // slots a send never fills. The loss is UDP's, which renet
-                // (reliable channels) and the next snapshot already cover.
-                Ok(_) => rest = &rest[chunk.len()..],
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    tracing::debug!(dropped = rest.len(), "udp send buffer full");
+    let mut dropped = 0;
+    let mut rest = items;
+    while !rest.is_empty() {
+        let chunk = &rest[..rest.len().min(CHUNK)];
+        let addrs: Vec<SocketAddrAny> = chunk.iter().map(|(addr, ..)| addr.as_any()).collect();
+        let iovs: Vec<[IoSlice<'_>; 1]> = chunk
+            .iter()
+            .map(|&(_, start, len)| [IoSlice::new(&data[start..start + len])])
+            .collect();
+        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = chunk
+            .iter()
+            .map(|_| SendAncillaryBuffer::default())
+            .collect();
+        let mut messages: Vec<MMsgHdr<'_>> = addrs
+            .iter()
+            .zip(&iovs)
+            .zip(controls.iter_mut())
+            .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+            .collect();
+        match sendmmsg(socket, &mut messages, SendFlags::empty()) {
+            // The kernel stops early at a full buffer or at a datagram it
+            // cannot send; the loop goes on from there.
+            Ok(sent) if sent > 0 => rest = &rest[sent..],
+            Ok(_) => {
+                dropped += 1;
+                rest = &rest[1..];
+            }
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                // A full buffer (a burst of a tick's snapshots): wait a
+                // little for room rather than drop a pass's datagrams.
+                let mut fds = [PollFd::new(socket, PollFlags::OUT)];
+                let wait = Timespec {
+                    tv_sec: 0,
+                    tv_nsec: FULL_BUFFER_WAIT_MS * 1_000_000,
+                };
+                if !matches!(poll(&mut fds, Some(&wait)), Ok(n) if n > 0) {
+                    tracing::warn!(dropped = rest.len(), "udp send buffer stayed full");
                     dropped += rest.len();
                     break;
                 }
-                Err(error) => {
-                    tracing::debug!(addr = %rest[0].0, %error, "udp send failed");
-                    dropped += 1;
-                    rest = &rest[1..];
-                }
+            }
+            // The first datagram of the chunk could not be sent (an
+            // unreachable address, say): skip it, keep the others.
+            Err(error) => {
+                tracing::debug!(addr = %rest[0].0, %error, "udp send failed");
+                dropped += 1;
+                rest = &rest[1..];
             }
         }
-        dropped
-    })
+    }
+    dropped
 }
 
 #[cfg(not(target_os = "linux"))]

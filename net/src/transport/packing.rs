@@ -23,6 +23,9 @@ pub const PACK: u8 = 0xA5;
 
 /// renet's acknowledgement packet type (its first byte).
 const RENET_ACK: u8 = 4;
+/// renet's packet types that carry reliable messages (small, and a slice):
+/// only these wait for an acknowledgement.
+const RENET_RELIABLE: [u8; 2] = [0, 2];
 /// The highest packet type renet writes.
 const RENET_LAST_TYPE: u8 = 4;
 
@@ -190,7 +193,9 @@ impl Packer {
 /// and sends an acknowledgement on every flush while any range is pending,
 /// so two peers that flush 20 times a second acknowledge each other's
 /// acknowledgements 20 times a second forever. Only an acknowledgement of
-/// real data is needed at once (the peer's reliable channels wait for it);
+/// reliable data is needed at once (the peer's reliable channels wait for
+/// it; the sequence gaps the unsent ones leave matter only to renet's loss
+/// statistics, which nothing here reads);
 /// the rest go out every [`ACK_EVERY`], which is enough for renet to prune
 /// its pending ranges.
 #[derive(Debug, Default, Clone)]
@@ -202,7 +207,7 @@ pub struct AckGate {
 impl AckGate {
     /// Notes a renet packet received from the peer.
     pub fn received(&mut self, packet: &[u8]) {
-        if packet.first() != Some(&RENET_ACK) {
+        if packet.first().is_some_and(|t| RENET_RELIABLE.contains(t)) {
             self.owed = true;
         }
     }
@@ -281,10 +286,15 @@ mod tests {
             !gate.admit(&ack, now + Duration::from_millis(20)),
             "acks of acks wait"
         );
+        gate.received(&[1u8, 1]);
+        assert!(
+            !gate.admit(&ack, now + Duration::from_millis(25)),
+            "unreliable data waits for nothing"
+        );
         gate.received(&data);
         assert!(
             gate.admit(&ack, now + Duration::from_millis(30)),
-            "data is acknowledged at once"
+            "reliable data is acknowledged at once"
         );
         assert!(!gate.admit(&ack, now + Duration::from_millis(40)));
         assert!(

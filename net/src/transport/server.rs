@@ -96,6 +96,11 @@ impl Io {
     }
 
     fn payload(&mut self, client: ClientId, payload: &[u8], messages: &mut Messages) {
+        // renet drops a connection it has given up on (a bad packet, a
+        // kick) before netcode does: nothing more from it counts.
+        if !self.server.is_connected(client) {
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&client) else {
             return;
         };
