@@ -312,15 +312,13 @@ impl ClientSocket {
                 Err(e) => Err(TransportError::Netcode(e.to_string())),
             };
         };
-        for packet in &packets {
-            if self.gate.admit(packet, now) {
-                self.packer.renet(packet, &mut emit);
-            }
-        }
-        for message in self.outgoing.drain(..) {
-            self.packer.message(&message, &mut emit);
-        }
-        self.packer.finish(&mut emit);
+        self.packer.flush(
+            &mut self.gate,
+            now,
+            &packets,
+            self.outgoing.drain(..),
+            &mut emit,
+        );
         result
     }
 

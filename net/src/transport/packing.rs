@@ -178,6 +178,28 @@ impl Packer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Packs one flush of a connection: renet's `packets` that `gate`
+    /// lets through, then `messages`, handing over every pack (the last
+    /// one too).
+    pub fn flush(
+        &mut self,
+        gate: &mut AckGate,
+        now: Instant,
+        packets: &[Vec<u8>],
+        messages: impl IntoIterator<Item = Vec<u8>>,
+        emit: &mut impl FnMut(&[u8]),
+    ) {
+        for packet in packets {
+            if gate.admit(packet, now) {
+                self.renet(packet, emit);
+            }
+        }
+        for message in messages {
+            self.message(&message, emit);
+        }
+        self.finish(emit);
+    }
+
     /// Hands over the pack being filled, if any.
     pub fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
         if !self.buf.is_empty() {

@@ -387,14 +387,12 @@ impl ServerSocket {
             Ok((addr, datagram)) => out.push(addr, datagram),
             Err(error) => tracing::debug!(client, %error, "cannot encrypt a packet"),
         };
-        for packet in &packets {
-            if peer.gate.admit(packet, now) {
-                self.packer.renet(packet, &mut emit);
-            }
-        }
-        for message in peer.queued.drain(..) {
-            self.packer.message(&message, &mut emit);
-        }
-        self.packer.finish(&mut emit);
+        self.packer.flush(
+            &mut peer.gate,
+            now,
+            &packets,
+            peer.queued.drain(..),
+            &mut emit,
+        );
     }
 }
