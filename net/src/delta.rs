@@ -276,25 +276,26 @@ fn decide(
     snapshot: &mut proto::Snapshot,
 ) -> Outcome {
     let candidate = &members[index];
+    // Whether `cost` more bytes fit (the viewer always goes), taking them.
+    let mut take = |cost: usize| {
+        let fits = *used + cost + 2 <= budget || index == 0;
+        if fits {
+            *used += cost + 2;
+        }
+        fits
+    };
     match &olds[index] {
         Some(old) => match diff(candidate.id, old, &candidate.seen) {
             None => Outcome::Old,
-            Some(change) => {
-                let cost = change.encoded_len() + 2;
-                if *used + cost <= budget || index == 0 {
-                    *used += cost;
-                    snapshot.changed.push(change);
-                    Outcome::New
-                } else {
-                    Outcome::OldWaiting
-                }
+            Some(change) if take(change.encoded_len()) => {
+                snapshot.changed.push(change);
+                Outcome::New
             }
+            Some(_) => Outcome::OldWaiting,
         },
         None => {
             let state = candidate.seen.to_state(candidate.id);
-            let cost = state.encoded_len() + 2;
-            if *used + cost <= budget || index == 0 {
-                *used += cost;
+            if take(state.encoded_len()) {
                 snapshot.entities.push(state);
                 Outcome::New
             } else {
