@@ -192,11 +192,21 @@ async fn start_and_serve(
             tables: Some(tables.clone()),
             after_tick: Some(after_tick(
                 net.outgoing(),
-                flusher.sender(),
+                (
+                    flusher.sender(),
+                    persist::capture_ticks(
+                        tick_hz,
+                        Duration::from_millis(config.flush_interval_ms.max(1)),
+                    ),
+                ),
                 host.profiles.clone(),
                 host.teams.clone(),
                 presence.clone().map(|tx| (tx, world_id.clone())),
             )),
+            at_end: Some({
+                let to_store = flusher.sender();
+                Box::new(move |sim: &mut SimWorld| persist::hand_over_all(sim, &to_store))
+            }),
             ..Default::default()
         };
         if config.bots > 0 {
@@ -285,7 +295,7 @@ async fn start_and_serve(
 /// changed player data to the flush worker.
 fn after_tick(
     to_net: std::sync::mpsc::Sender<Vec<(tessera_sim::PlayerId, u8, Vec<u8>)>>,
-    to_store: ChangeSender,
+    (to_store, capture_ticks): (ChangeSender, u64),
     profiles: play::Profiles,
     teams: play::Teams,
     presence: Option<(
@@ -304,6 +314,6 @@ fn after_tick(
             }
         }
         forward(sim);
-        persist::hand_over(sim, &to_store);
+        persist::hand_over(sim, &to_store, capture_ticks);
     })
 }

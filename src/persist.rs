@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tessera_persistence::{
-    dirty::Dirty,
+    dirty::{self, Dirty},
     embedded::EmbeddedStore,
     flush::{Backend, ChangeSender, FlushSettings, Flusher},
     mongo::MongoStore,
@@ -49,9 +49,38 @@ pub async fn start(
     Ok(Flusher::start(backend, settings))
 }
 
-/// After a tick: hands the world's changed player data to the flush worker
-/// (a non-blocking send; the world never waits for a store).
-pub fn hand_over(sim: &mut SimWorld, to_store: &ChangeSender) {
+/// The most time between two captures of a world's changed player data
+/// (a crash loses at most this plus one flush interval). Reading every
+/// change at the tick rate cost a third of a crowded zone's tick.
+pub const CAPTURE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Ticks between two captures for a world at `tick_hz` whose changes are
+/// written every `flush_interval`: [`CAPTURE_EVERY`], or the flush
+/// interval when that is shorter.
+pub fn capture_ticks(tick_hz: u16, flush_interval: std::time::Duration) -> u64 {
+    let every = CAPTURE_EVERY.min(flush_interval);
+    ((every.as_millis() as u64 * u64::from(tick_hz)) / 1_000).max(1)
+}
+
+/// After a tick: every `every_ticks` ticks, captures the world's changed
+/// player data and hands it to the flush worker (a non-blocking send; the
+/// world never waits for a store). A tick in which players left hands over
+/// at once: their parts were captured as they went, and the flush worker
+/// writes them without waiting for its interval.
+pub fn hand_over(sim: &mut SimWorld, to_store: &ChangeSender, every_ticks: u64) {
+    if sim.tick().is_multiple_of(every_ticks.max(1)) {
+        dirty::capture(sim.world_mut());
+    }
+    send(sim, to_store);
+}
+
+/// When a world ends: captures and hands over everything still marked.
+pub fn hand_over_all(sim: &mut SimWorld, to_store: &ChangeSender) {
+    dirty::capture(sim.world_mut());
+    send(sim, to_store);
+}
+
+fn send(sim: &mut SimWorld, to_store: &ChangeSender) {
     if let Some(mut dirty) = sim.world_mut().get_resource_mut::<Dirty>()
         && (!dirty.players.is_empty() || !dirty.leaving.is_empty())
     {

@@ -136,6 +136,7 @@ fn what_the_node_records_replays_identically() {
         record: Some(store.sink()),
         tables: None,
         after_tick: None,
+        at_end: None,
     };
     let spec = WorldSpec {
         kind: "recorded".into(),

@@ -363,3 +363,51 @@ fn a_flooded_inbox_refuses_input_instead_of_growing_and_ticks_stay_bounded() {
     );
     scheduler.shutdown();
 }
+
+#[test]
+fn the_end_hook_runs_once_with_the_world_as_it_ended_however_it_ends() {
+    let (scheduler, events) = Scheduler::start(SchedulerConfig {
+        workers: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let (ended_tx, ended) = mpsc::channel();
+    let (tx, rx) = mpsc::channel();
+    let mut worlds = Vec::new();
+    for seed in [1, 2] {
+        let ended_tx = ended_tx.clone();
+        let handle = scheduler
+            .add_world(
+                SimWorld::new(spec(seed, 500)).unwrap(),
+                WorldOptions {
+                    observer: Some(tx.clone()),
+                    at_end: Some(Box::new(move |sim: &mut SimWorld| {
+                        let _ = ended_tx.send((seed, sim.tick()));
+                    })),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        worlds.push(handle);
+    }
+    collect(&rx, 2, 10, Duration::from_secs(20));
+    scheduler.end_world(worlds[0].id);
+    let NodeEvent::WorldEnded {
+        world,
+        last_tick: ended_at,
+        ..
+    } = events.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(world, worlds[0].id);
+    assert_eq!(
+        ended.recv_timeout(Duration::from_secs(10)).unwrap(),
+        (1, ended_at),
+        "an ended world's hook sees its last tick"
+    );
+    scheduler.shutdown();
+    let (seed, _) = ended.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(seed, 2, "shutdown ends the other world through its hook");
+    assert!(
+        ended.recv_timeout(Duration::from_millis(200)).is_err(),
+        "once per world"
+    );
+}

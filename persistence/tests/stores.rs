@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde_json::json;
 use tessera_persistence::{
-    dirty::{Dirty, PersistencePlugin},
+    dirty::{self, Dirty, PersistencePlugin},
     embedded::EmbeddedStore,
     flush::{Backend, FlushSettings, Flusher},
     mongo::MongoStore,
@@ -61,7 +61,7 @@ fn world_with_player() -> SimWorld {
 }
 
 fn drain(world: &mut SimWorld) -> BTreeMap<PlayerId, BTreeMap<String, serde_json::Value>> {
-    world.world_mut().resource_mut::<Dirty>().take()
+    dirty::take_all(world.world_mut())
 }
 
 #[tokio::test]
@@ -170,6 +170,70 @@ fn only_changed_components_are_marked() {
         world.world().resource::<Dirty>().marked,
         marked + 1,
         "one part written, counted"
+    );
+}
+
+fn walk_east(world: &mut SimWorld, ticks: u64) {
+    for seq in 1..=ticks {
+        world.push_input(
+            PlayerId(7),
+            Input::Move {
+                seq: seq as u32,
+                dir_x: 1,
+                dir_y: 0,
+            },
+        );
+        world.step();
+    }
+}
+
+fn position_x(parts: &BTreeMap<String, serde_json::Value>) -> i64 {
+    parts["position"]["x"]
+        .as_i64()
+        .expect("a position has an x")
+}
+
+#[test]
+fn changes_between_captures_are_read_once_with_their_newest_value() {
+    let mut world = world_with_player();
+    let joined_x = position_x(&drain(&mut world)[&PlayerId(7)]);
+    walk_east(&mut world, 5);
+    let dirty = world.world().resource::<Dirty>();
+    assert!(
+        dirty.players.is_empty() && dirty.has_stale(),
+        "a change marks its part; nothing is read before the capture"
+    );
+    let avatar = world
+        .world()
+        .resource::<tessera_sim::players::PlayerIndex>()
+        .get(PlayerId(7))
+        .unwrap();
+    let now = world
+        .world()
+        .get::<tessera_sim::movement::Position>(avatar)
+        .unwrap()
+        .x;
+    let parts = drain(&mut world).remove(&PlayerId(7)).unwrap();
+    assert_eq!(parts.keys().collect::<Vec<_>>(), vec!["position"]);
+    assert_eq!(position_x(&parts), i64::from(now), "the value at capture");
+    assert!(position_x(&parts) > joined_x, "the walk is in it");
+    assert!(drain(&mut world).is_empty(), "captured once");
+}
+
+#[test]
+fn an_avatar_that_goes_between_captures_is_captured_as_it_goes() {
+    let mut world = world_with_player();
+    let joined_x = position_x(&drain(&mut world)[&PlayerId(7)]);
+    walk_east(&mut world, 5);
+    world.push_input(PlayerId(7), Input::Leave);
+    world.step();
+    let dirty = world.world().resource::<Dirty>();
+    assert!(!dirty.has_stale(), "nothing of the leaver is left to read");
+    assert_eq!(dirty.leaving, vec![PlayerId(7)]);
+    let captured = &dirty.players[&PlayerId(7)];
+    assert!(
+        position_x(captured) > joined_x,
+        "the position walked to before leaving was read as the avatar went: {captured:?}"
     );
 }
 
@@ -317,6 +381,7 @@ async fn a_player_who_leaves_is_written_without_waiting_for_the_interval() {
         },
     );
     let mut world = world_with_player();
+    // As the node does between captures: only what was captured goes.
     let hand_over = |world: &mut SimWorld| {
         let mut dirty = world.world_mut().resource_mut::<Dirty>();
         let changes = dirty

@@ -168,6 +168,10 @@ pub struct WorldOptions {
     /// Runs on the worker after each tick (e.g. hands replication output to
     /// the net thread). Must not block.
     pub after_tick: Option<AfterTick>,
+    /// Runs on the worker when the world ends, whatever the reason, before
+    /// it is dropped (e.g. hands over changes not yet handed over; after a
+    /// panic the world is as the panicking tick left it). Must not block.
+    pub at_end: Option<AfterTick>,
 }
 
 /// See [`WorldOptions::after_tick`].

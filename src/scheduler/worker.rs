@@ -295,11 +295,20 @@ impl Worker {
 
     fn end(&mut self, slot: Slot, reason: EndReason) {
         let Slot {
-            id, sim, recording, ..
+            id,
+            mut sim,
+            recording,
+            mut options,
+            ..
         } = slot;
         let last_tick = sim.tick();
         if let Some(recording) = recording {
             recording.close();
+        }
+        if let Some(mut at_end) = options.at_end.take()
+            && catch_unwind(AssertUnwindSafe(|| at_end(&mut sim))).is_err()
+        {
+            tracing::error!(world = %id, "world panicked in its end hook");
         }
         // A world that panicked may panic again while dropping: contain that too.
         if catch_unwind(AssertUnwindSafe(move || drop(sim))).is_err() {
