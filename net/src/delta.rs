@@ -13,8 +13,6 @@
 
 use std::collections::VecDeque;
 
-use prost::Message;
-
 use crate::proto;
 
 /// What a client knows of one entity, at wire precision.
@@ -218,6 +216,8 @@ struct Scratch {
     /// Sort keys with a member index in their low bits.
     keys: Vec<u64>,
     outcome: Vec<Outcome>,
+    /// Ids that left the view.
+    removed: Vec<u64>,
 }
 
 thread_local! {
@@ -265,38 +265,37 @@ fn sort_by_id(members: &[Candidate], keys: &mut Vec<u64>, by_id: &mut Vec<u32>) 
     }
 }
 
+/// Snapshot fields the encoder writes (`proto::Snapshot`).
+mod field {
+    pub const ENTITIES: u32 = 5;
+    pub const BASELINE: u32 = 6;
+    pub const REMOVED: u32 = 7;
+    pub const CHANGED: u32 = 8;
+}
+
 /// Sends member `index` (whole if the baseline lacks it, as a change if it
-/// changed) when it fits in `budget`; the viewer (index 0) always goes.
+/// changed) when it fits in `budget`; the viewer (index 0) always goes. The
+/// entry is written to `out` as it is encoded in a `proto::Snapshot`, and
+/// costs exactly what it writes.
 fn decide(
     index: usize,
     members: &[Candidate],
     olds: &[Option<Seen>],
     used: &mut usize,
     budget: usize,
-    snapshot: &mut proto::Snapshot,
+    out: &mut Vec<u8>,
 ) -> Outcome {
     let candidate = &members[index];
-    // Whether `cost` more bytes fit (the viewer always goes), taking them.
-    let mut take = |cost: usize| {
-        let fits = *used + cost + 2 <= budget || index == 0;
-        if fits {
-            *used += cost + 2;
-        }
-        fits
-    };
+    let viewer = index == 0;
     match &olds[index] {
         Some(old) => match diff(candidate.id, old, &candidate.seen) {
             None => Outcome::Old,
-            Some(change) if take(change.encoded_len()) => {
-                snapshot.changed.push(change);
-                Outcome::New
-            }
+            Some(change) if put(field::CHANGED, &change, viewer, used, budget, out) => Outcome::New,
             Some(_) => Outcome::OldWaiting,
         },
         None => {
             let state = candidate.seen.to_state(candidate.id);
-            if take(state.encoded_len()) {
-                snapshot.entities.push(state);
+            if put(field::ENTITIES, &state, viewer, used, budget, out) {
                 Outcome::New
             } else {
                 // Not in view yet: it enters when there is room.
@@ -304,6 +303,30 @@ fn decide(
             }
         }
     }
+}
+
+/// Writes `entry` as field `tag` when it fits in `budget` (the viewer's
+/// always goes): its length is worked out once, for the budget and the
+/// prefix alike.
+fn put<M: prost::Message>(
+    tag: u32,
+    entry: &M,
+    viewer: bool,
+    used: &mut usize,
+    budget: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    let len = entry.encoded_len();
+    let cost =
+        prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len;
+    let fits = *used + cost <= budget || viewer;
+    if fits {
+        *used += cost;
+        prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, out);
+        prost::encoding::encode_varint(len as u64, out);
+        entry.encode_raw(out);
+    }
+    fits
 }
 
 impl Baselines {
@@ -336,18 +359,20 @@ impl Baselines {
     /// Snapshot `id`'s entities: against the acknowledged view when there is
     /// one, within `budget` bytes. `candidates`: the viewer first, then the
     /// entities in reach, at most `max_entities` in all (the first ones).
-    /// Fills `snapshot`'s `baseline`, `entities`, `removed` and `changed`.
+    /// Appends to `out` the encoded `proto::Snapshot` fields `baseline`,
+    /// `entities`, `removed` and `changed` (the caller adds the others):
+    /// written as decided, so no entry is encoded twice.
     pub fn encode(
         &mut self,
         id: u32,
         candidates: &[Candidate],
         max_entities: usize,
         budget: usize,
-        snapshot: &mut proto::Snapshot,
+        out: &mut Vec<u8>,
     ) {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            self.encode_with(id, candidates, max_entities, budget, snapshot, &mut scratch);
+            self.encode_with(id, candidates, max_entities, budget, out, &mut scratch);
         });
     }
 
@@ -357,7 +382,7 @@ impl Baselines {
         candidates: &[Candidate],
         max_entities: usize,
         budget: usize,
-        snapshot: &mut proto::Snapshot,
+        out: &mut Vec<u8>,
         scratch: &mut Scratch,
     ) {
         let mut view = std::mem::take(&mut self.spare);
@@ -366,7 +391,10 @@ impl Baselines {
         waiting.clear();
         let empty = SentView::new();
         let (baseline, base) = self.base().map_or((0, &empty), |(b, v)| (b, v));
-        snapshot.baseline = baseline;
+        let start = out.len();
+        if baseline != 0 {
+            prost::encoding::uint32::encode(field::BASELINE, &baseline, out);
+        }
         // A view is far smaller than the index bits of a sort key allow.
         let members = &candidates[..candidates
             .len()
@@ -378,7 +406,9 @@ impl Baselines {
             waits,
             keys,
             outcome,
+            removed,
         } = scratch;
+        removed.clear();
         sort_by_id(members, keys, by_id);
         // One walk in id order over the members, the baseline and the
         // waiting list (all sorted by id): each member's old state and how
@@ -387,14 +417,12 @@ impl Baselines {
         olds.resize(members.len(), None);
         waits.clear();
         waits.resize(members.len(), 0);
-        let mut used = HEADER_BYTES;
         let (mut b, mut w) = (0, 0);
         for &index in by_id.iter() {
             let member = members[index as usize].id;
             // Leavers first: cheap, and a stale entity is worse than none.
             while b < base.len() && base[b].0 < member {
-                snapshot.removed.push(base[b].0);
-                used += 1 + prost::encoding::encoded_len_varint(base[b].0);
+                removed.push(base[b].0);
                 b += 1;
             }
             if b < base.len() && base[b].0 == member {
@@ -408,22 +436,22 @@ impl Baselines {
                 waits[index as usize] = self.waiting[w].1;
             }
         }
-        for (old, _) in &base[b..] {
-            snapshot.removed.push(*old);
-            used += 1 + prost::encoding::encoded_len_varint(*old);
+        removed.extend(base[b..].iter().map(|(old, _)| *old));
+        if !removed.is_empty() {
+            prost::encoding::uint64::encode_packed(field::REMOVED, removed, out);
         }
+        let mut used = HEADER_BYTES + (out.len() - start);
         outcome.clear();
         outcome.resize(members.len(), Outcome::Absent);
         // When every member surely fits, priority changes nothing but the
         // order on the wire, and the sort is skipped (a crowd over the
         // budget goes straight to the sort: trying first would encode the
         // members that fit twice).
-        let (changed_before, entities_before, used_before) =
-            (snapshot.changed.len(), snapshot.entities.len(), used);
+        let (written_before, used_before) = (out.len(), used);
         let mut fits = members.len() * MAX_ENTRY_BYTES <= budget.saturating_sub(used);
         if fits {
             for (index, slot) in outcome.iter_mut().enumerate() {
-                match decide(index, members, olds, &mut used, budget, snapshot) {
+                match decide(index, members, olds, &mut used, budget, out) {
                     // The bound was wrong; the sort below still decides.
                     Outcome::OldWaiting | Outcome::AbsentWaiting => {
                         fits = false;
@@ -434,8 +462,7 @@ impl Baselines {
             }
         }
         if !fits {
-            snapshot.changed.truncate(changed_before);
-            snapshot.entities.truncate(entities_before);
+            out.truncate(written_before);
             used = used_before;
             // By priority: distance, shrunk by how long a change has
             // waited; the viewer first. Priority and index packed in one
@@ -452,7 +479,7 @@ impl Baselines {
             keys.sort_unstable();
             for &key in keys.iter() {
                 let index = (key & INDEX_MASK) as usize;
-                outcome[index] = decide(index, members, olds, &mut used, budget, snapshot);
+                outcome[index] = decide(index, members, olds, &mut used, budget, out);
             }
         }
         // The view and the waiting list, in id order as they are kept.
@@ -494,6 +521,7 @@ impl Baselines {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use prost::Message;
 
     fn seen(x: i32, y: i32, hp: u32) -> Seen {
         Seen {
@@ -505,6 +533,21 @@ mod tests {
             dead: hp == 0,
             player: 0,
         }
+    }
+
+    /// What a client gets: the encoder's fields, decoded as a snapshot.
+    fn encode(
+        server: &mut Baselines,
+        id: u32,
+        states: &[(u64, Seen)],
+        max_entities: usize,
+        budget: usize,
+    ) -> proto::Snapshot {
+        let mut out = Vec::new();
+        server.encode(id, &candidates(states), max_entities, budget, &mut out);
+        let snapshot =
+            proto::Snapshot::decode(&out[..]).expect("the encoder writes a snapshot's fields");
+        proto::Snapshot { id, ..snapshot }
     }
 
     fn candidates(states: &[(u64, Seen)]) -> Vec<Candidate> {
@@ -543,8 +586,7 @@ mod tests {
                         states.push((offset + e + 1, seen(x, y, hp)));
                     }
                 }
-                let mut snapshot = proto::Snapshot { id, ..Default::default() };
-                server.encode(id, &candidates(&states), 8, budget, &mut snapshot);
+                let snapshot = encode(&mut server, id, &states, 8, budget);
                 if !delivered {
                     continue;
                 }
@@ -571,11 +613,7 @@ mod tests {
             for (_, s) in states.iter_mut() {
                 s.y_dm += 1;
             }
-            let mut snapshot = proto::Snapshot {
-                id: tick,
-                ..Default::default()
-            };
-            server.encode(tick, &candidates(&states), 64, 120, &mut snapshot);
+            let snapshot = encode(&mut server, tick, &states, 64, 120);
             assert!(
                 snapshot.encoded_len() <= 120 + 24,
                 "{} bytes",

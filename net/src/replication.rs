@@ -57,8 +57,8 @@ pub struct Replication {
     pub bytes_per_sec: u64,
     next_snapshot: u32,
     clients: BTreeMap<PlayerId, Baselines>,
-    /// A snapshot's lists, emptied and reused for the next viewer.
-    spare: proto::Snapshot,
+    /// A snapshot's encoding, reused for the next viewer.
+    body: Vec<u8>,
 }
 
 /// Where this world's refusals are counted.
@@ -122,7 +122,7 @@ impl Plugin for ReplicationPlugin {
                 bytes_per_sec: self.bytes_per_sec,
                 next_snapshot: 0,
                 clients: BTreeMap::new(),
-                spare: proto::Snapshot::default(),
+                body: Vec::new(),
             })
             .add_systems(
                 TickSchedule,
@@ -138,24 +138,21 @@ fn message(body: Body) -> Vec<u8> {
     encode_server(&proto::ServerMessage { body: Some(body) })
 }
 
-/// An empty snapshot that keeps `used`'s list capacity (a viewer in a
-/// crowd is encoded 20 times a second).
-fn recycle(used: proto::Snapshot) -> proto::Snapshot {
-    let proto::Snapshot {
-        mut entities,
-        mut removed,
-        mut changed,
-        ..
-    } = used;
-    entities.clear();
-    removed.clear();
-    changed.clear();
-    proto::Snapshot {
-        entities,
-        removed,
-        changed,
-        ..Default::default()
-    }
+/// `ServerMessage.snapshot`'s field number.
+const SERVER_SNAPSHOT: u32 = 11;
+
+/// A `ServerMessage` whose body is field `field` holding the encoded
+/// message `body`.
+fn frame(field: u32, body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(body.len() + 6);
+    prost::encoding::encode_key(
+        field,
+        prost::encoding::WireType::LengthDelimited,
+        &mut message,
+    );
+    prost::encoding::encode_varint(body.len() as u64, &mut message);
+    message.extend_from_slice(body);
+    message
 }
 
 fn owner(id: SimId, ids: &SimIds, players: &Query<&Player>) -> Option<PlayerId> {
@@ -472,29 +469,51 @@ pub fn snapshots(
                 });
             }
         }
-        let spare = std::mem::take(&mut replication.spare);
-        let mut snapshot = proto::Snapshot {
-            id: replication.next_snapshot,
-            tick: tick.0,
-            avatar: id.0,
-            last_input_seq: last_seq.0,
-            ..recycle(spare)
-        };
+        // The snapshot is written as its fields are decided (see
+        // `Baselines::encode`), then framed as a `ServerMessage`.
+        let body = &mut replication.body;
+        body.clear();
+        let snapshot = replication.next_snapshot;
+        prost::encoding::uint32::encode(1, &snapshot, body);
+        prost::encoding::uint64::encode(2, &tick.0, body);
+        prost::encoding::uint64::encode(3, &id.0, body);
+        if last_seq.0 != 0 {
+            prost::encoding::uint32::encode(4, &last_seq.0, body);
+        }
         replication.clients.entry(player.0).or_default().encode(
-            snapshot.id,
+            snapshot,
             &candidates,
             max_entities,
             budget,
-            &mut snapshot,
+            body,
         );
-        let mut message = proto::ServerMessage {
-            body: Some(Body::Snapshot(snapshot)),
-        };
         outgoing
             .0
-            .push((player.0, UNRELIABLE, encode_server(&message)));
-        if let Some(Body::Snapshot(snapshot)) = message.body.take() {
-            replication.spare = snapshot;
-        }
+            .push((player.0, UNRELIABLE, frame(SERVER_SNAPSHOT, body)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    #[test]
+    fn a_framed_snapshot_is_the_server_message_prost_would_write() {
+        let snapshot = proto::Snapshot {
+            id: 7,
+            tick: 300,
+            avatar: 12,
+            last_input_seq: 41,
+            baseline: 5,
+            removed: vec![3, 1 << 40],
+            ..Default::default()
+        };
+        let expected = encode_server(&proto::ServerMessage {
+            body: Some(Body::Snapshot(snapshot.clone())),
+        });
+        let framed = frame(SERVER_SNAPSHOT, &snapshot.encode_to_vec());
+        assert_eq!(framed, expected);
     }
 }
