@@ -110,6 +110,16 @@ impl Dirty {
         std::mem::take(&mut self.leaving)
     }
 
+    /// Adds values read from avatars to what waits for the host.
+    fn keep(&mut self, captured: Vec<(PlayerId, &'static str, serde_json::Value)>) {
+        for (player, key, value) in captured {
+            self.players
+                .entry(player)
+                .or_default()
+                .insert(key.to_string(), value);
+        }
+    }
+
     /// Whether parts are marked and not captured yet.
     pub fn has_stale(&self) -> bool {
         !self.stale.is_empty()
@@ -129,14 +139,7 @@ pub fn capture(world: &mut World) {
         return;
     }
     let captured = read_stale(world, stale);
-    let mut dirty = world.resource_mut::<Dirty>();
-    for (player, key, value) in captured {
-        dirty
-            .players
-            .entry(player)
-            .or_default()
-            .insert(key.to_string(), value);
-    }
+    world.resource_mut::<Dirty>().keep(captured);
 }
 
 /// Captures, then takes everything captured (see [`Dirty::take`]).
@@ -217,14 +220,7 @@ fn capture_going(going: On<Remove<Player>>, mut world: DeferredWorld) {
         None => return,
     };
     let captured = read_stale(&world, [(player, stale)]);
-    let mut dirty = world.resource_mut::<Dirty>();
-    for (player, key, value) in captured {
-        dirty
-            .players
-            .entry(player)
-            .or_default()
-            .insert(key.to_string(), value);
-    }
+    world.resource_mut::<Dirty>().keep(captured);
 }
 
 /// Registers the persisted components.
