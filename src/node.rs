@@ -306,6 +306,10 @@ fn after_tick(
     let mut forward = play::forward_output(to_net);
     Box::new(move |sim: &mut SimWorld| {
         play::observe_zone(sim, &profiles, &teams);
+        // Changes first: a `Left` makes the cluster flush the player and
+        // release their route, and the flush must find the leaver's last
+        // parts (captured as the avatar went) already queued ahead of it.
+        persist::hand_over(sim, &to_store, capture_ticks);
         if let Some((tx, world)) = &presence {
             let events = sim.world().resource::<tessera_sim::Outbox>().events();
             let world = world.load(std::sync::atomic::Ordering::Relaxed);
@@ -314,6 +318,5 @@ fn after_tick(
             }
         }
         forward(sim);
-        persist::hand_over(sim, &to_store, capture_ticks);
     })
 }
