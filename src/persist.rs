@@ -95,3 +95,107 @@ fn send(sim: &mut SimWorld, to_store: &ChangeSender) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tessera_persistence::{dirty::PersistencePlugin, flush::FlushSettings};
+    use tessera_sim::{Input, PlayerId, WorldSpec};
+
+    use super::*;
+
+    #[test]
+    fn captures_come_every_250_ms_or_every_flush_when_that_is_sooner() {
+        assert_eq!(capture_ticks(20, Duration::from_secs(1)), 5);
+        assert_eq!(capture_ticks(20, Duration::from_millis(100)), 2);
+        assert_eq!(
+            capture_ticks(1, Duration::from_secs(1)),
+            1,
+            "at least every tick"
+        );
+    }
+
+    fn stale(sim: &SimWorld) -> bool {
+        sim.world().resource::<Dirty>().has_stale()
+    }
+
+    #[tokio::test]
+    async fn marked_parts_reach_the_store_at_a_due_tick_and_when_the_world_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(&dir.path().join("players.redb")).unwrap());
+        let flusher = Flusher::start(
+            Backend::Embedded(store.clone()),
+            FlushSettings {
+                interval: Duration::from_secs(3600),
+                ..FlushSettings::default()
+            },
+        );
+        let to_store = flusher.sender();
+        let mut sim = SimWorld::build(
+            WorldSpec {
+                seed: 1,
+                tick_hz: 20,
+                ..WorldSpec::default()
+            },
+            |app| {
+                app.add_plugins(PersistencePlugin);
+            },
+        )
+        .unwrap();
+        sim.set_tables(Arc::new(tessera_tables::generate::default_tables()));
+        sim.push_input(
+            PlayerId(7),
+            Input::Join {
+                class: "mage".into(),
+            },
+        );
+        let every = capture_ticks(20, Duration::from_secs(1));
+        // Ticks 1-4: marked, not read, nothing written.
+        while sim.tick() < every - 1 {
+            sim.step();
+            hand_over(&mut sim, &to_store, every);
+            assert!(stale(&sim), "tick {}: read before it was due", sim.tick());
+        }
+        flusher.flush_now().await.unwrap();
+        assert!(store.load(7).unwrap().is_none());
+        sim.step();
+        hand_over(&mut sim, &to_store, every);
+        assert!(
+            !stale(&sim),
+            "tick {}: due, read and handed over",
+            sim.tick()
+        );
+        flusher.flush_now().await.unwrap();
+        assert_eq!(store.load(7).unwrap().unwrap().parts["class"], "mage");
+        // A move after the capture, then the world ends before the next one.
+        sim.push_input(
+            PlayerId(7),
+            Input::Move {
+                seq: 1,
+                dir_x: 1,
+                dir_y: 0,
+            },
+        );
+        sim.step();
+        hand_over(&mut sim, &to_store, every);
+        assert!(stale(&sim));
+        hand_over_all(&mut sim, &to_store);
+        flusher.flush_now().await.unwrap();
+        let avatar = sim
+            .world()
+            .resource::<tessera_sim::players::PlayerIndex>()
+            .get(PlayerId(7))
+            .unwrap();
+        let x = sim
+            .world()
+            .get::<tessera_sim::movement::Position>(avatar)
+            .unwrap()
+            .x;
+        assert_eq!(
+            store.load(7).unwrap().unwrap().parts["position"]["x"],
+            i64::from(x),
+            "the end hands over the last position"
+        );
+    }
+}

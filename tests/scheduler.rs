@@ -114,7 +114,18 @@ fn a_panicking_world_ends_alone_and_the_others_keep_ticking() {
             .add_systems(TickSchedule, panic_at.in_set(TickSystems::Combat));
     })
     .unwrap();
-    let bad = scheduler.add_world(bad, WorldOptions::default()).unwrap();
+    let (ended_tx, ended) = mpsc::channel();
+    let bad = scheduler
+        .add_world(
+            bad,
+            WorldOptions {
+                at_end: Some(Box::new(move |sim: &mut SimWorld| {
+                    let _ = ended_tx.send(sim.tick());
+                })),
+                ..WorldOptions::default()
+            },
+        )
+        .unwrap();
     let good = scheduler
         .add_world(
             SimWorld::new(spec(2, 200)).unwrap(),
@@ -140,6 +151,11 @@ fn a_panicking_world_ends_alone_and_the_others_keep_ticking() {
         }
         other => panic!("unexpected event {other:?}"),
     }
+    assert_eq!(
+        ended.recv_timeout(Duration::from_secs(10)).unwrap(),
+        20,
+        "a panicked world's end hook still runs, on the world as it panicked"
+    );
     // The good world, on the same worker thread, keeps going well past that.
     let ticks = collect(&rx, 1, 100, Duration::from_secs(20));
     assert!(ticks[&good.id].len() >= 100);
@@ -365,7 +381,7 @@ fn a_flooded_inbox_refuses_input_instead_of_growing_and_ticks_stay_bounded() {
 }
 
 #[test]
-fn the_end_hook_runs_once_with_the_world_as_it_ended_however_it_ends() {
+fn the_end_hook_runs_once_when_a_world_is_ended_or_the_node_shuts_down() {
     let (scheduler, events) = Scheduler::start(SchedulerConfig {
         workers: 1,
         ..Default::default()
