@@ -72,6 +72,10 @@ fn step(world: &mut SimWorld, acks: &AckBoard, seq: &mut u32) -> std::time::Dura
     let started = Instant::now();
     world.step();
     let took = started.elapsed();
+    // A node's worker drains the tick's events after every tick; left in
+    // the outbox, the `Joined` of the first tick would make replication
+    // forget every viewer's baselines on every tick (full snapshots only).
+    world.drain_events();
     let sent = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
     for (player, _, bytes) in sent {
         if let Ok(message) = tessera_net::codec::decode_server(&bytes)
