@@ -47,6 +47,18 @@ pub enum TransportError {
     Netcode(String),
 }
 
+/// renet's reliable channels among `channels`, each with its memory: a
+/// channel with less available holds unacknowledged messages, which renet
+/// may have to resend (so only then is it worth asking renet for packets
+/// with nothing new queued).
+fn reliable_memory(channels: &[renet::ChannelConfig]) -> Vec<(u8, usize)> {
+    channels
+        .iter()
+        .filter(|c| c.channel_id == RELIABLE || c.channel_id == ORDERED)
+        .map(|c| (c.channel_id, c.max_memory_usage_bytes))
+        .collect()
+}
+
 /// 32 bytes from a cryptographic RNG (keys, session ids, client ids).
 pub fn random_bytes() -> [u8; 32] {
     renet_netcode::generate_random_bytes()

@@ -83,16 +83,18 @@ pub struct ClientSocket {
     last_arrival: Option<SystemTime>,
     /// Messages given to renet since its packets were last taken.
     renet_queued: bool,
-    /// When renet's packets were last taken whatever the need.
+    /// When renet's packets were last considered whatever was queued.
     last_full: Instant,
+    /// Each reliable channel and its memory ([`super::reliable_memory`]).
+    reliable_memory: Vec<(u8, usize)>,
 }
 
 /// How often renet's clocks (resends, slice expiry) are advanced: a load
 /// tool pumps each of its connections every few milliseconds.
 const RENET_UPDATE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// How often renet is asked for its packets (resends, acknowledgements
-/// nobody waits for) even with nothing new for it.
+/// How often renet is asked for its packets with nothing new for it, when
+/// it may have resends or the periodic acknowledgement is due.
 const FULL_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl ClientSocket {
@@ -109,8 +111,10 @@ impl ClientSocket {
         let netcode =
             NetcodeClient::new(unix_now(), ClientAuthentication::Secure { connect_token })
                 .map_err(|e| TransportError::Netcode(e.to_string()))?;
+        let channels = ConnectionConfig::default();
+        let reliable_memory = super::reliable_memory(&channels.client_channels_config);
         Ok(Self {
-            client: RenetClient::new(ConnectionConfig::default()),
+            client: RenetClient::new(channels),
             netcode,
             socket,
             buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
@@ -125,6 +129,7 @@ impl ClientSocket {
             last_arrival: None,
             renet_queued: false,
             last_full: Instant::now(),
+            reliable_memory,
         })
     }
 
@@ -286,10 +291,21 @@ impl ClientSocket {
         }
         let now = Instant::now();
         let full = now >= self.last_full + FULL_FLUSH;
-        let packets = if full || self.renet_queued || self.gate.owed() {
-            if full {
-                self.last_full = now;
-            }
+        if full {
+            self.last_full = now;
+        }
+        let (client, reliable) = (&self.client, &self.reliable_memory);
+        let resend = || {
+            reliable
+                .iter()
+                .any(|&(channel, memory)| client.channel_available_memory(channel) < memory)
+        };
+        // Asking renet builds an acknowledgement every time, thrown away
+        // when not due: with a thousand connections that adds up.
+        let packets = if self.renet_queued
+            || self.gate.owed()
+            || (full && (self.gate.wants_ack(now) || resend()))
+        {
             self.renet_queued = false;
             self.client.get_packets_to_send()
         } else {

@@ -239,13 +239,18 @@ impl AckGate {
         self.owed
     }
 
+    /// Whether an acknowledgement would go out at `now`: one is owed, or
+    /// the periodic one is due.
+    pub fn wants_ack(&self, now: Instant) -> bool {
+        self.owed || self.last.is_none_or(|last| now >= last + ACK_EVERY)
+    }
+
     /// Whether renet's outgoing `packet` should be sent.
     pub fn admit(&mut self, packet: &[u8], now: Instant) -> bool {
         if packet.first() != Some(&RENET_ACK) {
             return true;
         }
-        let due = self.last.is_none_or(|last| now >= last + ACK_EVERY);
-        if self.owed || due {
+        if self.wants_ack(now) {
             self.owed = false;
             self.last = Some(now);
             true
@@ -323,6 +328,30 @@ mod tests {
             gate.admit(&ack, now + Duration::from_millis(300)),
             "and the rest every 250 ms"
         );
+    }
+
+    /// A socket skips asking renet for packets when no acknowledgement
+    /// would go out, so `wants_ack` must say exactly what `admit` would.
+    #[test]
+    fn an_acknowledgement_is_wanted_exactly_when_one_would_be_admitted() {
+        let now = Instant::now();
+        let ack = [RENET_ACK, 0];
+        let mut gate = AckGate::default();
+        for (ms, received) in [
+            (0, None),
+            (10, None),
+            (20, Some(0u8)),
+            (30, None),
+            (280, None),
+        ] {
+            let at = now + Duration::from_millis(ms);
+            if let Some(kind) = received {
+                gate.received(&[kind, 1]);
+            }
+            let wanted = gate.wants_ack(at);
+            assert_eq!(wanted, gate.admit(&ack, at), "at {ms} ms");
+            assert_eq!(wanted, [0, 20, 280].contains(&ms), "at {ms} ms");
+        }
     }
 
     proptest! {

@@ -43,6 +43,11 @@ struct Peer {
     active: bool,
     /// Messages given to renet since its packets were last taken.
     renet_queued: bool,
+    /// renet has given up on the connection (a bad packet, a kick, a full
+    /// channel): nothing more from or to it counts. Kept here so that the
+    /// per-datagram and per-message checks need no lookup in renet's map
+    /// of connections (a cache miss each, at thousands of clients).
+    dropped: bool,
 }
 
 /// The parts a received packet touches (apart from netcode, which lends
@@ -55,6 +60,8 @@ struct Io {
     peers: HashMap<ClientId, Peer>,
     /// Clients with packets read since their messages were last taken.
     active: Vec<ClientId>,
+    /// Each reliable channel and its memory ([`super::reliable_memory`]).
+    reliable_memory: Vec<(u8, usize)>,
 }
 
 impl Io {
@@ -96,12 +103,8 @@ impl Io {
     }
 
     fn payload(&mut self, client: ClientId, payload: &[u8], messages: &mut Messages) {
-        // renet drops a connection it has given up on (a bad packet, a
-        // kick) before netcode does: nothing more from it counts.
-        if !self.server.is_connected(client) {
-            return;
-        }
-        let Some(peer) = self.peers.get_mut(&client) else {
+        // renet drops a connection it has given up on before netcode does.
+        let Some(peer) = self.peers.get_mut(&client).filter(|peer| !peer.dropped) else {
             return;
         };
         let entries = match unpack(payload) {
@@ -111,16 +114,19 @@ impl Io {
                 return;
             }
         };
-        if !peer.active {
-            peer.active = true;
-            self.active.push(client);
-        }
         for entry in entries {
             match entry {
                 Entry::Renet(packet) => {
                     peer.gate.received(packet);
                     if let Err(error) = self.server.process_packet_from(packet, client) {
                         tracing::debug!(client, %error, "bad renet packet");
+                    }
+                    peer.dropped = !self.server.is_connected(client);
+                    // Only renet packets can leave messages in renet (most
+                    // datagrams carry inputs and pings in packs alone).
+                    if !peer.active {
+                        peer.active = true;
+                        self.active.push(client);
                     }
                 }
                 // All of them, however many: the datagram is already read
@@ -173,14 +179,17 @@ impl ServerSocket {
         };
         socket.set_nonblocking(true)?;
         let now = Instant::now();
+        let channels = ConnectionConfig::default();
+        let reliable_memory = super::reliable_memory(&channels.server_channels_config);
         Ok(Self {
             netcode: NetcodeServer::new(config),
             io: Io {
                 socket,
                 out: SendBatch::default(),
-                server: RenetServer::new(ConnectionConfig::default()),
+                server: RenetServer::new(channels),
                 peers: HashMap::new(),
                 active: Vec::new(),
+                reliable_memory,
             },
             bound,
             incoming: RecvBatch::default(),
@@ -307,10 +316,7 @@ impl ServerSocket {
 
     /// Queues `bytes` for `client` on `channel`.
     pub fn send(&mut self, client: ClientId, channel: u8, bytes: Vec<u8>) {
-        if !self.io.server.is_connected(client) {
-            return;
-        }
-        match self.io.peers.get_mut(&client) {
+        match self.io.peers.get_mut(&client).filter(|peer| !peer.dropped) {
             Some(peer) if channel == UNRELIABLE && bytes.len() <= MAX_DIRECT => {
                 if peer.queued.len() == MAX_QUEUED {
                     peer.queued.remove(0);
@@ -320,6 +326,8 @@ impl ServerSocket {
             Some(peer) => {
                 peer.renet_queued = true;
                 self.io.server.send_message(client, channel, bytes);
+                // A channel over its memory limit drops the connection.
+                peer.dropped = !self.io.server.is_connected(client);
             }
             None => {}
         }
@@ -328,6 +336,9 @@ impl ServerSocket {
     /// Disconnects `client` (it is told, then dropped).
     pub fn disconnect(&mut self, client: ClientId) {
         self.io.server.disconnect(client);
+        if let Some(peer) = self.io.peers.get_mut(&client) {
+            peer.dropped = true;
+        }
     }
 
     /// Disconnects everyone at once (shutdown).
@@ -366,13 +377,25 @@ impl ServerSocket {
     }
 
     /// renet is asked for its packets only when it has something new or an
-    /// acknowledgement is owed, or on a full flush (`all`): asking costs a
-    /// walk over its channels, and most flushes carry only snapshots.
+    /// acknowledgement is owed, or on a full flush (`all`) when it may have
+    /// a resend or the periodic acknowledgement is due: asking costs a walk
+    /// over its channels and a serialised acknowledgement (thrown away when
+    /// not due), and most flushes carry only snapshots.
     fn flush_peer(&mut self, client: ClientId, all: bool) {
         let Some(peer) = self.io.peers.get_mut(&client) else {
             return;
         };
-        let packets = if all || peer.renet_queued || peer.gate.owed() {
+        let now = Instant::now();
+        let (server, reliable) = (&self.io.server, &self.io.reliable_memory);
+        let resend = || {
+            reliable
+                .iter()
+                .any(|&(channel, memory)| server.channel_available_memory(client, channel) < memory)
+        };
+        let packets = if peer.renet_queued
+            || peer.gate.owed()
+            || (all && (peer.gate.wants_ack(now) || resend()))
+        {
             peer.renet_queued = false;
             self.io
                 .server
@@ -381,7 +404,6 @@ impl ServerSocket {
         } else {
             Vec::new()
         };
-        let now = Instant::now();
         let (netcode, out) = (&mut self.netcode, &mut self.io.out);
         let mut emit = |payload: &[u8]| match netcode.generate_payload_packet(client, payload) {
             Ok((addr, datagram)) => out.push(addr, datagram),
