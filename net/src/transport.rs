@@ -15,10 +15,12 @@ mod arrival;
 mod batch;
 mod client;
 pub mod packing;
+mod poll;
 mod server;
 mod worker;
 
 pub use client::{ClientSocket, Loss};
+pub use poll::Poller;
 pub use server::ServerSocket;
 pub use worker::SocketWorker;
 

@@ -8,19 +8,17 @@ use std::{
     collections::BTreeMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tessera_net::proto::{self, client_message::Body};
 
-use crate::{
-    behave::{Behaviour, Rosters},
-    session::{Login, Session, SessionError, login},
-};
+use crate::behave::Rosters;
+
+mod worker;
 
 /// What the bots do once in the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -198,20 +196,6 @@ impl Tally {
     }
 }
 
-struct Bot {
-    session: Option<Session>,
-    started: Instant,
-    joined: bool,
-    welcomed_at: Option<Instant>,
-    last_snapshot: Option<(u64, Instant)>,
-    next_move: Instant,
-    next_ping: Instant,
-    behaviour: Behaviour,
-    lockstep: Option<crate::lockstep::Lockstep>,
-    sent_frame: u64,
-    done: bool,
-}
-
 fn percentiles(h: &Option<Histogram<u64>>, qs: &[f64]) -> Vec<f64> {
     qs.iter()
         .map(|q| {
@@ -219,258 +203,6 @@ fn percentiles(h: &Option<Histogram<u64>>, qs: &[f64]) -> Vec<f64> {
                 .map_or(0.0, |h| h.value_at_quantile(*q) as f64 / 1000.0)
         })
         .collect()
-}
-
-/// A login done off the bots' loop: the bot's index, how long it took, and
-/// the login.
-type LoggedIn = (usize, Duration, Result<Login, SessionError>);
-
-/// Logs `mine` in at the ramp's pace on a thread of its own, so that slow
-/// HTTP answers never stall the loop that steps the bots.
-fn logins(
-    config: &LoadConfig,
-    mine: Vec<usize>,
-    t0: Instant,
-    stop: Arc<AtomicBool>,
-) -> std::sync::mpsc::Receiver<LoggedIn> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (server, seed, ramp) = (config.server.clone(), config.seed, config.ramp.max(0.001));
-    std::thread::spawn(move || {
-        for index in mine {
-            let due = t0 + Duration::from_secs_f64(index as f64 / ramp);
-            while Instant::now() < due {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep((due - Instant::now()).min(Duration::from_millis(20)));
-            }
-            let began = Instant::now();
-            let result = login(&server, &format!("bot-{seed}-{index}"));
-            if tx.send((index, began.elapsed(), result)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn worker(
-    config: &LoadConfig,
-    mine: Vec<usize>,
-    live: &Live,
-    stop: &Arc<AtomicBool>,
-    t0: Instant,
-    rosters: &Rosters,
-) -> Tally {
-    let mut tally = Tally {
-        login: Some(histogram()),
-        connect: Some(histogram()),
-        rtt: Some(histogram()),
-        rtt_loop: Some(histogram()),
-        interval: Some(histogram()),
-        ..Tally::default()
-    };
-    let mut bots: Vec<Bot> = Vec::new();
-    let logged_in = logins(config, mine, t0, stop.clone());
-    let end = t0 + config.duration;
-    let fail = |tally: &mut Tally, live: &Live, reason: String| {
-        *tally.failed.entry(reason).or_default() += 1;
-        live.failed.fetch_add(1, Ordering::Relaxed);
-    };
-    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        // Start the bots whose login is back.
-        for (index, took, result) in logged_in.try_iter() {
-            match result.and_then(|l| Session::begin(&l)) {
-                Ok(session) => {
-                    tally
-                        .login
-                        .as_mut()
-                        .expect("set")
-                        .record(took.as_micros().max(1) as u64)
-                        .ok();
-                    bots.push(Bot {
-                        session: Some(session),
-                        started: Instant::now(),
-                        joined: false,
-                        welcomed_at: None,
-                        last_snapshot: None,
-                        next_move: now,
-                        next_ping: now,
-                        behaviour: Behaviour::new(config.scenario, index, config.seed),
-                        lockstep: config.tables.clone().map(|tables| {
-                            crate::lockstep::Lockstep::new(tables, config.seed ^ index as u64, 0)
-                        }),
-                        sent_frame: u64::MAX,
-                        done: false,
-                    });
-                }
-                Err(error) => fail(&mut tally, live, format!("login: {error}")),
-            }
-        }
-        for bot in bots.iter_mut().filter(|b| !b.done) {
-            let Some(session) = bot.session.as_mut() else {
-                continue;
-            };
-            // A ping leaves with this pump's flush, not the next pass's (a
-            // pass over a thousand bots takes milliseconds).
-            if bot.welcomed_at.is_some() && now >= bot.next_ping {
-                bot.next_ping = now + Duration::from_secs(1);
-                session.send(Body::Ping(proto::Ping {
-                    client_time_us: micros(),
-                }));
-            }
-            if let Err(error) = session.pump() {
-                fail(&mut tally, live, format!("transport: {error}"));
-                bot.done = true;
-                continue;
-            }
-            if let Some(reason) = session.disconnected.clone().or_else(|| {
-                session
-                    .kicked
-                    .as_ref()
-                    .map(|k| format!("kicked: {}", k.detail))
-            }) {
-                if bot.welcomed_at.is_some() {
-                    tally.disconnects += 1;
-                    live.connected.fetch_sub(1, Ordering::Relaxed);
-                } else {
-                    fail(&mut tally, live, format!("connect: {reason}"));
-                }
-                bot.done = true;
-                continue;
-            }
-            if !session.is_connected() {
-                if bot.started.elapsed() > Duration::from_secs(15) {
-                    fail(&mut tally, live, "connect: timed out".into());
-                    bot.done = true;
-                }
-                continue;
-            }
-            if !bot.joined {
-                // Fighters need the warrior's slash; roam100 runners their
-                // sting and mend; the others walk.
-                let class = match config.scenario {
-                    Scenario::Fight | Scenario::Arena | Scenario::Team => "warrior",
-                    Scenario::Roam100 => "runner",
-                    Scenario::Roam | Scenario::Lockstep => "mage",
-                };
-                session.send(Body::Join(proto::JoinWorld {
-                    class: class.into(),
-                    world: config.scenario.world().into(),
-                }));
-                bot.joined = true;
-            }
-            if bot.welcomed_at.is_none()
-                && let Some(refused) = session
-                    .responses
-                    .iter()
-                    .find(|r| r.code != proto::ResultCode::Ok as i32)
-            {
-                fail(&mut tally, live, format!("join: {}", refused.reason));
-                bot.done = true;
-                continue;
-            }
-            if config.scenario == Scenario::Lockstep
-                && let Some(lockstep) = bot.lockstep.as_mut()
-            {
-                if let Some(welcome) = &session.welcome {
-                    lockstep.welcome(welcome);
-                }
-                for body in std::mem::take(&mut session.frame_messages) {
-                    if let Err(error) = lockstep.receive(body) {
-                        fail(&mut tally, live, format!("lockstep: {error}"));
-                        bot.done = true;
-                        break;
-                    }
-                }
-                let frame = lockstep.frame();
-                if frame != bot.sent_frame
-                    && let Some(uplink) = lockstep.uplink(tessera_sim::PlayerId(session.player))
-                {
-                    session.send(Body::Frames(uplink.encode()));
-                    bot.sent_frame = frame;
-                }
-            }
-            // In the world: a snapshot (state sync) or the room's history
-            // (frame sync) has arrived.
-            let arrived = match config.scenario {
-                Scenario::Lockstep => bot.lockstep.as_ref().is_some_and(|l| l.frame() > 0),
-                _ => session.snapshot.is_some(),
-            };
-            if bot.welcomed_at.is_none() && session.welcome.is_some() && arrived {
-                bot.welcomed_at = Some(Instant::now());
-                tally
-                    .connect
-                    .as_mut()
-                    .expect("set")
-                    .record(bot.started.elapsed().as_micros().max(1) as u64)
-                    .ok();
-                live.connected.fetch_add(1, Ordering::Relaxed);
-            }
-            if bot.welcomed_at.is_none() {
-                continue;
-            }
-            if let Some(snapshot) = session.snapshot.as_ref() {
-                let tick = snapshot.tick;
-                match bot.last_snapshot {
-                    Some((last, at)) if tick > last => {
-                        tally
-                            .interval
-                            .as_mut()
-                            .expect("set")
-                            .record(at.elapsed().as_micros().max(1) as u64)
-                            .ok();
-                        bot.last_snapshot = Some((tick, Instant::now()));
-                    }
-                    None => bot.last_snapshot = Some((tick, Instant::now())),
-                    _ => {}
-                }
-            }
-            let taken = micros();
-            for pong in session.pongs.drain(..) {
-                let arrived = pong.arrived_us.unwrap_or(taken).min(taken);
-                let record = |histogram: &mut Option<Histogram<u64>>, at: u64| {
-                    histogram
-                        .as_mut()
-                        .expect("set")
-                        .record(at.saturating_sub(pong.sent_us).max(1))
-                        .ok();
-                };
-                record(&mut tally.rtt, arrived);
-                record(&mut tally.rtt_loop, taken);
-            }
-            session.responses.clear();
-            // At the input rate, not every pass: a skill per pass would be
-            // a flood (and get the bot kicked).
-            if now >= bot.next_move && config.scenario != Scenario::Lockstep {
-                bot.next_move = now + Duration::from_millis(50);
-                let stepped = bot.behaviour.step(session, rosters, now);
-                tally.events += stepped.events;
-                tally.room_results += u64::from(stepped.room_result);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    for bot in &mut bots {
-        if let Some(session) = bot.session.take() {
-            tally.bytes_in += session.bytes_in;
-            tally.bytes_out += session.bytes_out;
-            if let Some(at) = bot.welcomed_at {
-                tally.bot_seconds += at.elapsed().as_secs_f64();
-                if let Some(snapshot) = &session.snapshot {
-                    tally.views.push(snapshot.entities.len());
-                }
-            }
-            if let Some(lockstep) = &bot.lockstep {
-                tally.frames += lockstep.frame();
-                tally.desyncs += lockstep.desyncs + lockstep.server_desyncs.len() as u64;
-            }
-            let mut session = session;
-            session.disconnect();
-        }
-    }
-    tally
 }
 
 /// Runs a load test; `progress` is called about once a second.
@@ -493,7 +225,7 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
                 rosters.clone(),
             );
             std::thread::spawn(move || {
-                let result = worker(&config, mine, &live, &stop, t0, &rosters);
+                let result = worker::worker(&config, mine, &live, &stop, t0, &rosters);
                 tally
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

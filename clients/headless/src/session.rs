@@ -290,6 +290,25 @@ impl Session {
     /// Exchanges packets and applies what arrived. A connection the server
     /// closed is recorded in `disconnected`, not returned as an error.
     pub fn pump(&mut self) -> Result<(), SessionError> {
+        self.receive()?;
+        self.flush()
+    }
+
+    /// Reports this session's socket to `poller` under `token` whenever
+    /// datagrams wait for [`Session::receive`].
+    pub fn watch(
+        &self,
+        poller: &mut tessera_net::transport::Poller,
+        token: u64,
+    ) -> std::io::Result<()> {
+        poller.add(&self.socket, token)
+    }
+
+    /// The receiving half of [`Session::pump`]: advances the connection
+    /// and applies what arrived. Only netcode's own packets (handshake,
+    /// keep-alives) go out here, so a caller that queues messages next
+    /// sends them all with one [`Session::flush`].
+    pub fn receive(&mut self) -> Result<(), SessionError> {
         if self.disconnected.is_some() {
             return Ok(());
         }
@@ -343,6 +362,12 @@ impl Session {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Sends what was queued since the last flush, and now and then
+    /// renet's acknowledgements and resends even with nothing new.
+    pub fn flush(&mut self) -> Result<(), SessionError> {
         if self.disconnected.is_some() {
             return Ok(());
         }

@@ -133,6 +133,17 @@ impl ClientSocket {
         })
     }
 
+    /// The socket, for readiness ([`super::Poller`]).
+    pub(super) fn socket_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.socket.as_fd()
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
     /// Loses datagrams on purpose from now on.
     pub fn simulate_loss(&mut self, loss: Loss) {
         self.loss = loss;
