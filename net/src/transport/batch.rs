@@ -20,6 +20,8 @@ pub struct RecvBatch {
     buffers: Vec<[u8; NETCODE_MAX_PACKET_BYTES]>,
     /// Buffer index, length and sender of each datagram read.
     read: Vec<(usize, usize, SocketAddr)>,
+    /// The last read took as many datagrams as one call can: more may wait.
+    filled: bool,
 }
 
 impl Default for RecvBatch {
@@ -27,6 +29,7 @@ impl Default for RecvBatch {
         Self {
             buffers: vec![[0; NETCODE_MAX_PACKET_BYTES]; CHUNK],
             read: Vec::with_capacity(CHUNK),
+            filled: false,
         }
     }
 }
@@ -36,8 +39,16 @@ impl RecvBatch {
     /// (an error of kind `WouldBlock` when nothing was).
     pub fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
         self.read.clear();
-        recv_into(socket, &mut self.buffers, &mut self.read)?;
+        self.filled = false;
+        self.filled = recv_into(socket, &mut self.buffers, &mut self.read)?;
         Ok(self.read.len())
+    }
+
+    /// Whether the last read may have left datagrams waiting. One that
+    /// took fewer than a call can emptied the socket's queue, so asking
+    /// again at once would only cost a system call that finds nothing.
+    pub fn filled(&self) -> bool {
+        self.filled
     }
 
     /// Datagram `index` of the last read: its sender and bytes.
@@ -52,7 +63,7 @@ fn recv_into(
     socket: &UdpSocket,
     buffers: &mut [[u8; NETCODE_MAX_PACKET_BYTES]],
     read: &mut Vec<(usize, usize, SocketAddr)>,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     use std::{io::IoSliceMut, os::fd::AsRawFd};
 
     use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
@@ -72,7 +83,9 @@ fn recv_into(
         None,
     )
     .map_err(std::io::Error::from)?;
+    let mut count = 0;
     for (index, message) in received.enumerate() {
+        count += 1;
         // A datagram whose sender cannot be named cannot be answered or
         // matched to a client.
         if let Some(from) = message
@@ -83,7 +96,7 @@ fn recv_into(
             read.push((index, message.bytes, from));
         }
     }
-    Ok(())
+    Ok(count == CHUNK)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -91,10 +104,11 @@ fn recv_into(
     socket: &UdpSocket,
     buffers: &mut [[u8; NETCODE_MAX_PACKET_BYTES]],
     read: &mut Vec<(usize, usize, SocketAddr)>,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let (len, from) = socket.recv_from(&mut buffers[0])?;
     read.push((0, len, from));
-    Ok(())
+    // One at a time: only a read that finds nothing says the queue is empty.
+    Ok(true)
 }
 
 /// Datagrams waiting to be sent, copied into one buffer.

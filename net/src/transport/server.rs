@@ -26,8 +26,10 @@ use super::{
 
 /// How often every connection is walked (netcode timeouts and
 /// keep-alives, renet's clocks and resends). Each walk looks every client
-/// up by a linear scan in renetcode, so it is not done on every read.
-const WALK_EVERY: Duration = Duration::from_millis(20);
+/// up by a linear scan in renetcode and advances each renet connection,
+/// so it is not done on every read; 50 ms is well inside netcode's 250 ms
+/// keep-alive and renet's 300 ms resend times.
+const WALK_EVERY: Duration = Duration::from_millis(50);
 
 /// Unreliable messages kept for a client between flushes; the oldest go
 /// first (a newer snapshot or input supersedes them).
@@ -115,6 +117,9 @@ impl Io {
             }
         };
         for entry in entries {
+            if peer.dropped {
+                return;
+            }
             match entry {
                 Entry::Renet(packet) => {
                     peer.gate.received(packet);
@@ -245,7 +250,7 @@ impl ServerSocket {
                     self.io.handle(result, messages);
                 }
             }
-            if read == 0 {
+            if read == 0 || !self.incoming.filled() {
                 break;
             }
         }
@@ -397,13 +402,22 @@ impl ServerSocket {
             || (all && (peer.gate.wants_ack(now) || resend()))
         {
             peer.renet_queued = false;
-            self.io
+            let packets = self
+                .io
                 .server
                 .get_packets_to_send(client)
-                .unwrap_or_default()
+                .unwrap_or_default();
+            // A packet renet cannot write drops the connection.
+            peer.dropped = !self.io.server.is_connected(client);
+            packets
         } else {
             Vec::new()
         };
+        if peer.dropped {
+            // The walk tells netcode; nothing more goes to it meanwhile.
+            peer.queued.clear();
+            return;
+        }
         let (netcode, out) = (&mut self.netcode, &mut self.io.out);
         let mut emit = |payload: &[u8]| match netcode.generate_payload_packet(client, payload) {
             Ok((addr, datagram)) => out.push(addr, datagram),
