@@ -162,18 +162,22 @@ pub(super) fn worker(
         }
         if now >= next_scan {
             next_scan = now + SCAN_EVERY;
-            for bot in bots.iter_mut().filter(|b| b.due(now)) {
+            for bot in bots.iter_mut().filter(|b| b.due(now, config.scenario)) {
                 service(bot, now, config, live, rosters, &mut tally);
             }
         }
         ready.clear();
         let wait = next_scan.saturating_duration_since(Instant::now());
-        match poller.as_mut() {
-            Some(poller) => {
-                if let Err(error) = poller.wait(wait, &mut ready) {
-                    eprintln!("warning: waiting for socket readiness failed: {error}");
-                    std::thread::sleep(wait);
-                }
+        match poller.as_mut().map(|p| p.wait(wait, &mut ready)) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                // Once, then every bot is stepped on every scan.
+                eprintln!(
+                    "warning: waiting for socket readiness failed ({error}): stepping every bot"
+                );
+                poller = None;
+                bots.iter_mut().for_each(|bot| bot.watched = false);
+                std::thread::sleep(wait);
             }
             None => std::thread::sleep(wait),
         }
@@ -208,13 +212,16 @@ pub(super) fn worker(
 }
 
 impl Bot {
-    /// Whether the bot has something to do at `now` besides reading.
-    fn due(&self, now: Instant) -> bool {
+    /// Whether the bot has something to do at `now` besides reading: it
+    /// moves and pings only once in the world (a frame-sync bot sends its
+    /// inputs as frames arrive, which makes it readable).
+    fn due(&self, now: Instant, scenario: Scenario) -> bool {
+        let playing = self.welcomed_at.is_some();
         !self.done
             && (!self.watched
                 || now >= self.next_service
-                || now >= self.next_move
-                || (self.welcomed_at.is_some() && now >= self.next_ping))
+                || (playing && now >= self.next_ping)
+                || (playing && scenario != Scenario::Lockstep && now >= self.next_move))
     }
 }
 
@@ -255,17 +262,25 @@ fn service(
     }
     if let Err(error) = result {
         fail(tally, live, format!("transport: {error}"));
+        if bot.welcomed_at.is_some() {
+            live.connected.fetch_sub(1, Ordering::Relaxed);
+        }
         bot.done = true;
     }
     if bot.done
         && let Some(mut session) = bot.session.take()
     {
         // Closed now: the poller forgets a closed socket, and nothing more
-        // is read from a bot that has ended.
+        // is read from a bot that has ended. Its time in the world ends
+        // here; its view is not one "at the end" of the run.
         tally.bytes_in += session.bytes_in;
         tally.bytes_out += session.bytes_out;
         if let Some(at) = bot.welcomed_at {
             tally.bot_seconds += at.elapsed().as_secs_f64();
+        }
+        if let Some(lockstep) = &bot.lockstep {
+            tally.frames += lockstep.frame();
+            tally.desyncs += lockstep.desyncs + lockstep.server_desyncs.len() as u64;
         }
         session.disconnect();
     }
