@@ -441,7 +441,11 @@ impl Session {
             let avatar = snapshot.avatar;
             let mut entities: Vec<proto::EntityState> =
                 view.iter().map(|(id, seen)| seen.to_state(*id)).collect();
-            entities.sort_by_key(|e| e.id != avatar);
+            // The avatar first, the rest in id order (as a stable sort on
+            // "is not the avatar" would leave them, without sorting).
+            if let Some(at) = entities.iter().position(|e| e.id == avatar) {
+                entities[..=at].rotate_right(1);
+            }
             self.snapshot = Some(proto::Snapshot {
                 entities,
                 removed: Vec::new(),
