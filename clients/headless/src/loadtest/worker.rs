@@ -162,8 +162,14 @@ pub(super) fn worker(
         }
         if now >= next_scan {
             next_scan = now + SCAN_EVERY;
+            let mut step = Step {
+                config,
+                live,
+                rosters,
+                tally: &mut tally,
+            };
             for bot in bots.iter_mut().filter(|b| b.due(now, config.scenario)) {
-                service(bot, now, config, live, rosters, &mut tally);
+                service(bot, now, &mut step);
             }
         }
         ready.clear();
@@ -182,11 +188,17 @@ pub(super) fn worker(
             None => std::thread::sleep(wait),
         }
         let now = Instant::now();
+        let mut step = Step {
+            config,
+            live,
+            rosters,
+            tally: &mut tally,
+        };
         for &token in &ready {
             if let Some(bot) = bots.get_mut(token as usize)
                 && !bot.done
             {
-                service(bot, now, config, live, rosters, &mut tally);
+                service(bot, now, &mut step);
             }
         }
     }
@@ -225,17 +237,19 @@ impl Bot {
     }
 }
 
+/// What stepping a bot reads and where it counts: the run's settings, the
+/// live counters, the rosters bots share, and this worker's tally.
+struct Step<'a> {
+    config: &'a LoadConfig,
+    live: &'a Live,
+    rosters: &'a Rosters,
+    tally: &'a mut Tally,
+}
+
 /// Steps one bot: reads what arrived, plays, and sends what that queued in
 /// one flush. A bot that ends is taken out of the poller (level-triggered
 /// readiness would otherwise report its unread socket on every wait).
-fn service(
-    bot: &mut Bot,
-    now: Instant,
-    config: &LoadConfig,
-    live: &Live,
-    rosters: &Rosters,
-    tally: &mut Tally,
-) {
+fn service(bot: &mut Bot, now: Instant, step: &mut Step) {
     let Some(session) = bot.session.as_mut() else {
         return;
     };
@@ -253,13 +267,14 @@ fn service(
                 client_time_us: micros(),
             }));
         }
-        play(bot, now, config, live, rosters, tally);
+        play(bot, now, step);
         if let Some(session) = bot.session.as_mut()
             && !bot.done
         {
             result = session.flush();
         }
     }
+    let (live, tally) = (step.live, &mut *step.tally);
     if let Err(error) = result {
         fail(tally, live, format!("transport: {error}"));
         if bot.welcomed_at.is_some() {
@@ -287,14 +302,9 @@ fn service(
 }
 
 /// What a bot does with what it has read.
-fn play(
-    bot: &mut Bot,
-    now: Instant,
-    config: &LoadConfig,
-    live: &Live,
-    rosters: &Rosters,
-    tally: &mut Tally,
-) {
+fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
+    let (config, live, rosters) = (step.config, step.live, step.rosters);
+    let tally = &mut *step.tally;
     let Some(session) = bot.session.as_mut() else {
         return;
     };
