@@ -1,0 +1,389 @@
+//! The server's side of snapshot deltas: the views recently sent to each
+//! client, which one it acknowledged, and the encoder that writes a
+//! snapshot against that one within a byte budget.
+
+use std::collections::VecDeque;
+
+use super::{Seen, flags};
+use crate::proto;
+
+/// The change from `old` to `new`, if any.
+fn diff(id: u64, old: &Seen, new: &Seen) -> Option<proto::EntityDelta> {
+    let mut delta = proto::EntityDelta {
+        id,
+        dx_dm: new.x_dm.wrapping_sub(old.x_dm),
+        dy_dm: new.y_dm.wrapping_sub(old.y_dm),
+        ..Default::default()
+    };
+    if new.hp != old.hp {
+        delta.flags |= flags::HP;
+        delta.hp = new.hp;
+    }
+    if new.max_hp != old.max_hp {
+        delta.flags |= flags::MAX_HP;
+        delta.max_hp = new.max_hp;
+    }
+    if new.dead != old.dead {
+        delta.flags |= flags::DEAD;
+        delta.dead = new.dead;
+    }
+    let changed = delta.dx_dm != 0 || delta.dy_dm != 0 || delta.flags != 0;
+    // Kind and owner never change for an id; a different one is a new entity.
+    changed.then_some(delta)
+}
+
+/// An entity that could be in a player's view this tick.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate {
+    /// Its id.
+    pub id: u64,
+    /// Its state now.
+    pub seen: Seen,
+    /// Squared distance to the viewer (0 for the viewer itself).
+    pub distance_sq: i64,
+}
+
+/// A view as the server keeps it: sorted by id (cheaper than a map for
+/// the few dozen entries of a view, built and searched every tick).
+type SentView = Vec<(u64, Seen)>;
+
+/// Views recently sent to one client, and which it acknowledged.
+#[derive(Debug, Default)]
+pub struct Baselines {
+    sent: VecDeque<(u32, SentView)>,
+    acked: Option<u32>,
+    /// Ticks each entity has waited with an unsent change, sorted by id.
+    waiting: Vec<(u64, u32)>,
+    /// Buffers reused from tick to tick (a viewer in a crowd is encoded 20
+    /// times a second): the view dropped from `sent`, the old waiting list.
+    spare: SentView,
+    spare_waiting: Vec<(u64, u32)>,
+}
+
+/// What one encode decided for a member of the view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Not in the view (and nothing waits).
+    Absent,
+    /// Would enter, but the budget ran out.
+    AbsentWaiting,
+    /// In the view unchanged.
+    Old,
+    /// Changed, but the budget ran out: the old state stays.
+    OldWaiting,
+    /// Sent whole or as a change.
+    New,
+}
+
+/// Per-encode working space, kept per thread so encoding a crowd of
+/// viewers allocates nothing once warm.
+#[derive(Default)]
+struct Scratch {
+    /// Members' indices in id order.
+    by_id: Vec<u32>,
+    /// Each member's state in the baseline.
+    olds: Vec<Option<Seen>>,
+    /// How long each member's change has waited.
+    waits: Vec<u32>,
+    /// Sort keys with a member index in their low bits.
+    keys: Vec<u64>,
+    outcome: Vec<Outcome>,
+    /// Ids that left the view.
+    removed: Vec<u64>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Views kept per client: acknowledgements older than this many snapshots
+/// find no baseline and get a full snapshot.
+pub const BASELINES_KEPT: usize = 8;
+
+/// Fixed bytes of a snapshot message besides its entries (ids, tick,
+/// avatar, sequence, framing), for budgeting.
+const HEADER_BYTES: usize = 32;
+
+/// The most one member costs in a snapshot (a whole entity state with
+/// every field at its widest, and its framing).
+const MAX_ENTRY_BYTES: usize = 64;
+
+/// Bits of a packed sort key that hold the member's index.
+const INDEX_BITS: u32 = 16;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+/// Priorities beyond this (entities over ~11 km away) tie, broken by
+/// index: the key has 48 bits for them.
+const MAX_PRIORITY: i64 = (1 << 47) - 1;
+
+/// `by_id`: the members' indices in id order. Ids and indices are packed
+/// into one integer and sorted as such when they fit (entity ids are
+/// small), which is several times faster than sorting indices by a key
+/// looked up in `members`.
+fn sort_by_id(members: &[Candidate], keys: &mut Vec<u64>, by_id: &mut Vec<u32>) {
+    by_id.clear();
+    if members.iter().all(|m| m.id >> (64 - INDEX_BITS) == 0) {
+        keys.clear();
+        keys.extend(
+            members
+                .iter()
+                .enumerate()
+                .map(|(index, m)| m.id << INDEX_BITS | index as u64),
+        );
+        keys.sort_unstable();
+        by_id.extend(keys.iter().map(|key| (key & INDEX_MASK) as u32));
+    } else {
+        by_id.extend(0..members.len() as u32);
+        by_id.sort_unstable_by_key(|&i| members[i as usize].id);
+    }
+}
+
+/// Snapshot fields the encoder writes (`proto::Snapshot`).
+mod field {
+    pub const ENTITIES: u32 = 5;
+    pub const BASELINE: u32 = 6;
+    pub const REMOVED: u32 = 7;
+    pub const CHANGED: u32 = 8;
+}
+
+/// Sends member `index` (whole if the baseline lacks it, as a change if it
+/// changed) when it fits in `budget`; the viewer (index 0) always goes. The
+/// entry is written to `out` as it is encoded in a `proto::Snapshot`, and
+/// costs exactly what it writes.
+fn decide(
+    index: usize,
+    members: &[Candidate],
+    olds: &[Option<Seen>],
+    used: &mut usize,
+    budget: usize,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let candidate = &members[index];
+    let viewer = index == 0;
+    match &olds[index] {
+        Some(old) => match diff(candidate.id, old, &candidate.seen) {
+            None => Outcome::Old,
+            Some(change) if put(field::CHANGED, &change, viewer, used, budget, out) => Outcome::New,
+            Some(_) => Outcome::OldWaiting,
+        },
+        None => {
+            let state = candidate.seen.to_state(candidate.id);
+            if put(field::ENTITIES, &state, viewer, used, budget, out) {
+                Outcome::New
+            } else {
+                // Not in view yet: it enters when there is room.
+                Outcome::AbsentWaiting
+            }
+        }
+    }
+}
+
+/// Writes `entry` as field `tag` when it fits in `budget` (the viewer's
+/// always goes): its length is worked out once, for the budget and the
+/// prefix alike.
+fn put<M: prost::Message>(
+    tag: u32,
+    entry: &M,
+    viewer: bool,
+    used: &mut usize,
+    budget: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    let len = entry.encoded_len();
+    let cost =
+        prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len;
+    let fits = *used + cost <= budget || viewer;
+    if fits {
+        *used += cost;
+        prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, out);
+        prost::encoding::encode_varint(len as u64, out);
+        entry.encode_raw(out);
+    }
+    fits
+}
+
+impl Baselines {
+    /// The client has snapshot `id`.
+    pub fn ack(&mut self, id: u32) {
+        let newer = match self.acked {
+            None => true,
+            Some(current) => {
+                let position = |wanted: u32| self.sent.iter().position(|(s, _)| *s == wanted);
+                match (position(id), position(current)) {
+                    (Some(new), Some(old)) => new > old,
+                    (Some(_), None) => true,
+                    _ => false,
+                }
+            }
+        };
+        if newer {
+            self.acked = Some(id);
+        }
+    }
+
+    fn base(&self) -> Option<(u32, &SentView)> {
+        let acked = self.acked?;
+        self.sent
+            .iter()
+            .find(|(id, _)| *id == acked)
+            .map(|(id, view)| (*id, view))
+    }
+
+    /// Snapshot `id`'s entities: against the acknowledged view when there is
+    /// one, within `budget` bytes. `candidates`: the viewer first, then the
+    /// entities in reach, at most `max_entities` in all (the first ones).
+    /// Appends to `out` the encoded `proto::Snapshot` fields `baseline`,
+    /// `entities`, `removed` and `changed` (the caller adds the others):
+    /// written as decided, so no entry is encoded twice.
+    pub fn encode(
+        &mut self,
+        id: u32,
+        candidates: &[Candidate],
+        max_entities: usize,
+        budget: usize,
+        out: &mut Vec<u8>,
+    ) {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.encode_with(id, candidates, max_entities, budget, out, &mut scratch);
+        });
+    }
+
+    fn encode_with(
+        &mut self,
+        id: u32,
+        candidates: &[Candidate],
+        max_entities: usize,
+        budget: usize,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+    ) {
+        let mut view = std::mem::take(&mut self.spare);
+        let mut waiting = std::mem::take(&mut self.spare_waiting);
+        view.clear();
+        waiting.clear();
+        let empty = SentView::new();
+        let (baseline, base) = self.base().map_or((0, &empty), |(b, v)| (b, v));
+        let start = out.len();
+        if baseline != 0 {
+            prost::encoding::uint32::encode(field::BASELINE, &baseline, out);
+        }
+        // A view is far smaller than the index bits of a sort key allow.
+        let members = &candidates[..candidates
+            .len()
+            .min(max_entities)
+            .min(INDEX_MASK as usize + 1)];
+        let Scratch {
+            by_id,
+            olds,
+            waits,
+            keys,
+            outcome,
+            removed,
+        } = scratch;
+        removed.clear();
+        sort_by_id(members, keys, by_id);
+        // One walk in id order over the members, the baseline and the
+        // waiting list (all sorted by id): each member's old state and how
+        // long its change has waited, and the baseline's leavers.
+        olds.clear();
+        olds.resize(members.len(), None);
+        waits.clear();
+        waits.resize(members.len(), 0);
+        let (mut b, mut w) = (0, 0);
+        for &index in by_id.iter() {
+            let member = members[index as usize].id;
+            // Leavers first: cheap, and a stale entity is worse than none.
+            while b < base.len() && base[b].0 < member {
+                removed.push(base[b].0);
+                b += 1;
+            }
+            if b < base.len() && base[b].0 == member {
+                olds[index as usize] = Some(base[b].1);
+                b += 1;
+            }
+            while w < self.waiting.len() && self.waiting[w].0 < member {
+                w += 1;
+            }
+            if w < self.waiting.len() && self.waiting[w].0 == member {
+                waits[index as usize] = self.waiting[w].1;
+            }
+        }
+        removed.extend(base[b..].iter().map(|(old, _)| *old));
+        if !removed.is_empty() {
+            prost::encoding::uint64::encode_packed(field::REMOVED, removed, out);
+        }
+        let mut used = HEADER_BYTES + (out.len() - start);
+        outcome.clear();
+        outcome.resize(members.len(), Outcome::Absent);
+        // When every member surely fits, priority changes nothing but the
+        // order on the wire, and the sort is skipped (a crowd over the
+        // budget goes straight to the sort: trying first would encode the
+        // members that fit twice).
+        let (written_before, used_before) = (out.len(), used);
+        let mut fits = members.len() * MAX_ENTRY_BYTES <= budget.saturating_sub(used);
+        if fits {
+            for (index, slot) in outcome.iter_mut().enumerate() {
+                match decide(index, members, olds, &mut used, budget, out) {
+                    // The bound was wrong; the sort below still decides.
+                    Outcome::OldWaiting | Outcome::AbsentWaiting => {
+                        fits = false;
+                        break;
+                    }
+                    decided => *slot = decided,
+                }
+            }
+        }
+        if !fits {
+            out.truncate(written_before);
+            used = used_before;
+            // By priority: distance, shrunk by how long a change has
+            // waited; the viewer first. Priority and index packed in one
+            // integer sort several times faster than as a pair.
+            keys.clear();
+            keys.extend(members.iter().enumerate().map(|(index, c)| {
+                let priority = if index == 0 {
+                    0
+                } else {
+                    (c.distance_sq.max(0) >> waits[index].min(30)).min(MAX_PRIORITY) as u64 + 1
+                };
+                priority << INDEX_BITS | index as u64
+            }));
+            keys.sort_unstable();
+            for &key in keys.iter() {
+                let index = (key & INDEX_MASK) as usize;
+                outcome[index] = decide(index, members, olds, &mut used, budget, out);
+            }
+        }
+        // The view and the waiting list, in id order as they are kept.
+        for &index in by_id.iter() {
+            let index = index as usize;
+            let member = &members[index];
+            match outcome[index] {
+                Outcome::New => view.push((member.id, member.seen)),
+                Outcome::Old | Outcome::OldWaiting => {
+                    if let Some(old) = olds[index] {
+                        view.push((member.id, old));
+                    }
+                }
+                Outcome::Absent | Outcome::AbsentWaiting => {}
+            }
+            if matches!(outcome[index], Outcome::OldWaiting | Outcome::AbsentWaiting) {
+                waiting.push((member.id, waits[index] + 1));
+            }
+        }
+        self.spare_waiting = std::mem::replace(&mut self.waiting, waiting);
+        self.sent.push_back((id, view));
+        while self.sent.len() > BASELINES_KEPT {
+            if let Some((_, old)) = self.sent.pop_front() {
+                self.spare = old;
+            }
+        }
+    }
+
+    /// The acknowledged snapshot and the view recorded for it, while it
+    /// is a baseline (tests).
+    #[cfg(test)]
+    pub(super) fn acked_view(&self) -> Option<(u32, &SentView)> {
+        self.base()
+    }
+}

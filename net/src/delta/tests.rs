@@ -1,0 +1,260 @@
+//! Deltas end to end: the encoder's snapshots, decoded and rebuilt as a
+//! client does, against what the server recorded.
+
+use super::*;
+use proptest::prelude::*;
+use prost::Message;
+
+fn seen(x: i32, y: i32, hp: u32) -> Seen {
+    Seen {
+        kind: 1,
+        x_dm: x,
+        y_dm: y,
+        hp,
+        max_hp: 100,
+        dead: hp == 0,
+        player: 0,
+    }
+}
+
+/// What a client gets: the encoder's fields, decoded as a snapshot.
+fn encode(
+    server: &mut Baselines,
+    id: u32,
+    states: &[(u64, Seen)],
+    max_entities: usize,
+    budget: usize,
+) -> proto::Snapshot {
+    let mut out = Vec::new();
+    server.encode(id, &candidates(states), max_entities, budget, &mut out);
+    let snapshot =
+        proto::Snapshot::decode(&out[..]).expect("the encoder writes a snapshot's fields");
+    proto::Snapshot { id, ..snapshot }
+}
+
+fn candidates(states: &[(u64, Seen)]) -> Vec<Candidate> {
+    states
+        .iter()
+        .map(|(id, seen)| Candidate {
+            id: *id,
+            seen: *seen,
+            distance_sq: i64::from(seen.x_dm).pow(2) + i64::from(seen.y_dm).pow(2),
+        })
+        .collect()
+}
+
+/// The server's acknowledged view is the client's view of that snapshot.
+fn assert_acked_view_matches(server: &Baselines, client: &[(u32, View)]) {
+    if let Some((acked, view)) = server.acked_view() {
+        let rebuilt = client
+            .iter()
+            .find(|(id, _)| *id == acked)
+            .map(|(_, view)| view);
+        assert_eq!(Some(view), rebuilt, "snapshot {acked}");
+    }
+}
+
+proptest! {
+    /// Whatever the world does, whichever snapshots the client gets, and
+    /// whenever and in whichever order its acknowledgements arrive, the
+    /// client can rebuild every snapshot it gets, and the view the server
+    /// deltas against is exactly the client's view of that snapshot.
+    #[test]
+    fn a_client_always_rebuilds_the_view_the_server_recorded(
+        steps in proptest::collection::vec(
+            (
+                proptest::collection::vec((0u64..12, -50i32..50, -50i32..50, 0u32..3), 0..12),
+                any::<bool>(),
+                // Ticks until the acknowledgement arrives (4 and up: never).
+                0usize..6,
+            ),
+            1..40,
+        ),
+        budget in 40usize..400,
+        // Ids too large to pack into a sort key take the other sort.
+        high_ids in any::<bool>(),
+    ) {
+        let offset = if high_ids { 1u64 << 60 } else { 0 };
+        let mut server = Baselines::default();
+        let mut client: Vec<(u32, View)> = Vec::new();
+        let mut in_flight: Vec<(usize, u32)> = Vec::new();
+        for (index, (entities, delivered, ack_delay)) in steps.into_iter().enumerate() {
+            let id = index as u32 + 1;
+            in_flight.sort_by_key(|(due, _)| *due);
+            while in_flight.first().is_some_and(|(due, _)| *due <= index) {
+                let (_, acked) = in_flight.remove(0);
+                server.ack(acked);
+                assert_acked_view_matches(&server, &client);
+            }
+            let mut states: Vec<(u64, Seen)> = vec![(offset, seen(0, 0, 100))];
+            for (e, x, y, hp) in entities {
+                if !states.iter().any(|(s, _)| *s == offset + e + 1) {
+                    states.push((offset + e + 1, seen(x, y, hp)));
+                }
+            }
+            let snapshot = encode(&mut server, id, &states, 8, budget);
+            if !delivered {
+                continue;
+            }
+            let base = client.iter().find(|(s, _)| *s == snapshot.baseline).map(|(_, v)| v);
+            let view = apply(base, &snapshot).expect("the client has every baseline it acked");
+            client.push((id, view));
+            if ack_delay < 4 {
+                in_flight.push((index + ack_delay, id));
+            }
+        }
+    }
+}
+
+/// Two snapshots encoded against the same baseline, acknowledged in turn:
+/// the second one's own view becomes the baseline (not the first one's
+/// with the second's changes on top), and the first one's acknowledgement
+/// arriving again, late, changes nothing.
+#[test]
+fn a_later_acknowledgement_makes_its_own_view_the_baseline() {
+    let mut server = Baselines::default();
+    let mut client: Vec<(u32, View)> = Vec::new();
+    let mut receive = |server: &mut Baselines, id: u32, states: &[(u64, Seen)]| {
+        let snapshot = encode(server, id, states, 16, 1000);
+        let base = client
+            .iter()
+            .find(|(s, _)| *s == snapshot.baseline)
+            .map(|(_, v)| v);
+        let view = apply(base, &snapshot).expect("a baseline the client has");
+        client.push((id, view));
+        (snapshot.baseline, client.clone())
+    };
+    let (baseline, _) = receive(
+        &mut server,
+        1,
+        &[
+            (0, seen(0, 0, 100)),
+            (3, seen(5, 5, 100)),
+            (4, seen(9, 9, 100)),
+        ],
+    );
+    assert_eq!(baseline, 0);
+    server.ack(1);
+    // Both against snapshot 1. The first hurts entity 3; by the second it
+    // has healed (so that one does not mention it), entity 2 came in and
+    // entity 4 left.
+    let (baseline, _) = receive(
+        &mut server,
+        2,
+        &[
+            (0, seen(1, 0, 100)),
+            (3, seen(5, 5, 90)),
+            (4, seen(9, 9, 100)),
+        ],
+    );
+    assert_eq!(baseline, 1);
+    let (baseline, client) = receive(
+        &mut server,
+        3,
+        &[
+            (0, seen(2, 0, 100)),
+            (2, seen(7, 0, 100)),
+            (3, seen(5, 5, 100)),
+        ],
+    );
+    assert_eq!(baseline, 1);
+    server.ack(2);
+    assert_eq!(server.acked_view().map(|(id, _)| id), Some(2));
+    assert_acked_view_matches(&server, &client);
+    server.ack(3);
+    assert_eq!(server.acked_view().map(|(id, _)| id), Some(3));
+    assert_acked_view_matches(&server, &client);
+    server.ack(2);
+    assert_eq!(server.acked_view().map(|(id, _)| id), Some(3));
+    let mut out = Vec::new();
+    server.encode(
+        4,
+        &candidates(&[(0, seen(2, 0, 100)), (3, seen(5, 5, 100))]),
+        16,
+        1000,
+        &mut out,
+    );
+    let snapshot = proto::Snapshot::decode(&out[..]).expect("a snapshot");
+    assert_eq!(snapshot.baseline, 3);
+    assert_eq!(snapshot.removed, vec![2]);
+    assert!(snapshot.changed.is_empty(), "{:?}", snapshot.changed);
+}
+
+/// A client that stops acknowledging gets a full snapshot once its last
+/// acknowledged one is no longer remembered, and deltas again after it
+/// acknowledges that.
+#[test]
+fn a_client_silent_too_long_gets_a_full_snapshot() {
+    let mut server = Baselines::default();
+    let states = [(0, seen(0, 0, 100)), (1, seen(3, 0, 100))];
+    encode(&mut server, 1, &states, 16, 1000);
+    server.ack(1);
+    let kept = BASELINES_KEPT as u32;
+    // Snapshot 1 is among the last `kept` sent up to snapshot `kept + 1`.
+    for id in 2..=kept + 1 {
+        assert_eq!(encode(&mut server, id, &states, 16, 1000).baseline, 1);
+    }
+    let full = encode(&mut server, kept + 2, &states, 16, 1000);
+    assert_eq!(full.baseline, 0);
+    assert_eq!(full.entities.len(), 2);
+    // An acknowledgement of a forgotten snapshot changes nothing.
+    server.ack(2);
+    assert_eq!(encode(&mut server, kept + 3, &states, 16, 1000).baseline, 0);
+    server.ack(kept + 2);
+    let delta = encode(&mut server, kept + 4, &states, 16, 1000);
+    assert_eq!(delta.baseline, kept + 2);
+    assert!(delta.entities.is_empty() && delta.changed.is_empty());
+}
+
+#[test]
+fn deltas_stay_in_budget_and_a_waiting_change_gets_through() {
+    let mut server = Baselines::default();
+    let far: Vec<(u64, Seen)> = (1..=40).map(|i| (i, seen(i as i32 * 10, 0, 100))).collect();
+    let mut states = vec![(0, seen(0, 0, 100))];
+    states.extend(far.iter().copied());
+    let mut sent_to_40 = false;
+    for tick in 1..=60u32 {
+        // Everything moves a little every tick.
+        for (_, s) in states.iter_mut() {
+            s.y_dm += 1;
+        }
+        let snapshot = encode(&mut server, tick, &states, 64, 120);
+        assert!(
+            snapshot.encoded_len() <= 120 + 24,
+            "{} bytes",
+            snapshot.encoded_len()
+        );
+        server.ack(tick);
+        sent_to_40 |= snapshot.changed.iter().any(|c| c.id == 40)
+            || snapshot.entities.iter().any(|e| e.id == 40);
+        if tick > 1 {
+            assert!(
+                snapshot.changed.iter().any(|c| c.id == 0),
+                "the viewer is updated every tick"
+            );
+        }
+    }
+    assert!(sent_to_40, "the farthest entity got its turn");
+}
+
+#[test]
+fn an_unknown_baseline_or_entity_is_an_error() {
+    let snapshot = proto::Snapshot {
+        baseline: 9,
+        ..Default::default()
+    };
+    assert_eq!(apply(None, &snapshot), Err(DeltaError::UnknownBaseline(9)));
+    let snapshot = proto::Snapshot {
+        baseline: 9,
+        changed: vec![proto::EntityDelta {
+            id: 5,
+            dx_dm: 1,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        apply(Some(&View::new()), &snapshot),
+        Err(DeltaError::UnknownEntity(5))
+    );
+}
