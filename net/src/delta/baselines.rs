@@ -7,8 +7,34 @@ use std::collections::VecDeque;
 use super::{Seen, flags};
 use crate::proto;
 
+/// What the server remembers a client knows of one entity: the fields a
+/// change can carry. Kind and owner never change for an id, and an entity
+/// entering a view is sent from its current state, so they are not kept
+/// (a smaller entry: the views of a crowd are read and written twenty
+/// times a second, and the encoder waits on that memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Known {
+    pub x_dm: i32,
+    pub y_dm: i32,
+    pub hp: u32,
+    pub max_hp: u32,
+    pub dead: bool,
+}
+
+impl From<&Seen> for Known {
+    fn from(seen: &Seen) -> Self {
+        Self {
+            x_dm: seen.x_dm,
+            y_dm: seen.y_dm,
+            hp: seen.hp,
+            max_hp: seen.max_hp,
+            dead: seen.dead,
+        }
+    }
+}
+
 /// The change from `old` to `new`, if any.
-fn diff(id: u64, old: &Seen, new: &Seen) -> Option<proto::EntityDelta> {
+fn diff(id: u64, old: &Known, new: &Seen) -> Option<proto::EntityDelta> {
     let mut delta = proto::EntityDelta {
         id,
         dx_dm: new.x_dm.wrapping_sub(old.x_dm),
@@ -45,7 +71,7 @@ pub struct Candidate {
 
 /// A view as the server keeps it: sorted by id (cheaper than a map for
 /// the few dozen entries of a view, built and searched every tick).
-type SentView = Vec<(u64, Seen)>;
+type SentView = Vec<(u64, Known)>;
 
 /// Views recently sent to one client, and which it acknowledged.
 #[derive(Debug, Default)]
@@ -82,7 +108,7 @@ struct Scratch {
     /// Members' indices in id order.
     by_id: Vec<u32>,
     /// Each member's state in the baseline.
-    olds: Vec<Option<Seen>>,
+    olds: Vec<Option<Known>>,
     /// How long each member's change has waited.
     waits: Vec<u32>,
     /// Sort keys with a member index in their low bits.
@@ -152,7 +178,7 @@ mod field {
 fn decide(
     index: usize,
     members: &[Candidate],
-    olds: &[Option<Seen>],
+    olds: &[Option<Known>],
     used: &mut usize,
     budget: usize,
     out: &mut Vec<u8>,
@@ -359,7 +385,7 @@ impl Baselines {
             let index = index as usize;
             let member = &members[index];
             match outcome[index] {
-                Outcome::New => view.push((member.id, member.seen)),
+                Outcome::New => view.push((member.id, Known::from(&member.seen))),
                 Outcome::Old | Outcome::OldWaiting => {
                     if let Some(old) = olds[index] {
                         view.push((member.id, old));
