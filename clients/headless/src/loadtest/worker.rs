@@ -203,24 +203,31 @@ pub(super) fn worker(
         }
     }
     for bot in &mut bots {
-        if let Some(session) = bot.session.take() {
-            tally.bytes_in += session.bytes_in;
-            tally.bytes_out += session.bytes_out;
-            if let Some(at) = bot.welcomed_at {
-                tally.bot_seconds += at.elapsed().as_secs_f64();
-                if let Some(snapshot) = &session.snapshot {
-                    tally.views.push(snapshot.entities.len());
-                }
-            }
-            if let Some(lockstep) = &bot.lockstep {
-                tally.frames += lockstep.frame();
-                tally.desyncs += lockstep.desyncs + lockstep.server_desyncs.len() as u64;
-            }
-            let mut session = session;
-            session.disconnect();
-        }
+        close(bot, &mut tally, true);
     }
     tally
+}
+
+/// Counts what a bot did and disconnects it, when it ends or the run does.
+/// Its time in the world ends here; the size of its view counts only at
+/// the run's end (a view "at the end" of the run).
+fn close(bot: &mut Bot, tally: &mut Tally, run_ended: bool) {
+    let Some(mut session) = bot.session.take() else {
+        return;
+    };
+    tally.bytes_in += session.bytes_in;
+    tally.bytes_out += session.bytes_out;
+    if let Some(at) = bot.welcomed_at {
+        tally.bot_seconds += at.elapsed().as_secs_f64();
+        if run_ended && let Some(snapshot) = &session.snapshot {
+            tally.views.push(snapshot.entities.len());
+        }
+    }
+    if let Some(lockstep) = &bot.lockstep {
+        tally.frames += lockstep.frame();
+        tally.desyncs += lockstep.desyncs + lockstep.server_desyncs.len() as u64;
+    }
+    session.disconnect();
 }
 
 impl Bot {
@@ -282,22 +289,10 @@ fn service(bot: &mut Bot, now: Instant, step: &mut Step) {
         }
         bot.done = true;
     }
-    if bot.done
-        && let Some(mut session) = bot.session.take()
-    {
+    if bot.done {
         // Closed now: the poller forgets a closed socket, and nothing more
-        // is read from a bot that has ended. Its time in the world ends
-        // here; its view is not one "at the end" of the run.
-        tally.bytes_in += session.bytes_in;
-        tally.bytes_out += session.bytes_out;
-        if let Some(at) = bot.welcomed_at {
-            tally.bot_seconds += at.elapsed().as_secs_f64();
-        }
-        if let Some(lockstep) = &bot.lockstep {
-            tally.frames += lockstep.frame();
-            tally.desyncs += lockstep.desyncs + lockstep.server_desyncs.len() as u64;
-        }
-        session.disconnect();
+        // is read from a bot that has ended.
+        close(bot, tally, false);
     }
 }
 
