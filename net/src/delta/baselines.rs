@@ -203,6 +203,17 @@ fn decide(
     }
 }
 
+/// The least an entry for entity `id` can cost, whole or as a change: its
+/// field key and length prefix, a byte each at least, and its id (field 1
+/// of both messages; 0 is not written).
+fn least_cost(id: u64) -> usize {
+    2 + if id == 0 {
+        0
+    } else {
+        1 + prost::encoding::encoded_len_varint(id)
+    }
+}
+
 /// Writes `entry` as field `tag` when it fits in `budget` (the viewer's
 /// always goes): its length is worked out once, for the budget and the
 /// prefix alike.
@@ -377,7 +388,19 @@ impl Baselines {
             keys.sort_unstable();
             for &key in keys.iter() {
                 let index = (key & INDEX_MASK) as usize;
-                outcome[index] = decide(index, members, olds, &mut used, budget, out);
+                let member = &members[index];
+                outcome[index] = if index != 0 && used + least_cost(member.id) > budget {
+                    // Nothing of it can fit: only whether it waits is
+                    // worked out (most of a crowd, once the budget is
+                    // spent), not the entry it cannot send.
+                    match &olds[index] {
+                        Some(old) if *old == Known::from(&member.seen) => Outcome::Old,
+                        Some(_) => Outcome::OldWaiting,
+                        None => Outcome::AbsentWaiting,
+                    }
+                } else {
+                    decide(index, members, olds, &mut used, budget, out)
+                };
             }
         }
         // The view and the waiting list, in id order as they are kept.
