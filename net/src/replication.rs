@@ -29,10 +29,7 @@ use tessera_sim::{
     world::Tick,
 };
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use crate::{
     codec::encode_server,
@@ -56,7 +53,9 @@ pub struct Replication {
     /// Snapshot bytes per second per player (split over the ticks).
     pub bytes_per_sec: u64,
     next_snapshot: u32,
-    clients: BTreeMap<PlayerId, Baselines>,
+    /// Each viewer's baselines, sorted by player: aligned with the tick's
+    /// avatars, so the viewers' loop walks both together.
+    clients: Vec<(PlayerId, Baselines)>,
     /// A snapshot's encoding, reused for the next viewer.
     body: Vec<u8>,
 }
@@ -121,7 +120,7 @@ impl Plugin for ReplicationPlugin {
                 max_entities: self.max_entities.max(2),
                 bytes_per_sec: self.bytes_per_sec,
                 next_snapshot: 0,
-                clients: BTreeMap::new(),
+                clients: Vec::new(),
                 body: Vec::new(),
             })
             .add_systems(
@@ -408,19 +407,45 @@ pub fn snapshots(
     let replication = &mut *replication;
     // A (re)joining player's client starts with no views: its old
     // baselines (a dropped connection's) would never match.
+    fn client<'a>(
+        clients: &'a mut [(PlayerId, Baselines)],
+        player: &PlayerId,
+    ) -> Option<&'a mut Baselines> {
+        let at = clients.binary_search_by_key(player, |(p, _)| *p).ok()?;
+        Some(&mut clients[at].1)
+    }
     for event in outbox.events() {
-        if let OutEvent::Joined { player, .. } = event {
-            replication.clients.remove(player);
+        if let OutEvent::Joined { player, .. } = event
+            && let Some(baselines) = client(&mut replication.clients, player)
+        {
+            *baselines = Baselines::default();
         }
     }
     for (player, snapshot) in acks.take() {
-        replication.clients.entry(player).or_default().ack(snapshot);
+        if let Some(baselines) = client(&mut replication.clients, &player) {
+            baselines.ack(snapshot);
+        }
     }
     let mut order: Vec<_> = avatars.iter().collect();
     order.sort_by_key(|(player, ..)| player.0);
-    replication
-        .clients
-        .retain(|player, _| order.binary_search_by_key(player, |(p, ..)| p.0).is_ok());
+    // One client per avatar, in the same order (a map lookup per viewer
+    // per tick otherwise): rebuilt only when someone came or went.
+    let clients = &mut replication.clients;
+    let aligned = clients.len() == order.len()
+        && clients
+            .iter()
+            .zip(&order)
+            .all(|((p, _), (player, ..))| *p == player.0);
+    if !aligned {
+        let mut old = std::mem::take(clients).into_iter().peekable();
+        for (player, ..) in &order {
+            while old.next_if(|(p, _)| *p < player.0).is_some() {}
+            let baselines = old
+                .next_if(|(p, _)| *p == player.0)
+                .map_or_else(Baselines::default, |(_, b)| b);
+            clients.push((player.0, baselines));
+        }
+    }
     let max_entities = replication.max_entities;
     let budget = (replication.bytes_per_sec / u64::from(spec.tick_hz.max(1))) as usize;
     let others = max_entities.saturating_sub(1);
@@ -439,7 +464,9 @@ pub fn snapshots(
         .collect();
     let mut in_reach: Vec<(i64, u64, usize)> = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
-    for (player, id, position, last_seq, health) in order {
+    for ((player, id, position, last_seq, health), (_, baselines)) in
+        order.into_iter().zip(replication.clients.iter_mut())
+    {
         replication.next_snapshot = replication.next_snapshot.wrapping_add(1).max(1);
         in_reach.clear();
         grid.for_each_within_indexed(*position, replication.radius_mm, |index, entry| {
@@ -480,13 +507,7 @@ pub fn snapshots(
         if last_seq.0 != 0 {
             prost::encoding::uint32::encode(4, &last_seq.0, body);
         }
-        replication.clients.entry(player.0).or_default().encode(
-            snapshot,
-            &candidates,
-            max_entities,
-            budget,
-            body,
-        );
+        baselines.encode(snapshot, &candidates, max_entities, budget, body);
         outgoing
             .0
             .push((player.0, UNRELIABLE, frame(SERVER_SNAPSHOT, body)));
