@@ -21,6 +21,7 @@
 //!   starts for the tests.
 
 pub mod accounts;
+pub mod backend;
 pub mod dirty;
 pub mod embedded;
 pub mod error;
