@@ -144,3 +144,140 @@ fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
     assert!(longest_wait > 1, "the budget really was tight");
     assert!(longest_wait <= 40, "an entity waited {longest_wait} ticks");
 }
+
+/// Viewers who leave, come back or join again in the middle of the sorted
+/// order each keep decoding their own deltas: a viewer is never paired with
+/// another's baselines, one who leaves or joins again starts over with a
+/// full snapshot, and acknowledgements from a player who is gone change
+/// nothing for anyone.
+#[test]
+fn viewers_who_come_and_go_keep_their_own_baselines() {
+    let tables = Arc::new(default_tables());
+    let spec = WorldSpec {
+        kind: "starter".into(),
+        seed: 5,
+        tick_hz: 20,
+        width: 200_000,
+        height: 200_000,
+        capacity: 100,
+    };
+    let acks = AckBoard::default();
+    let plugin = ReplicationPlugin {
+        radius_mm: 60_000,
+        acks: acks.clone(),
+        ..ReplicationPlugin::default()
+    };
+    let mut world = SimWorld::build(spec, |app| {
+        app.add_plugins(plugin);
+    })
+    .unwrap();
+    world.set_tables(tables);
+    let join = |world: &mut SimWorld, player: u64| {
+        world.push_input(
+            PlayerId(player),
+            Input::Join {
+                class: "warrior".into(),
+            },
+        );
+    };
+    for player in 1..=6 {
+        join(&mut world, player);
+    }
+    let mut clients: BTreeMap<u64, VecDeque<(u32, View)>> = BTreeMap::new();
+    let mut present: Vec<u64> = (1..=6).collect();
+    for tick in 0..40u64 {
+        let mut gone = Vec::new();
+        match tick {
+            // Player 3, in the middle of the order, leaves...
+            8 => gone.push(3),
+            // ...and comes back; player 5 joins again while still in.
+            16 => {
+                join(&mut world, 3);
+                join(&mut world, 5);
+                present.push(3);
+            }
+            // One leaves as another arrives: as many viewers as before,
+            // not the same ones.
+            24 => {
+                gone.push(2);
+                join(&mut world, 7);
+                present.push(7);
+            }
+            _ => {}
+        }
+        for &player in &gone {
+            world.push_input(PlayerId(player), Input::Leave);
+            present.retain(|p| *p != player);
+            // The leaver's client is gone, but its last acks still arrive.
+            clients.remove(&player);
+            acks.ack(PlayerId(player), 1);
+        }
+        present.sort_unstable();
+        for &player in &present {
+            let dir = if (tick + player) % 10 < 5 { 1 } else { -1 };
+            world.push_input(
+                PlayerId(player),
+                Input::Move {
+                    seq: tick as u32 + 1,
+                    dir_x: dir,
+                    dir_y: 0,
+                },
+            );
+        }
+        world.step();
+        world.drain_events();
+        let outgoing = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
+        let mut snapshots: BTreeMap<u64, _> = BTreeMap::new();
+        for (player, _, bytes) in &outgoing {
+            if let Some(Body::Snapshot(snapshot)) = decode_server(bytes).unwrap().body {
+                snapshots.insert(player.0, snapshot);
+            }
+        }
+        assert_eq!(
+            snapshots.keys().copied().collect::<Vec<_>>(),
+            present,
+            "tick {tick}: a snapshot for each player in the world"
+        );
+        for (player, snapshot) in snapshots {
+            let views = clients.entry(player).or_default();
+            let first = views.is_empty();
+            let starts_over = first || (tick == 16 && player == 5);
+            if starts_over {
+                assert_eq!(
+                    snapshot.baseline, 0,
+                    "tick {tick}: player {player} starts over"
+                );
+            } else if tick > 2 {
+                assert_ne!(
+                    snapshot.baseline, 0,
+                    "tick {tick}: player {player} gets deltas"
+                );
+            }
+            if tick == 16 && player == 5 {
+                views.clear();
+            }
+            let base = views
+                .iter()
+                .find(|(id, _)| *id == snapshot.baseline)
+                .map(|(_, v)| v);
+            let view = apply(base, &snapshot)
+                .unwrap_or_else(|e| panic!("tick {tick}: player {player}: {e}"));
+            let avatar = world
+                .world()
+                .resource::<PlayerIndex>()
+                .get(PlayerId(player))
+                .unwrap();
+            let now = *world.world().get::<Position>(avatar).unwrap();
+            let mine = tessera_net::delta::lookup(&view, snapshot.avatar)
+                .unwrap_or_else(|| panic!("tick {tick}: player {player}'s avatar is in view"));
+            assert_eq!(mine.player, player, "tick {tick}: its own avatar");
+            assert_eq!(
+                (mine.x_dm, mine.y_dm),
+                (now.x.div_euclid(100), now.y.div_euclid(100)),
+                "tick {tick}: player {player}'s avatar is current"
+            );
+            acks.ack(PlayerId(player), snapshot.id);
+            views.push_back((snapshot.id, view));
+        }
+    }
+}

@@ -44,6 +44,12 @@ fn candidates(states: &[(u64, Seen)]) -> Vec<Candidate> {
         .collect()
 }
 
+/// An entity's kind and owner in the property test (they never change for
+/// an id), from its id counted from 1.
+fn identity(id: u64) -> (i32, u64) {
+    ((id % 2) as i32, id % 3 * 1000)
+}
+
 /// The server's acknowledged view is the client's view of that snapshot.
 fn assert_acked_view_matches(server: &Baselines, client: &[(u32, View)]) {
     if let Some((acked, view)) = server.acked_view() {
@@ -90,8 +96,10 @@ proptest! {
             }
             let mut states: Vec<(u64, Seen)> = vec![(offset, seen(0, 0, 100))];
             for (e, x, y, hp) in entities {
-                if !states.iter().any(|(s, _)| *s == offset + e + 1) {
-                    states.push((offset + e + 1, seen(x, y, hp)));
+                let id = offset + e + 1;
+                if !states.iter().any(|(s, _)| *s == id) {
+                    let (kind, player) = identity(id - offset);
+                    states.push((id, Seen { kind, player, ..seen(x, y, hp) }));
                 }
             }
             let snapshot = encode(&mut server, id, &states, 8, budget);
@@ -100,6 +108,15 @@ proptest! {
             }
             let base = client.iter().find(|(s, _)| *s == snapshot.baseline).map(|(_, v)| v);
             let view = apply(base, &snapshot).expect("the client has every baseline it acked");
+            let recorded = server.view(id).map(|v| v.to_vec());
+            let rebuilt: Vec<_> = view.iter().map(|(e, seen)| (*e, Known::from(seen))).collect();
+            prop_assert_eq!(recorded, Some(rebuilt), "snapshot {}", id);
+            for (e, seen) in &view {
+                // Kind and owner are not kept by the server: an entity
+                // entering a view brings them from its current state.
+                let expected = if *e == offset { (1, 0) } else { identity(e - offset) };
+                prop_assert_eq!((seen.kind, seen.player), expected, "entity {}", e);
+            }
             client.push((id, view));
             if ack_delay < 4 {
                 in_flight.push((index + ack_delay, id));
@@ -259,4 +276,55 @@ fn an_unknown_baseline_or_entity_is_an_error() {
         apply(Some(&View::new()), &snapshot),
         Err(DeltaError::UnknownEntity(5))
     );
+}
+
+/// An entry that takes the very last bytes of the budget is still sent,
+/// and one byte less makes it wait: skipping the members nothing of which
+/// can fit any more never skips one that would have.
+#[test]
+fn the_last_bytes_of_the_budget_still_carry_the_smallest_entry() {
+    let cost = |state: &proto::EntityState| {
+        let len = state.encoded_len();
+        1 + prost::encoding::encoded_len_varint(len as u64) + len
+    };
+    let viewer = seen(0, 0, 100);
+    let near = seen(1_000, -700, 55);
+    // The smallest entry there is: an entity whose every field but its id
+    // is the default, so its entry costs exactly the least any could.
+    let bare = Seen {
+        kind: 0,
+        x_dm: 0,
+        y_dm: 0,
+        hp: 0,
+        max_hp: 0,
+        dead: false,
+        player: 0,
+    };
+    let members = [
+        Candidate {
+            id: 1,
+            seen: viewer,
+            distance_sq: 0,
+        },
+        Candidate {
+            id: 2,
+            seen: near,
+            distance_sq: 100,
+        },
+        Candidate {
+            id: 300,
+            seen: bare,
+            distance_sq: 1_000_000,
+        },
+    ];
+    let exact =
+        32 + cost(&viewer.to_state(1)) + cost(&near.to_state(2)) + cost(&bare.to_state(300));
+    for (budget, sent) in [(exact, true), (exact - 1, false)] {
+        let mut out = Vec::new();
+        Baselines::default().encode(1, &members, 16, budget, &mut out);
+        let snapshot = proto::Snapshot::decode(&out[..]).expect("a snapshot");
+        let ids: Vec<u64> = snapshot.entities.iter().map(|e| e.id).collect();
+        let expected: &[u64] = if sent { &[1, 2, 300] } else { &[1, 2] };
+        assert_eq!(ids, expected, "budget {budget}");
+    }
 }
