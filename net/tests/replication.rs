@@ -17,31 +17,38 @@ use tessera_net::{
 use tessera_sim::{Input, PlayerId, SimWorld, WorldSpec, movement::Position, players::PlayerIndex};
 use tessera_tables::generate::default_tables;
 
-#[test]
-fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
-    let tables = Arc::new(default_tables());
+/// A 200 m starter world on the default tables, replicating with `plugin`.
+fn world(seed: u64, plugin: ReplicationPlugin) -> SimWorld {
     let spec = WorldSpec {
         kind: "starter".into(),
-        seed: 3,
+        seed,
         tick_hz: 20,
         width: 200_000,
         height: 200_000,
         capacity: 100,
     };
-    let acks = AckBoard::default();
-    // 100 bytes a tick: far less than 40 moving wolves need.
-    let plugin = ReplicationPlugin {
-        radius_mm: 60_000,
-        max_entities: 24,
-        bytes_per_sec: 2_000,
-        acks: acks.clone(),
-        ..ReplicationPlugin::default()
-    };
     let mut world = SimWorld::build(spec, |app| {
         app.add_plugins(plugin);
     })
     .unwrap();
-    world.set_tables(tables);
+    world.set_tables(Arc::new(default_tables()));
+    world
+}
+
+#[test]
+fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
+    let acks = AckBoard::default();
+    // 100 bytes a tick: far less than 40 moving wolves need.
+    let mut world = world(
+        3,
+        ReplicationPlugin {
+            radius_mm: 60_000,
+            max_entities: 24,
+            bytes_per_sec: 2_000,
+            acks: acks.clone(),
+            ..ReplicationPlugin::default()
+        },
+    );
     // The viewer and 40 other players, all within 15 m of (100, 100) m
     // (away from the NPCs), all walking all the time.
     for player in 1..=41 {
@@ -152,26 +159,15 @@ fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
 /// nothing for anyone.
 #[test]
 fn viewers_who_come_and_go_keep_their_own_baselines() {
-    let tables = Arc::new(default_tables());
-    let spec = WorldSpec {
-        kind: "starter".into(),
-        seed: 5,
-        tick_hz: 20,
-        width: 200_000,
-        height: 200_000,
-        capacity: 100,
-    };
     let acks = AckBoard::default();
-    let plugin = ReplicationPlugin {
-        radius_mm: 60_000,
-        acks: acks.clone(),
-        ..ReplicationPlugin::default()
-    };
-    let mut world = SimWorld::build(spec, |app| {
-        app.add_plugins(plugin);
-    })
-    .unwrap();
-    world.set_tables(tables);
+    let mut world = world(
+        5,
+        ReplicationPlugin {
+            radius_mm: 60_000,
+            acks: acks.clone(),
+            ..ReplicationPlugin::default()
+        },
+    );
     let join = |world: &mut SimWorld, player: u64| {
         world.push_input(
             PlayerId(player),
