@@ -147,15 +147,15 @@ pub fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-#[derive(Default)]
+/// What workers counted; merged into one at the end.
 struct Tally {
     failed: BTreeMap<String, u64>,
     disconnects: u64,
-    login: Option<Histogram<u64>>,
-    connect: Option<Histogram<u64>>,
-    rtt: Option<Histogram<u64>>,
-    rtt_loop: Option<Histogram<u64>>,
-    interval: Option<Histogram<u64>>,
+    login: Histogram<u64>,
+    connect: Histogram<u64>,
+    rtt: Histogram<u64>,
+    rtt_loop: Histogram<u64>,
+    interval: Histogram<u64>,
     bytes_in: u64,
     bytes_out: u64,
     events: u64,
@@ -164,6 +164,28 @@ struct Tally {
     frames: u64,
     desyncs: u64,
     views: Vec<usize>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            failed: BTreeMap::new(),
+            disconnects: 0,
+            login: histogram(),
+            connect: histogram(),
+            rtt: histogram(),
+            rtt_loop: histogram(),
+            interval: histogram(),
+            bytes_in: 0,
+            bytes_out: 0,
+            events: 0,
+            bot_seconds: 0.0,
+            room_results: 0,
+            frames: 0,
+            desyncs: 0,
+            views: Vec::new(),
+        }
+    }
 }
 
 impl Tally {
@@ -179,11 +201,8 @@ impl Tally {
             (&mut self.rtt_loop, other.rtt_loop),
             (&mut self.interval, other.interval),
         ] {
-            if let Some(theirs) = theirs {
-                mine.get_or_insert_with(histogram)
-                    .add(theirs)
-                    .expect("same bounds");
-            }
+            // Every tally's histograms come from `histogram()`: same bounds.
+            mine.add(theirs).expect("same bounds");
         }
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
@@ -196,12 +215,10 @@ impl Tally {
     }
 }
 
-fn percentiles(h: &Option<Histogram<u64>>, qs: &[f64]) -> Vec<f64> {
+fn percentiles(h: &Histogram<u64>, qs: &[f64]) -> Vec<f64> {
+    // An empty histogram gives 0 for every quantile.
     qs.iter()
-        .map(|q| {
-            h.as_ref()
-                .map_or(0.0, |h| h.value_at_quantile(*q) as f64 / 1000.0)
-        })
+        .map(|q| h.value_at_quantile(*q) as f64 / 1000.0)
         .collect()
 }
 
@@ -249,7 +266,7 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
     };
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
     let bot_seconds = tally.bot_seconds.max(1e-9);
-    let p3 = |h: &Option<Histogram<u64>>| {
+    let p3 = |h: &Histogram<u64>| {
         let v = percentiles(h, &[0.5, 0.95, 0.99]);
         [v[0], v[1], v[2]]
     };
@@ -257,7 +274,7 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
     Report {
         scenario: config.scenario,
         bots: config.bots,
-        connected: tally.connect.as_ref().map_or(0, |h| h.len()),
+        connected: tally.connect.len(),
         failed: tally.failed.clone(),
         disconnects: tally.disconnects,
         login_ms: p3(&tally.login),

@@ -21,7 +21,7 @@ use tessera_net::{
     transport::Poller,
 };
 
-use super::{Live, LoadConfig, Scenario, Tally, histogram, micros};
+use super::{Live, LoadConfig, Scenario, Tally, micros};
 use crate::{
     behave::{Behaviour, Rosters},
     session::{Login, Session, SessionError, login},
@@ -104,14 +104,7 @@ pub(super) fn worker(
     t0: Instant,
     rosters: &Rosters,
 ) -> Tally {
-    let mut tally = Tally {
-        login: Some(histogram()),
-        connect: Some(histogram()),
-        rtt: Some(histogram()),
-        rtt_loop: Some(histogram()),
-        interval: Some(histogram()),
-        ..Tally::default()
-    };
+    let mut tally = Tally::default();
     let mut bots: Vec<Bot> = Vec::new();
     let logged_in = logins(config, mine, t0, stop.clone());
     let end = t0 + config.duration;
@@ -130,12 +123,7 @@ pub(super) fn worker(
         for (index, took, result) in logged_in.try_iter() {
             match result.and_then(|l| Session::begin(&l)) {
                 Ok(session) => {
-                    tally
-                        .login
-                        .as_mut()
-                        .expect("set")
-                        .record(took.as_micros().max(1) as u64)
-                        .ok();
+                    tally.login.record(took.as_micros().max(1) as u64).ok();
                     let watched = poller
                         .as_mut()
                         .is_some_and(|p| session.watch(p, bots.len() as u64).is_ok());
@@ -380,8 +368,6 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
         bot.welcomed_at = Some(Instant::now());
         tally
             .connect
-            .as_mut()
-            .expect("set")
             .record(bot.started.elapsed().as_micros().max(1) as u64)
             .ok();
         live.connected.fetch_add(1, Ordering::Relaxed);
@@ -395,8 +381,6 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
             Some((last, at)) if tick > last => {
                 tally
                     .interval
-                    .as_mut()
-                    .expect("set")
                     .record(at.elapsed().as_micros().max(1) as u64)
                     .ok();
                 bot.last_snapshot = Some((tick, Instant::now()));
@@ -408,10 +392,8 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
     let taken = micros();
     for pong in session.pongs.drain(..) {
         let arrived = pong.arrived_us.unwrap_or(taken).min(taken);
-        let record = |histogram: &mut Option<Histogram<u64>>, at: u64| {
+        let record = |histogram: &mut Histogram<u64>, at: u64| {
             histogram
-                .as_mut()
-                .expect("set")
                 .record(at.saturating_sub(pong.sent_us).max(1))
                 .ok();
         };
