@@ -4,12 +4,13 @@
 //!
 //! A snapshot names its `baseline` (0: none, a full snapshot). Against a
 //! baseline it carries entities that entered the view whole, `removed` ids
-//! that left it, and `changed` entries with position moves (decimetres,
-//! relative) and whatever else changed. Entities with nothing new cost
-//! nothing. When the budget runs out, what did not fit keeps its old state
-//! in the view the server records for that snapshot, so the next delta
-//! still diffs against what the client really has; entries waiting longer
-//! gain priority, so nothing in view starves.
+//! that left it, `changed` entries with position moves (decimetres,
+//! relative) and whatever else changed, and, for entities that only moved,
+//! their place in the baseline and the move in a packed `moves` list.
+//! Entities with nothing new cost nothing. When the budget runs out, what
+//! did not fit keeps its old state in the view the server records for that
+//! snapshot, so the next delta still diffs against what the client really
+//! has; entries waiting longer gain priority, so nothing in view starves.
 
 use crate::proto;
 
@@ -98,6 +99,39 @@ pub enum DeltaError {
     /// A change for an entity the baseline does not have.
     #[error("change for entity {0}, which the baseline does not have")]
     UnknownEntity(u64),
+    /// A move for an index past the end of the baseline view.
+    #[error("move for index {0}, past the end of the baseline")]
+    UnknownIndex(u32),
+    /// Moves that are not whole (index, x, y) triples.
+    #[error("{0} move numbers are not whole triples")]
+    PartialMove(usize),
+}
+
+/// Zigzag encoding (sint32's): small movements either way take one byte.
+pub(crate) fn zigzag(value: i32) -> u32 {
+    ((value << 1) ^ (value >> 31)) as u32
+}
+
+/// The inverse of [`zigzag`].
+pub(crate) fn unzigzag(value: u32) -> i32 {
+    (value >> 1) as i32 ^ -((value & 1) as i32)
+}
+
+/// The ids of the entities `snapshot` brings news of (entered, changed or
+/// moved), `base` being the view of its baseline: for a client that
+/// interpolates, or counts how fresh its view is.
+pub fn updated(base: Option<&View>, snapshot: &proto::Snapshot) -> Vec<u64> {
+    let moved = snapshot.moves.chunks_exact(3).filter_map(|triple| {
+        base.and_then(|view| view.get(triple[0] as usize))
+            .map(|(id, _)| *id)
+    });
+    snapshot
+        .entities
+        .iter()
+        .map(|e| e.id)
+        .chain(snapshot.changed.iter().map(|c| c.id))
+        .chain(moved)
+        .collect()
 }
 
 /// Rebuilds the view `snapshot` describes; `base` is the view of its
@@ -109,6 +143,18 @@ pub fn apply(base: Option<&View>, snapshot: &proto::Snapshot) -> Result<View, De
         base.ok_or(DeltaError::UnknownBaseline(snapshot.baseline))?
             .clone()
     };
+    // Moves name entities by their place in the baseline: before anything
+    // leaves or enters it.
+    if !snapshot.moves.len().is_multiple_of(3) {
+        return Err(DeltaError::PartialMove(snapshot.moves.len()));
+    }
+    for triple in snapshot.moves.chunks_exact(3) {
+        let (_, seen) = view
+            .get_mut(triple[0] as usize)
+            .ok_or(DeltaError::UnknownIndex(triple[0]))?;
+        seen.x_dm = seen.x_dm.wrapping_add(unzigzag(triple[1]));
+        seen.y_dm = seen.y_dm.wrapping_add(unzigzag(triple[2]));
+    }
     if !snapshot.removed.is_empty() {
         view.retain(|(id, _)| !snapshot.removed.contains(id));
     }

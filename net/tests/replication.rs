@@ -127,12 +127,7 @@ fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
             (now.x.div_euclid(100), now.y.div_euclid(100)),
             "the avatar is current every tick, whatever the budget"
         );
-        for id in snapshot
-            .changed
-            .iter()
-            .map(|c| c.id)
-            .chain(snapshot.entities.iter().map(|e| e.id))
-        {
+        for id in tessera_net::delta::updated(base, &snapshot) {
             if let Some(previous) = last_update.insert(id, tick) {
                 longest_wait = longest_wait.max(tick - previous);
             }

@@ -450,6 +450,7 @@ impl Session {
                 entities,
                 removed: Vec::new(),
                 changed: Vec::new(),
+                moves: Vec::new(),
                 baseline: 0,
                 ..snapshot.clone()
             });

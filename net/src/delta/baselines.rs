@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Seen, flags};
+use super::{Seen, flags, zigzag};
 use crate::proto;
 
 /// What the server remembers a client knows of one entity: the fields a
@@ -109,6 +109,10 @@ struct Scratch {
     by_id: Vec<u32>,
     /// Each member's state in the baseline.
     olds: Vec<Option<Known>>,
+    /// Each member's place in the baseline (where `olds` has one).
+    at: Vec<u32>,
+    /// The snapshot's moves: (place, zigzag x, zigzag y) triples.
+    moves: Vec<u32>,
     /// How long each member's change has waited.
     waits: Vec<u32>,
     /// Sort keys with a member index in their low bits.
@@ -169,31 +173,117 @@ mod field {
     pub const BASELINE: u32 = 6;
     pub const REMOVED: u32 = 7;
     pub const CHANGED: u32 = 8;
+    pub const MOVES: u32 = 9;
 }
 
-/// Sends member `index` (whole if the baseline lacks it, as a change if it
-/// changed) when it fits in `budget`; the viewer (index 0) always goes. The
-/// entry is written to `out` as it is encoded in a `proto::Snapshot`, and
-/// costs exactly what it writes.
+/// A snapshot's entries as they are decided: written to `out` (entered and
+/// changed entities) or gathered in `moves` (written last, as one packed
+/// field), each costing exactly what it writes, within `budget`.
+struct Entries<'a> {
+    out: &'a mut Vec<u8>,
+    moves: &'a mut Vec<u32>,
+    used: usize,
+    budget: usize,
+}
+
+impl Entries<'_> {
+    /// What the packed moves field costs besides its numbers: its key and
+    /// a length prefix as long as the longest it could need.
+    fn moves_header(&self) -> usize {
+        // The viewer's move goes over the budget by at most its 15 bytes.
+        prost::encoding::key_len(field::MOVES)
+            + prost::encoding::encoded_len_varint(self.budget as u64 + 15)
+    }
+
+    /// Adds a move of the baseline's entry `place` when it fits (the
+    /// viewer's always goes).
+    fn put_move(&mut self, place: u32, dx: i32, dy: i32, viewer: bool) -> bool {
+        let numbers = [place, zigzag(dx), zigzag(dy)];
+        let header = if self.moves.is_empty() {
+            self.moves_header()
+        } else {
+            0
+        };
+        let cost = header
+            + numbers
+                .iter()
+                .map(|&n| prost::encoding::encoded_len_varint(u64::from(n)))
+                .sum::<usize>();
+        let fits = self.used + cost <= self.budget || viewer;
+        if fits {
+            self.used += cost;
+            self.moves.extend_from_slice(&numbers);
+        }
+        fits
+    }
+
+    /// Writes `entry` as field `tag` when it fits (the viewer's always
+    /// goes): its length is worked out once, for the budget and the prefix
+    /// alike.
+    fn put<M: prost::Message>(&mut self, tag: u32, entry: &M, viewer: bool) -> bool {
+        let len = entry.encoded_len();
+        let cost =
+            prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len;
+        let fits = self.used + cost <= self.budget || viewer;
+        if fits {
+            self.used += cost;
+            prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, self.out);
+            prost::encoding::encode_varint(len as u64, self.out);
+            entry.encode_raw(self.out);
+        }
+        fits
+    }
+
+    /// Writes the gathered moves as one packed field.
+    fn finish(self) {
+        if self.moves.is_empty() {
+            return;
+        }
+        let len: usize = self
+            .moves
+            .iter()
+            .map(|&n| prost::encoding::encoded_len_varint(u64::from(n)))
+            .sum();
+        prost::encoding::encode_key(
+            field::MOVES,
+            prost::encoding::WireType::LengthDelimited,
+            self.out,
+        );
+        prost::encoding::encode_varint(len as u64, self.out);
+        for &n in self.moves.iter() {
+            prost::encoding::encode_varint(u64::from(n), self.out);
+        }
+    }
+}
+
+/// Sends member `index` (whole if the baseline lacks it, as a move if it
+/// only moved, else as a change, when it changed) when it fits; the viewer
+/// (index 0) always goes.
 fn decide(
     index: usize,
     members: &[Candidate],
     olds: &[Option<Known>],
-    used: &mut usize,
-    budget: usize,
-    out: &mut Vec<u8>,
+    at: &[u32],
+    entries: &mut Entries<'_>,
 ) -> Outcome {
     let candidate = &members[index];
     let viewer = index == 0;
     match &olds[index] {
         Some(old) => match diff(candidate.id, old, &candidate.seen) {
             None => Outcome::Old,
-            Some(change) if put(field::CHANGED, &change, viewer, used, budget, out) => Outcome::New,
+            Some(change) if change.flags == 0 => {
+                if entries.put_move(at[index], change.dx_dm, change.dy_dm, viewer) {
+                    Outcome::New
+                } else {
+                    Outcome::OldWaiting
+                }
+            }
+            Some(change) if entries.put(field::CHANGED, &change, viewer) => Outcome::New,
             Some(_) => Outcome::OldWaiting,
         },
         None => {
             let state = candidate.seen.to_state(candidate.id);
-            if put(field::ENTITIES, &state, viewer, used, budget, out) {
+            if entries.put(field::ENTITIES, &state, viewer) {
                 Outcome::New
             } else {
                 // Not in view yet: it enters when there is room.
@@ -214,39 +304,18 @@ fn touch<T: Copy>(entries: &[(u64, T)]) -> u64 {
         .fold(0, |folded, (id, _)| folded ^ id)
 }
 
-/// The least an entry for entity `id` can cost, whole or as a change: its
-/// field key and length prefix, a byte each at least, and its id (field 1
-/// of both messages; 0 is not written).
-fn least_cost(id: u64) -> usize {
-    2 + if id == 0 {
-        0
+/// The least an entry for entity `id` can cost. One the baseline has
+/// (`known`) costs at least a move's three one-byte numbers; one entering
+/// costs its field key and length prefix, a byte each at least, and its id
+/// (field 1 of the message; 0 is not written).
+fn least_cost(id: u64, known: bool) -> usize {
+    if known {
+        3
+    } else if id == 0 {
+        2
     } else {
-        1 + prost::encoding::encoded_len_varint(id)
+        3 + prost::encoding::encoded_len_varint(id)
     }
-}
-
-/// Writes `entry` as field `tag` when it fits in `budget` (the viewer's
-/// always goes): its length is worked out once, for the budget and the
-/// prefix alike.
-fn put<M: prost::Message>(
-    tag: u32,
-    entry: &M,
-    viewer: bool,
-    used: &mut usize,
-    budget: usize,
-    out: &mut Vec<u8>,
-) -> bool {
-    let len = entry.encoded_len();
-    let cost =
-        prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len;
-    let fits = *used + cost <= budget || viewer;
-    if fits {
-        *used += cost;
-        prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, out);
-        prost::encoding::encode_varint(len as u64, out);
-        entry.encode_raw(out);
-    }
-    fits
 }
 
 impl Baselines {
@@ -329,6 +398,8 @@ impl Baselines {
         let Scratch {
             by_id,
             olds,
+            at,
+            moves,
             waits,
             keys,
             outcome,
@@ -341,6 +412,8 @@ impl Baselines {
         // long its change has waited, and the baseline's leavers.
         olds.clear();
         olds.resize(members.len(), None);
+        at.clear();
+        at.resize(members.len(), 0);
         waits.clear();
         waits.resize(members.len(), 0);
         let (mut b, mut w) = (0, 0);
@@ -353,6 +426,7 @@ impl Baselines {
             }
             if b < base.len() && base[b].0 == member {
                 olds[index as usize] = Some(base[b].1);
+                at[index as usize] = b as u32;
                 b += 1;
             }
             // Past entries of entities no longer in view (rare), then a
@@ -371,18 +445,26 @@ impl Baselines {
         if !removed.is_empty() {
             prost::encoding::uint64::encode_packed(field::REMOVED, removed, out);
         }
-        let mut used = HEADER_BYTES + (out.len() - start);
+        let used = HEADER_BYTES + (out.len() - start);
         outcome.clear();
         outcome.resize(members.len(), Outcome::Absent);
+        moves.clear();
+        let written_before = out.len();
+        let mut entries = Entries {
+            out,
+            moves,
+            used,
+            budget,
+        };
         // When every member surely fits, priority changes nothing but the
         // order on the wire, and the sort is skipped (a crowd over the
         // budget goes straight to the sort: trying first would encode the
         // members that fit twice).
-        let (written_before, used_before) = (out.len(), used);
-        let mut fits = members.len() * MAX_ENTRY_BYTES <= budget.saturating_sub(used);
+        let mut fits =
+            members.len() * MAX_ENTRY_BYTES + entries.moves_header() <= budget.saturating_sub(used);
         if fits {
             for (index, slot) in outcome.iter_mut().enumerate() {
-                match decide(index, members, olds, &mut used, budget, out) {
+                match decide(index, members, olds, at, &mut entries) {
                     // The bound was wrong; the sort below still decides.
                     Outcome::OldWaiting | Outcome::AbsentWaiting => {
                         fits = false;
@@ -393,8 +475,9 @@ impl Baselines {
             }
         }
         if !fits {
-            out.truncate(written_before);
-            used = used_before;
+            entries.out.truncate(written_before);
+            entries.moves.clear();
+            entries.used = used;
             // By priority: distance, shrunk by how long a change has
             // waited; the viewer first. Priority and index packed in one
             // integer sort several times faster than as a pair.
@@ -411,7 +494,8 @@ impl Baselines {
             for &key in keys.iter() {
                 let index = (key & INDEX_MASK) as usize;
                 let member = &members[index];
-                outcome[index] = if index != 0 && used + least_cost(member.id) > budget {
+                let least = least_cost(member.id, olds[index].is_some());
+                outcome[index] = if index != 0 && entries.used + least > budget {
                     // Nothing of it can fit: only whether it waits is
                     // worked out (most of a crowd, once the budget is
                     // spent), not the entry it cannot send.
@@ -421,10 +505,11 @@ impl Baselines {
                         None => Outcome::AbsentWaiting,
                     }
                 } else {
-                    decide(index, members, olds, &mut used, budget, out)
+                    decide(index, members, olds, at, &mut entries)
                 };
             }
         }
+        entries.finish();
         // The view and the waiting list, in id order as they are kept.
         for &index in by_id.iter() {
             let index = index as usize;

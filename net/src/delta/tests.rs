@@ -197,6 +197,7 @@ fn a_later_acknowledgement_makes_its_own_view_the_baseline() {
     assert_eq!(snapshot.baseline, 3);
     assert_eq!(snapshot.removed, vec![2]);
     assert!(snapshot.changed.is_empty(), "{:?}", snapshot.changed);
+    assert!(snapshot.moves.is_empty(), "{:?}", snapshot.moves);
 }
 
 /// A client that stops acknowledging gets a full snapshot once its last
@@ -222,7 +223,7 @@ fn a_client_silent_too_long_gets_a_full_snapshot() {
     server.ack(kept + 2);
     let delta = encode(&mut server, kept + 4, &states, 16, 1000);
     assert_eq!(delta.baseline, kept + 2);
-    assert!(delta.entities.is_empty() && delta.changed.is_empty());
+    assert!(delta.entities.is_empty() && delta.changed.is_empty() && delta.moves.is_empty());
 }
 
 #[test]
@@ -232,6 +233,7 @@ fn deltas_stay_in_budget_and_a_waiting_change_gets_through() {
     let mut states = vec![(0, seen(0, 0, 100))];
     states.extend(far.iter().copied());
     let mut sent_to_40 = false;
+    let mut view: Option<View> = None;
     for tick in 1..=60u32 {
         // Everything moves a little every tick.
         for (_, s) in states.iter_mut() {
@@ -244,14 +246,12 @@ fn deltas_stay_in_budget_and_a_waiting_change_gets_through() {
             snapshot.encoded_len()
         );
         server.ack(tick);
-        sent_to_40 |= snapshot.changed.iter().any(|c| c.id == 40)
-            || snapshot.entities.iter().any(|e| e.id == 40);
+        let updated = updated(view.as_ref(), &snapshot);
+        sent_to_40 |= updated.contains(&40);
         if tick > 1 {
-            assert!(
-                snapshot.changed.iter().any(|c| c.id == 0),
-                "the viewer is updated every tick"
-            );
+            assert!(updated.contains(&0), "the viewer is updated every tick");
         }
+        view = Some(apply(view.as_ref(), &snapshot).expect("the last view is the baseline"));
     }
     assert!(sent_to_40, "the farthest entity got its turn");
 }
@@ -326,5 +326,116 @@ fn the_last_bytes_of_the_budget_still_carry_the_smallest_entry() {
         let ids: Vec<u64> = snapshot.entities.iter().map(|e| e.id).collect();
         let expected: &[u64] = if sent { &[1, 2, 300] } else { &[1, 2] };
         assert_eq!(ids, expected, "budget {budget}");
+    }
+}
+
+/// An entity that only moved is sent as a move, a few bytes naming its
+/// place in the baseline; one whose health changed too is sent as a change.
+#[test]
+fn an_entity_that_only_moved_is_sent_as_a_move() {
+    let mut server = Baselines::default();
+    let first = [
+        (0, seen(0, 0, 100)),
+        (300, seen(10, 10, 100)),
+        (400, seen(20, 20, 100)),
+    ];
+    let full = encode(&mut server, 1, &first, 16, 1000);
+    let base = apply(None, &full).expect("a full snapshot");
+    server.ack(1);
+    let second = [
+        (0, seen(0, 0, 100)),
+        (300, seen(13, 8, 100)),
+        (400, seen(21, 20, 90)),
+    ];
+    let delta = encode(&mut server, 2, &second, 16, 1000);
+    assert_eq!(delta.baseline, 1);
+    // Entity 300 is second in the baseline (sorted by id): +3, -2.
+    assert_eq!(delta.moves, vec![1, zigzag(3), zigzag(-2)]);
+    assert_eq!(delta.changed.len(), 1);
+    assert_eq!((delta.changed[0].id, delta.changed[0].hp), (400, 90));
+    assert_eq!(updated(Some(&base), &delta), vec![400, 300]);
+    let view = apply(Some(&base), &delta).expect("a delta on the acked view");
+    assert_eq!(lookup(&view, 300), Some(&seen(13, 8, 100)));
+    assert_eq!(lookup(&view, 400), Some(&seen(21, 20, 90)));
+    // Key, length and three one-byte numbers.
+    assert_eq!(
+        prost::encoding::uint32::encoded_len_packed(9, &delta.moves),
+        5
+    );
+}
+
+/// A move that takes the very last bytes of the budget is still sent, and
+/// one byte less makes it wait.
+#[test]
+fn the_last_bytes_of_the_budget_still_carry_the_smallest_move() {
+    let mut server = Baselines::default();
+    let first = [
+        (0, seen(0, 0, 100)),
+        (1, seen(1, 1, 100)),
+        (2, seen(2, 2, 100)),
+    ];
+    encode(&mut server, 1, &first, 16, 1000);
+    server.ack(1);
+    let moved = [
+        (0, seen(0, 0, 100)),
+        (1, seen(1, 2, 100)),
+        (2, seen(2, 3, 100)),
+    ];
+    // The baseline field, then the packed moves: key and a length prefix
+    // sized for the budget, three bytes per move.
+    let header = 32 + 2;
+    let exact =
+        |budget: usize| header + 1 + prost::encoding::encoded_len_varint(budget as u64 + 15) + 6;
+    let budget = exact(100);
+    assert_eq!(exact(budget), budget);
+    for (budget, moves) in [(budget, 2), (budget - 1, 1)] {
+        let mut probe = Baselines::default();
+        encode(&mut probe, 1, &first, 16, 1000);
+        probe.ack(1);
+        let delta = encode(&mut probe, 2, &moved, 16, budget);
+        assert_eq!(delta.moves.len(), moves * 3, "budget {budget}");
+    }
+}
+
+#[test]
+fn a_move_outside_the_baseline_or_not_a_triple_is_an_error() {
+    let base: View = vec![(7, seen(0, 0, 100))];
+    let snapshot = proto::Snapshot {
+        baseline: 1,
+        moves: vec![1, 2, 2],
+        ..Default::default()
+    };
+    assert_eq!(
+        apply(Some(&base), &snapshot),
+        Err(DeltaError::UnknownIndex(1))
+    );
+    let snapshot = proto::Snapshot {
+        baseline: 1,
+        moves: vec![0, 2],
+        ..Default::default()
+    };
+    assert_eq!(
+        apply(Some(&base), &snapshot),
+        Err(DeltaError::PartialMove(2))
+    );
+    let snapshot = proto::Snapshot {
+        baseline: 1,
+        moves: vec![0, zigzag(-4), zigzag(5)],
+        ..Default::default()
+    };
+    let view = apply(Some(&base), &snapshot).expect("a move inside the baseline");
+    assert_eq!(lookup(&view, 7), Some(&seen(-4, 5, 100)));
+}
+
+proptest! {
+    /// Moves are zigzag-encoded as protobuf's sint32 is, and decode back.
+    #[test]
+    fn zigzag_is_sint32s_mapping(value in any::<i32>()) {
+        prop_assert_eq!(unzigzag(zigzag(value)), value);
+        let mut sint = Vec::new();
+        prost::encoding::sint32::encode(1, &value, &mut sint);
+        let mut ours = Vec::new();
+        prost::encoding::uint32::encode(1, &zigzag(value), &mut ours);
+        prop_assert_eq!(sint, ours);
     }
 }
