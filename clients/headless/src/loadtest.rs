@@ -127,6 +127,11 @@ pub struct Report {
     /// Entities in each connected bot's view at the end (itself included):
     /// fewest, mean.
     pub view_entities: [f64; 2],
+    /// Share of the entities in view that each snapshot brought news of
+    /// (entered, changed or moved), %: in a crowd where everyone moves,
+    /// how often a player sees each other player move, against the
+    /// snapshot rate (100 % when every snapshot updates everyone).
+    pub view_refreshed_pct: f64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -158,6 +163,8 @@ struct Tally {
     interval: Histogram<u64>,
     bytes_in: u64,
     bytes_out: u64,
+    view_updates: u64,
+    view_entries: u64,
     events: u64,
     bot_seconds: f64,
     room_results: u64,
@@ -178,6 +185,8 @@ impl Default for Tally {
             interval: histogram(),
             bytes_in: 0,
             bytes_out: 0,
+            view_updates: 0,
+            view_entries: 0,
             events: 0,
             bot_seconds: 0.0,
             room_results: 0,
@@ -205,6 +214,8 @@ impl Tally {
             mine.add(theirs).expect("same bounds");
         }
         self.bytes_in += other.bytes_in;
+        self.view_updates += other.view_updates;
+        self.view_entries += other.view_entries;
         self.bytes_out += other.bytes_out;
         self.events += other.events;
         self.bot_seconds += other.bot_seconds;
@@ -296,5 +307,6 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
             tally.views.iter().min().map_or(0.0, |v| *v as f64),
             tally.views.iter().sum::<usize>() as f64 / tally.views.len().max(1) as f64,
         ],
+        view_refreshed_pct: 100.0 * tally.view_updates as f64 / tally.view_entries.max(1) as f64,
     }
 }

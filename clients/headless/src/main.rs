@@ -103,8 +103,8 @@ fn print(report: &Report) {
         report.events, report.bot_cpu_us_per_bot_sec
     );
     println!(
-        "entities in view  fewest {:.0}  mean {:.1}",
-        report.view_entities[0], report.view_entities[1]
+        "entities in view  fewest {:.0}  mean {:.1}  refreshed per snapshot {:.1} %",
+        report.view_entities[0], report.view_entities[1], report.view_refreshed_pct
     );
     match report.scenario {
         Scenario::Arena | Scenario::Team => println!("room results {}", report.room_results),

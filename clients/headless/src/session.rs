@@ -133,6 +133,12 @@ pub struct Session {
     pub kicked: Option<proto::Kick>,
     /// Snapshots received so far.
     pub snapshots: u64,
+    /// Over the snapshots applied: entities they brought news of (entered,
+    /// changed or moved), and entities in the views they built. Their
+    /// ratio is how fresh the view is kept.
+    pub view_updates: u64,
+    /// See `view_updates`.
+    pub view_entries: u64,
     /// Why the connection ended, once it has.
     pub disconnected: Option<String>,
     /// Pongs received and not yet taken.
@@ -224,6 +230,8 @@ impl Session {
             unsent: false,
             views: std::collections::VecDeque::new(),
             bad_deltas: 0,
+            view_updates: 0,
+            view_entries: 0,
             last_flush: Instant::now(),
             next_request: 1,
         })
@@ -423,6 +431,9 @@ impl Session {
             self.bad_deltas += 1;
             return;
         };
+        self.view_updates +=
+            (snapshot.entities.len() + snapshot.changed.len() + snapshot.moves.len() / 3) as u64;
+        self.view_entries += view.len() as u64;
         // The ack rides with the next input (or the idle flush): a packet
         // of its own per snapshot would double the packets sent.
         let ack = encode_client(

@@ -205,6 +205,8 @@ fn close(bot: &mut Bot, tally: &mut Tally, run_ended: bool) {
     };
     tally.bytes_in += session.bytes_in;
     tally.bytes_out += session.bytes_out;
+    tally.view_updates += session.view_updates;
+    tally.view_entries += session.view_entries;
     if let Some(at) = bot.welcomed_at {
         tally.bot_seconds += at.elapsed().as_secs_f64();
         if run_ended && let Some(snapshot) = &session.snapshot {
