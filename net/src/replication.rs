@@ -19,12 +19,9 @@ use bevy_ecs::{
 use tessera_sim::{
     OutEvent, Outbox, PlayerId, SimId, TickSchedule, TickSystems, WorldSpec,
     combat::components::Health,
-    core::GameTables,
-    entity::SimIds,
-    input::ChatChannel,
     movement::{LastInputSeq, Position},
     npc::Npc,
-    players::{Player, PlayerIndex},
+    players::Player,
     spatial::{SpatialGrid, distance_sq},
     world::Tick,
 };
@@ -32,11 +29,14 @@ use tessera_sim::{
 use std::sync::{Arc, Mutex};
 
 use crate::{
-    codec::encode_server,
     delta::{Baselines, Candidate, Seen},
-    proto::{self, event, server_message::Body},
-    transport::{ORDERED, RELIABLE, UNRELIABLE},
+    proto,
+    transport::UNRELIABLE,
 };
+
+mod events;
+
+pub use events::route_events;
 
 /// Messages for players, produced by this tick: (player, channel, bytes).
 #[derive(Resource, Default, Debug)]
@@ -133,10 +133,6 @@ impl Plugin for ReplicationPlugin {
     }
 }
 
-fn message(body: Body) -> Vec<u8> {
-    encode_server(&proto::ServerMessage { body: Some(body) })
-}
-
 /// `ServerMessage.snapshot`'s field number.
 const SERVER_SNAPSHOT: u32 = 11;
 
@@ -152,227 +148,6 @@ fn frame(field: u32, body: &[u8]) -> Vec<u8> {
     prost::encoding::encode_varint(body.len() as u64, &mut message);
     message.extend_from_slice(body);
     message
-}
-
-fn owner(id: SimId, ids: &SimIds, players: &Query<&Player>) -> Option<PlayerId> {
-    ids.get(id).and_then(|e| players.get(e).ok()).map(|p| p.0)
-}
-
-/// Turns this tick's events into messages for the players they concern.
-#[allow(clippy::too_many_arguments)]
-pub fn route_events(
-    outbox: Res<Outbox>,
-    ids: Res<SimIds>,
-    index: Res<PlayerIndex>,
-    spec: Res<WorldSpec>,
-    tables: Res<GameTables>,
-    players: Query<&Player>,
-    counts: Res<RejectionCounts>,
-    mut outgoing: ResMut<Outgoing>,
-) {
-    let rejections = &counts.0;
-    let mut push =
-        |to: PlayerId, channel: u8, body: Body| outgoing.0.push((to, channel, message(body)));
-    let event = |kind: event::Kind| Body::Event(proto::Event { kind: Some(kind) });
-    for out in outbox.events() {
-        match out {
-            OutEvent::Joined { player, id } => {
-                push(
-                    *player,
-                    ORDERED,
-                    Body::Welcome(proto::Welcome {
-                        player: player.0,
-                        world: spec.kind.clone(),
-                        tick_hz: u32::from(spec.tick_hz),
-                        tables_hash: tables.0.hash().to_string(),
-                        frame_room: None,
-                    }),
-                );
-                push(*player, RELIABLE, event(event::Kind::Joined(id.0)));
-            }
-            OutEvent::Rejected {
-                player,
-                request,
-                reason,
-            } => {
-                let reason = format!("{reason:?}");
-                rejections.count(&reason);
-                push(
-                    *player,
-                    ORDERED,
-                    Body::Response(proto::Response {
-                        request: *request,
-                        code: proto::ResultCode::Rejected as i32,
-                        reason,
-                        ..proto::Response::default()
-                    }),
-                )
-            }
-            OutEvent::SkillHit {
-                caster,
-                target,
-                skill,
-                amount,
-                hp,
-            } => {
-                let hit = proto::SkillHit {
-                    caster: caster.0,
-                    target: target.0,
-                    skill: skill.clone(),
-                    amount: *amount,
-                    hp: *hp,
-                };
-                let mut to: Vec<PlayerId> = [*caster, *target]
-                    .iter()
-                    .filter_map(|id| owner(*id, &ids, &players))
-                    .collect();
-                to.dedup();
-                for player in to {
-                    push(player, RELIABLE, event(event::Kind::Hit(hit.clone())));
-                }
-            }
-            OutEvent::Died { id, killer } => {
-                let died = proto::Died {
-                    id: id.0,
-                    killer: killer.map_or(0, |k| k.0),
-                };
-                let mut to: Vec<PlayerId> = [Some(*id), *killer]
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| owner(id, &ids, &players))
-                    .collect();
-                to.dedup();
-                for player in to {
-                    push(player, RELIABLE, event(event::Kind::Died(died)));
-                }
-            }
-            OutEvent::Respawned { id } => {
-                if let Some(player) = owner(*id, &ids, &players) {
-                    push(player, RELIABLE, event(event::Kind::Respawned(id.0)));
-                }
-            }
-            OutEvent::LevelUp { player, level } => {
-                push(*player, RELIABLE, event(event::Kind::LevelUp(*level)))
-            }
-            OutEvent::Chat {
-                to,
-                from,
-                channel,
-                text,
-            } => {
-                let chat = proto::ChatMessage {
-                    from: from.0,
-                    channel: match channel {
-                        ChatChannel::Say => proto::ChatChannel::Say,
-                        ChatChannel::Team => proto::ChatChannel::Team,
-                    } as i32,
-                    text: text.clone(),
-                };
-                let recipients: Vec<PlayerId> = match to {
-                    Some(list) => list.clone(),
-                    None => index.players().collect(),
-                };
-                for player in recipients {
-                    push(player, RELIABLE, event(event::Kind::Chat(chat.clone())));
-                }
-            }
-            OutEvent::TeamInvite { to, team, by } => push(
-                *to,
-                RELIABLE,
-                event(event::Kind::TeamInvite(proto::TeamInvite {
-                    team: team.0,
-                    by: by.0,
-                })),
-            ),
-            OutEvent::TeamChanged { to, view } => {
-                let view = proto::TeamView {
-                    team: view.team.0,
-                    leader: view.leader.0,
-                    members: view.members.iter().map(|p| p.0).collect(),
-                };
-                for player in to {
-                    push(*player, RELIABLE, event(event::Kind::Team(view.clone())));
-                }
-            }
-            OutEvent::TeamLeft { to, team, kicked } => push(
-                *to,
-                RELIABLE,
-                event(event::Kind::TeamLeft(proto::TeamLeft {
-                    team: team.0,
-                    kicked: *kicked,
-                })),
-            ),
-            OutEvent::TeamMemberHp {
-                to,
-                member,
-                hp,
-                max_hp,
-            } => {
-                let hp = proto::TeamMemberHp {
-                    member: member.0,
-                    hp: *hp,
-                    max_hp: *max_hp,
-                };
-                for player in to {
-                    // Latest wins: a lost update is replaced by the next.
-                    push(*player, UNRELIABLE, event(event::Kind::MemberHp(hp)));
-                }
-            }
-            OutEvent::RoomStage { stage } => {
-                let (kind, starts_at) = match stage {
-                    tessera_sim::output::RoomStage::Waiting => (proto::RoomStageKind::Waiting, 0),
-                    tessera_sim::output::RoomStage::Countdown { starts_at } => {
-                        (proto::RoomStageKind::Countdown, *starts_at)
-                    }
-                    tessera_sim::output::RoomStage::Running => (proto::RoomStageKind::Running, 0),
-                    tessera_sim::output::RoomStage::Finished => (proto::RoomStageKind::Finished, 0),
-                };
-                let stage = proto::RoomStage {
-                    stage: kind as i32,
-                    starts_at,
-                };
-                for player in index.players() {
-                    push(player, RELIABLE, event(event::Kind::RoomStage(stage)));
-                }
-            }
-            OutEvent::RoomSide { player, side } => {
-                let side = proto::RoomSide {
-                    player: player.0,
-                    side: u32::from(*side),
-                };
-                for to in index.players() {
-                    push(to, RELIABLE, event(event::Kind::RoomSide(side)));
-                }
-            }
-            OutEvent::RoomFinished(result) => {
-                let result = proto::RoomResult {
-                    has_winner: result.winner.is_some(),
-                    winner: result.winner.map_or(0, u32::from),
-                    finished_at: result.finished_at,
-                    players: result
-                        .players
-                        .iter()
-                        .map(|p| proto::PlayerResult {
-                            player: p.player.0,
-                            side: u32::from(p.side),
-                            kills: p.kills,
-                            deaths: p.deaths,
-                            damage: p.damage,
-                            healing: p.healing,
-                        })
-                        .collect(),
-                };
-                for player in index.players() {
-                    push(
-                        player,
-                        RELIABLE,
-                        event(event::Kind::RoomFinished(result.clone())),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 /// One snapshot per player: the living entities within reach, and itself,
@@ -519,6 +294,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::{codec::encode_server, proto::server_message::Body};
 
     #[test]
     fn a_framed_snapshot_is_the_server_message_prost_would_write() {
