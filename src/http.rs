@@ -100,6 +100,7 @@ impl From<LoginError> for ApiError {
         let (status, code) = match &error {
             LoginError::BadDeviceId => (StatusCode::BAD_REQUEST, "bad_device_id"),
             LoginError::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+            LoginError::Protocol { .. } => (StatusCode::UPGRADE_REQUIRED, "protocol_mismatch"),
             LoginError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             LoginError::Token(_) => (StatusCode::INTERNAL_SERVER_ERROR, "token"),
         };
@@ -145,6 +146,7 @@ async fn login(
     State(state): State<HttpState>,
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<LoginReply>, ApiError> {
+    crate::login::check_protocol(request.protocol)?;
     let player = match (&request.device_id, &request.username, &request.password) {
         (Some(device), None, None) => crate::login::device_player(device)?,
         (None, Some(username), Some(password)) => {

@@ -31,6 +31,11 @@ pub struct LoginRequest {
     /// The account's password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// The wire protocol the client speaks
+    /// ([`tessera_net::PROTOCOL_VERSION`]); a login without it, or with
+    /// another, is refused before anything else is looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u32>,
 }
 
 impl LoginRequest {
@@ -38,6 +43,7 @@ impl LoginRequest {
     pub fn device(id: impl Into<String>) -> Self {
         Self {
             device_id: Some(id.into()),
+            protocol: Some(tessera_net::PROTOCOL_VERSION),
             ..Self::default()
         }
     }
@@ -47,6 +53,7 @@ impl LoginRequest {
         Self {
             username: Some(username.into()),
             password: Some(password.into()),
+            protocol: Some(tessera_net::PROTOCOL_VERSION),
             ..Self::default()
         }
     }
@@ -76,6 +83,18 @@ pub enum LoginError {
     /// Neither or both ways of logging in were given.
     #[error("give either device_id, or username and password")]
     BadRequest,
+    /// The client speaks another wire protocol (or is older than protocol
+    /// versions, and names none): it would misread what the node sends.
+    #[error(
+        "this node speaks protocol {server}, the client {}: update the client",
+        client.map_or_else(|| "names none (it predates protocol versions)".to_string(), |v| v.to_string())
+    )]
+    Protocol {
+        /// What the client named, if anything.
+        client: Option<u32>,
+        /// What the node speaks.
+        server: u32,
+    },
     /// A token could not be made.
     #[error("cannot issue a connect token: {0}")]
     Token(String),
@@ -93,6 +112,15 @@ pub struct LoginService {
     next_socket: AtomicUsize,
     store: std::sync::Arc<tessera_persistence::flush::FlushStats>,
     max_pending: usize,
+}
+
+/// Whether a client naming `protocol` can play on this node.
+pub fn check_protocol(protocol: Option<u32>) -> Result<(), LoginError> {
+    let server = tessera_net::PROTOCOL_VERSION;
+    match protocol {
+        Some(client) if client == server => Ok(()),
+        client => Err(LoginError::Protocol { client, server }),
+    }
 }
 
 /// The player a device id logs in as, if the id is acceptable.

@@ -14,6 +14,14 @@ fn post(node: &Node, path: &str, body: &str) -> (u16, serde_json::Value) {
     post_json(&node.http, path, body)
 }
 
+/// `body` (a JSON object) naming the protocol this build speaks, as every
+/// client's login does.
+fn versioned(body: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(body).expect("a JSON object");
+    value["protocol"] = tessera_net::PROTOCOL_VERSION.into();
+    value.to_string()
+}
+
 #[test]
 fn an_account_registers_signs_in_and_plays() {
     let node = start(&[]);
@@ -94,7 +102,7 @@ fn wrong_passwords_unknown_names_and_bad_requests_are_refused_with_codes() {
         (r#"{"device_id":""}"#, 400, "bad_device_id"),
     ];
     for (body, status, code) in cases {
-        let (got, reply) = post(&node, "/v1/login", body);
+        let (got, reply) = post(&node, "/v1/login", &versioned(body));
         assert_eq!(
             (got, reply["code"].as_str()),
             (status, Some(code)),
@@ -134,9 +142,49 @@ fn wrong_passwords_unknown_names_and_bad_requests_are_refused_with_codes() {
     let (status, _) = post(
         &node,
         "/v1/login",
-        r#"{"username":"carol","password":"short"}"#,
+        &versioned(r#"{"username":"carol","password":"short"}"#),
     );
     assert_eq!(status, 401);
     // Guest logins still work next to accounts.
     tessera_bot::session::login(&node.http, "a-device").expect("device login");
+}
+
+/// A client that speaks another wire protocol, or predates protocol
+/// versions and names none, is refused before anything else is looked at
+/// (426, saying which the node speaks); the same login naming this build's
+/// protocol gets in.
+#[test]
+fn a_login_in_another_protocol_is_refused_with_426() {
+    let node = start(&[]);
+    let server = tessera_net::PROTOCOL_VERSION;
+    for body in [
+        r#"{"device_id":"old-client"}"#.to_string(),
+        format!(r#"{{"device_id":"old-client","protocol":{}}}"#, server - 1),
+        format!(r#"{{"device_id":"old-client","protocol":{}}}"#, server + 1),
+        // Even a malformed login is told about the protocol first.
+        r#"{"device_id":""}"#.to_string(),
+    ] {
+        let (status, reply) = post(&node, "/v1/login", &body);
+        assert_eq!(
+            (status, reply["code"].as_str()),
+            (426, Some("protocol_mismatch")),
+            "{body}: {reply}"
+        );
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!("speaks protocol {server}")),
+            "{body}: {reply}"
+        );
+    }
+    let (status, reply) = post(
+        &node,
+        "/v1/login",
+        &versioned(r#"{"device_id":"old-client"}"#),
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply["connect_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
 }

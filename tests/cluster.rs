@@ -264,7 +264,11 @@ fn while_redis_is_down_the_node_keeps_ticking_refuses_logins_and_says_so() {
     });
     let (_, metrics) = get(&node.http, "/metrics");
     assert!(metrics.contains("tessera_redis_outage 1"), "{metrics}");
-    let (status, body) = post_json(&node.http, "/v1/login", r#"{"device_id":"during"}"#);
+    let during = format!(
+        r#"{{"device_id":"during","protocol":{}}}"#,
+        tessera_net::PROTOCOL_VERSION
+    );
+    let (status, body) = post_json(&node.http, "/v1/login", &during);
     assert_eq!(
         (status, body["code"].as_str()),
         (503, Some("store_unavailable")),

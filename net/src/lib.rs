@@ -20,6 +20,17 @@
 //!   server-side relay that builds bundles, checks hashes, checkpoints its
 //!   room's world and resyncs.
 
+/// The version of the wire protocol (the messages in `proto` and how they
+/// are used) this build speaks. A client says which it speaks when it logs
+/// in, and the node refuses any other; `Welcome` carries it too, so a
+/// client can check the server it reached. Raise it with every change an
+/// older client would misread (a field it would skip is such a change when
+/// skipping it leaves the client wrong):
+///
+/// - 1: before versions (logins without `protocol`);
+/// - 2: snapshots carry `moves`.
+pub const PROTOCOL_VERSION: u32 = 2;
+
 pub mod codec;
 pub mod delta;
 pub mod frames;

@@ -477,6 +477,7 @@ fn welcome(
             input_delay: settings.input_delay,
             hash_every: u32::try_from(settings.hash_every).unwrap_or(u32::MAX),
         }),
+        protocol: crate::PROTOCOL_VERSION,
     }
 }
 

@@ -46,14 +46,21 @@ pub enum SessionError {
 
 /// Logs `device_id` in (a guest login) at the node's HTTP address (`host:port`).
 pub fn login(http: &str, device_id: &str) -> Result<Login, SessionError> {
-    let body = serde_json::json!({ "device_id": device_id });
+    let body = serde_json::json!({
+        "device_id": device_id,
+        "protocol": tessera_net::PROTOCOL_VERSION,
+    });
     let (_, body) = post(http, "/v1/login", &body, 200)?;
     serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string()))
 }
 
 /// Logs an account in at the node's HTTP address.
 pub fn login_account(http: &str, username: &str, password: &str) -> Result<Login, SessionError> {
-    let body = serde_json::json!({ "username": username, "password": password });
+    let body = serde_json::json!({
+        "username": username,
+        "password": password,
+        "protocol": tessera_net::PROTOCOL_VERSION,
+    });
     let (_, body) = post(http, "/v1/login", &body, 200)?;
     serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string()))
 }
@@ -345,6 +352,19 @@ impl Session {
                     }
                     Some(server_message::Body::Event(event)) => self.events.push(event),
                     Some(server_message::Body::Response(response)) => self.responses.push(response),
+                    Some(server_message::Body::Welcome(welcome))
+                        if welcome.protocol != tessera_net::PROTOCOL_VERSION =>
+                    {
+                        // Whatever follows would be misread: the session
+                        // ends here, saying why.
+                        self.disconnected = Some(format!(
+                            "protocol mismatch: the server speaks {}, this client {}",
+                            welcome.protocol,
+                            tessera_net::PROTOCOL_VERSION
+                        ));
+                        self.socket.disconnect();
+                        return Ok(());
+                    }
                     Some(server_message::Body::Welcome(welcome)) => {
                         // A new world (or the same one again): its snapshot
                         // ids and ticks have nothing to do with the last.

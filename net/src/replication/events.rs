@@ -54,6 +54,7 @@ pub fn route_events(
                         tick_hz: u32::from(spec.tick_hz),
                         tables_hash: tables.0.hash().to_string(),
                         frame_room: None,
+                        protocol: crate::PROTOCOL_VERSION,
                     }),
                 );
                 push(*player, RELIABLE, event(event::Kind::Joined(id.0)));
