@@ -171,7 +171,10 @@ async fn start_and_serve(
 
     let current = tables.current();
     let skills: Vec<&str> = current.skills.iter().map(|s| s.id.0.as_str()).collect();
-    for spec in persistent_zones(&current, config.seed)? {
+    for (index, spec) in persistent_zones(&current, config.seed)?
+        .into_iter()
+        .enumerate()
+    {
         let (kind, tick_hz, seed) = (spec.kind.clone(), spec.tick_hz, spec.seed);
         let acks = AckBoard::default();
         let replication = ReplicationPlugin {
@@ -194,9 +197,12 @@ async fn start_and_serve(
                 net.outgoing(),
                 (
                     flusher.sender(),
-                    persist::capture_ticks(
-                        tick_hz,
-                        Duration::from_millis(config.flush_interval_ms.max(1)),
+                    persist::CaptureTicks::new(
+                        persist::capture_ticks(
+                            tick_hz,
+                            Duration::from_millis(config.flush_interval_ms.max(1)),
+                        ),
+                        index as u64,
                     ),
                 ),
                 host.profiles.clone(),
@@ -295,7 +301,7 @@ async fn start_and_serve(
 /// changed player data to the flush worker.
 fn after_tick(
     to_net: std::sync::mpsc::Sender<Vec<(tessera_sim::PlayerId, u8, Vec<u8>)>>,
-    (to_store, capture_ticks): (ChangeSender, u64),
+    (to_store, capture): (ChangeSender, persist::CaptureTicks),
     profiles: play::Profiles,
     teams: play::Teams,
     presence: Option<(
@@ -309,7 +315,7 @@ fn after_tick(
         // Changes first: a `Left` makes the cluster flush the player and
         // release their route, and the flush must find the leaver's last
         // parts (captured as the avatar went) already queued ahead of it.
-        persist::hand_over(sim, &to_store, capture_ticks);
+        persist::hand_over(sim, &to_store, capture);
         if let Some((tx, world)) = &presence {
             let events = sim.world().resource::<tessera_sim::Outbox>().events();
             let world = world.load(std::sync::atomic::Ordering::Relaxed);

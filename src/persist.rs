@@ -62,13 +62,39 @@ pub fn capture_ticks(tick_hz: u16, flush_interval: std::time::Duration) -> u64 {
     ((every.as_millis() as u64 * u64::from(tick_hz)) / 1_000).max(1)
 }
 
-/// After a tick: every `every_ticks` ticks, captures the world's changed
-/// player data and hands it to the flush worker (a non-blocking send; the
-/// world never waits for a store). A tick in which players left hands over
-/// at once: their parts were captured as they went, and the flush worker
+/// Which ticks a world captures its changed player data at: every `every`
+/// ticks, shifted by the world's place among the node's worlds, so worlds
+/// sharing a worker capture on different ticks (each capture serialises a
+/// crowd's changes) instead of all on the same one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptureTicks {
+    every: u64,
+    phase: u64,
+}
+
+impl CaptureTicks {
+    /// Every `every` ticks (at least 1) for the node's `world`-th world.
+    pub fn new(every: u64, world: u64) -> Self {
+        let every = every.max(1);
+        Self {
+            every,
+            phase: world % every,
+        }
+    }
+
+    /// Whether the world captures after `tick`.
+    pub fn due(&self, tick: u64) -> bool {
+        (tick % self.every + self.phase).is_multiple_of(self.every)
+    }
+}
+
+/// After a tick: at the world's capture ticks, captures its changed player
+/// data and hands it to the flush worker (a non-blocking send; the world
+/// never waits for a store). A tick in which players left hands over at
+/// once: their parts were captured as they went, and the flush worker
 /// writes them without waiting for its interval.
-pub fn hand_over(sim: &mut SimWorld, to_store: &ChangeSender, every_ticks: u64) {
-    if sim.tick().is_multiple_of(every_ticks.max(1)) {
+pub fn hand_over(sim: &mut SimWorld, to_store: &ChangeSender, capture: CaptureTicks) {
+    if capture.due(sim.tick()) {
         dirty::capture(sim.world_mut());
     }
     send(sim, to_store);
@@ -116,6 +142,35 @@ mod tests {
         );
     }
 
+    #[test]
+    fn worlds_capture_at_their_rate_on_different_ticks() {
+        let every = 5;
+        let due: Vec<Vec<u64>> = (0..every)
+            .map(|world| {
+                let capture = CaptureTicks::new(every, world);
+                (1..=50).filter(|&tick| capture.due(tick)).collect()
+            })
+            .collect();
+        for (world, ticks) in due.iter().enumerate() {
+            assert_eq!(ticks.len(), 10, "world {world}: {ticks:?}");
+            assert!(
+                ticks.windows(2).all(|pair| pair[1] - pair[0] == every),
+                "world {world}: {ticks:?}"
+            );
+        }
+        let mut firsts: Vec<u64> = due.iter().map(|ticks| ticks[0]).collect();
+        firsts.sort_unstable();
+        assert_eq!(firsts, vec![1, 2, 3, 4, 5], "one world per tick");
+        assert_eq!(CaptureTicks::new(every, every), CaptureTicks::new(every, 0));
+        assert!(CaptureTicks::new(0, 3).due(7), "a rate of 0 is every tick");
+        for tick in [0, 1, 49, u64::MAX] {
+            let due = (0..every)
+                .filter(|&world| CaptureTicks::new(every, world).due(tick))
+                .count();
+            assert_eq!(due, 1, "tick {tick}: one world of every {every} captures");
+        }
+    }
+
     fn stale(sim: &SimWorld) -> bool {
         sim.world().resource::<Dirty>().has_stale()
     }
@@ -151,16 +206,17 @@ mod tests {
             },
         );
         let every = capture_ticks(20, Duration::from_secs(1));
+        let capture = CaptureTicks::new(every, 0);
         // Ticks 1-4: marked, not read, nothing written.
         while sim.tick() < every - 1 {
             sim.step();
-            hand_over(&mut sim, &to_store, every);
+            hand_over(&mut sim, &to_store, capture);
             assert!(stale(&sim), "tick {}: read before it was due", sim.tick());
         }
         flusher.flush_now().await.unwrap();
         assert!(store.load(7).unwrap().is_none());
         sim.step();
-        hand_over(&mut sim, &to_store, every);
+        hand_over(&mut sim, &to_store, capture);
         assert!(
             !stale(&sim),
             "tick {}: due, read and handed over",
@@ -178,7 +234,7 @@ mod tests {
             },
         );
         sim.step();
-        hand_over(&mut sim, &to_store, every);
+        hand_over(&mut sim, &to_store, capture);
         assert!(stale(&sim));
         hand_over_all(&mut sim, &to_store);
         flusher.flush_now().await.unwrap();
