@@ -130,9 +130,9 @@ thread_local! {
 /// find no baseline and get a full snapshot.
 pub const BASELINES_KEPT: usize = 8;
 
-/// Fixed bytes of a snapshot message besides its entries (ids, tick,
-/// avatar, sequence, framing), for budgeting.
-const HEADER_BYTES: usize = 32;
+/// What framing a snapshot as a `ServerMessage` adds: the field's key and
+/// a length prefix (two bytes hold up to 16 KB), for budgeting.
+const FRAMING_BYTES: usize = 3;
 
 /// The most one member costs in a snapshot (a whole entity state with
 /// every field at its widest, and its framing).
@@ -349,8 +349,10 @@ impl Baselines {
     /// one, within `budget` bytes. `candidates`: the viewer first, then the
     /// entities in reach, at most `max_entities` in all (the first ones).
     /// Appends to `out` the encoded `proto::Snapshot` fields `baseline`,
-    /// `entities`, `removed` and `changed` (the caller adds the others):
-    /// written as decided, so no entry is encoded twice.
+    /// `entities`, `removed`, `changed` and `moves`, written as decided, so
+    /// no entry is encoded twice. `out` holds the snapshot's other fields
+    /// (id, tick, avatar, sequence), written first: they count against the
+    /// budget as they are, with the framing.
     pub fn encode(
         &mut self,
         id: u32,
@@ -386,7 +388,6 @@ impl Baselines {
         std::hint::black_box(touch(base) ^ touch(&self.waiting) ^ touch(&view) ^ touch(&waiting));
         view.clear();
         waiting.clear();
-        let start = out.len();
         if baseline != 0 {
             prost::encoding::uint32::encode(field::BASELINE, &baseline, out);
         }
@@ -445,7 +446,7 @@ impl Baselines {
         if !removed.is_empty() {
             prost::encoding::uint64::encode_packed(field::REMOVED, removed, out);
         }
-        let used = HEADER_BYTES + (out.len() - start);
+        let used = FRAMING_BYTES + out.len();
         outcome.clear();
         outcome.resize(members.len(), Outcome::Absent);
         moves.clear();

@@ -317,8 +317,7 @@ fn the_last_bytes_of_the_budget_still_carry_the_smallest_entry() {
             distance_sq: 1_000_000,
         },
     ];
-    let exact =
-        32 + cost(&viewer.to_state(1)) + cost(&near.to_state(2)) + cost(&bare.to_state(300));
+    let exact = 3 + cost(&viewer.to_state(1)) + cost(&near.to_state(2)) + cost(&bare.to_state(300));
     for (budget, sent) in [(exact, true), (exact - 1, false)] {
         let mut out = Vec::new();
         Baselines::default().encode(1, &members, 16, budget, &mut out);
@@ -381,9 +380,9 @@ fn the_last_bytes_of_the_budget_still_carry_the_smallest_move() {
         (1, seen(1, 2, 100)),
         (2, seen(2, 3, 100)),
     ];
-    // The baseline field, then the packed moves: key and a length prefix
-    // sized for the budget, three bytes per move.
-    let header = 32 + 2;
+    // The framing and the baseline field, then the packed moves: key and a
+    // length prefix sized for the budget, three bytes per move.
+    let header = 3 + 2;
     let exact =
         |budget: usize| header + 1 + prost::encoding::encoded_len_varint(budget as u64 + 15) + 6;
     let budget = exact(100);
@@ -438,4 +437,27 @@ proptest! {
         prost::encoding::uint32::encode(1, &zigzag(value), &mut ours);
         prop_assert_eq!(sint, ours);
     }
+}
+
+/// The snapshot's fields its caller wrote first (id, tick, avatar,
+/// sequence) count against the budget as they are: the whole framed
+/// message stays within it, and a longer header leaves less for entries.
+#[test]
+fn the_fields_written_first_count_against_the_budget() {
+    let states: Vec<(u64, Seen)> = (0..30).map(|i| (i, seen(i as i32, 0, 100))).collect();
+    let budget = 200;
+    let mut written = Vec::new();
+    for header in [0usize, 20, 40] {
+        let mut out = vec![0u8; header];
+        Baselines::default().encode(1, &candidates(&states), 64, budget, &mut out);
+        // The key and a length prefix of `ServerMessage.snapshot` frame it.
+        let framed = 1 + prost::encoding::encoded_len_varint(out.len() as u64) + out.len();
+        assert!(framed <= budget, "{header} header bytes: {framed} framed");
+        assert!(
+            framed + 25 > budget,
+            "{header} header bytes: only {framed} of {budget} used"
+        );
+        written.push(out.len() - header);
+    }
+    assert!(written.windows(2).all(|w| w[0] > w[1]), "{written:?}");
 }
