@@ -76,6 +76,18 @@ pub fn register(http: &str, username: &str, password: &str) -> Result<u64, Sessi
         .ok_or_else(|| SessionError::Login(format!("no player_id in {body}")))
 }
 
+/// Why a session cannot go on with a server that sent `welcome`, if it
+/// speaks another wire protocol than this client.
+fn protocol_mismatch(welcome: &proto::Welcome) -> Option<String> {
+    (welcome.protocol != tessera_net::PROTOCOL_VERSION).then(|| {
+        format!(
+            "protocol mismatch: the server speaks {}, this client {}",
+            welcome.protocol,
+            tessera_net::PROTOCOL_VERSION
+        )
+    })
+}
+
 /// POSTs JSON over a fresh connection; anything but `expect` is an error
 /// carrying the status line and the body (the node's typed error).
 fn post(
@@ -353,15 +365,11 @@ impl Session {
                     Some(server_message::Body::Event(event)) => self.events.push(event),
                     Some(server_message::Body::Response(response)) => self.responses.push(response),
                     Some(server_message::Body::Welcome(welcome))
-                        if welcome.protocol != tessera_net::PROTOCOL_VERSION =>
+                        if let Some(mismatch) = protocol_mismatch(&welcome) =>
                     {
                         // Whatever follows would be misread: the session
                         // ends here, saying why.
-                        self.disconnected = Some(format!(
-                            "protocol mismatch: the server speaks {}, this client {}",
-                            welcome.protocol,
-                            tessera_net::PROTOCOL_VERSION
-                        ));
+                        self.disconnected = Some(mismatch);
                         self.socket.disconnect();
                         return Ok(());
                     }
@@ -500,5 +508,27 @@ impl Session {
     /// The avatar's entity id, from the last snapshot.
     pub fn avatar(&self) -> Option<u64> {
         self.snapshot.as_ref().map(|s| s.avatar)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_welcome_in_another_protocol_ends_the_session_saying_why() {
+        let ours = tessera_net::PROTOCOL_VERSION;
+        let welcome = |protocol| proto::Welcome {
+            protocol,
+            ..proto::Welcome::default()
+        };
+        assert_eq!(protocol_mismatch(&welcome(ours)), None);
+        for other in [0, ours - 1, ours + 1] {
+            let why = protocol_mismatch(&welcome(other)).expect("a mismatch");
+            assert!(
+                why.contains(&format!("server speaks {other}, this client {ours}")),
+                "{why}"
+            );
+        }
     }
 }
