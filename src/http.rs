@@ -87,12 +87,32 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
-        (
+        let upgrade = self.status == StatusCode::UPGRADE_REQUIRED;
+        let mut response = (
             self.status,
             Json(json!({ "error": self.message, "code": self.code })),
         )
-            .into_response()
+            .into_response();
+        if upgrade {
+            // 426 names what to upgrade to (RFC 9110): this node's protocol.
+            let to = format!("tessera/{}", tessera_net::PROTOCOL_VERSION);
+            if let Ok(value) = axum::http::HeaderValue::from_str(&to) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::UPGRADE, value);
+            }
+        }
+        response
     }
+}
+
+/// A request body as `T`, once its protocol is checked (see
+/// [`crate::login::check_protocol_in`]); one that does not fit `T` is a
+/// `bad_request` saying why.
+fn versioned<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    crate::login::check_protocol_in(&body)?;
+    serde_json::from_value(body)
+        .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))
 }
 
 impl From<LoginError> for ApiError {
@@ -144,9 +164,9 @@ async fn register(
 
 async fn login(
     State(state): State<HttpState>,
-    Json(request): Json<LoginRequest>,
+    Json(body): Json<serde_json::Value>,
 ) -> Result<Json<LoginReply>, ApiError> {
-    crate::login::check_protocol(request.protocol)?;
+    let request: LoginRequest = versioned(body)?;
     let player = match (&request.device_id, &request.username, &request.password) {
         (Some(device), None, None) => crate::login::device_player(device)?,
         (None, Some(username), Some(password)) => {
@@ -170,12 +190,17 @@ async fn login(
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     session: String,
+    /// Checked as a login's is, before this is read (a session outlives
+    /// a node's upgrade); named here so the field is not unknown.
+    #[serde(rename = "protocol", default)]
+    _protocol: Option<u32>,
 }
 
 async fn token(
     State(state): State<HttpState>,
-    Json(request): Json<TokenRequest>,
+    Json(body): Json<serde_json::Value>,
 ) -> Result<Json<LoginReply>, ApiError> {
+    let request: TokenRequest = versioned(body)?;
     let player = match state.sessions.player(&request.session).await {
         Ok(Some(player)) => player,
         Ok(None) => {

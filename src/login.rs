@@ -33,7 +33,8 @@ pub struct LoginRequest {
     pub password: Option<String>,
     /// The wire protocol the client speaks
     /// ([`tessera_net::PROTOCOL_VERSION`]); a login without it, or with
-    /// another, is refused before anything else is looked at.
+    /// another, is refused before anything else in it is looked at (see
+    /// [`check_protocol_in`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<u32>,
 }
@@ -87,7 +88,7 @@ pub enum LoginError {
     /// versions, and names none): it would misread what the node sends.
     #[error(
         "this node speaks protocol {server}, the client {}: update the client",
-        client.map_or_else(|| "names none (it predates protocol versions)".to_string(), |v| v.to_string())
+        client.map_or_else(|| "names none (or not as a number)".to_string(), |v| v.to_string())
     )]
     Protocol {
         /// What the client named, if anything.
@@ -121,6 +122,17 @@ pub fn check_protocol(protocol: Option<u32>) -> Result<(), LoginError> {
         Some(client) if client == server => Ok(()),
         client => Err(LoginError::Protocol { client, server }),
     }
+}
+
+/// [`check_protocol`] on a request body's `protocol` field, read before the
+/// rest of the body is: a client in another protocol may send fields this
+/// node does not know, and must be told about the protocol, not the fields.
+pub fn check_protocol_in(body: &serde_json::Value) -> Result<(), LoginError> {
+    check_protocol(
+        body.get("protocol")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok()),
+    )
 }
 
 /// The player a device id logs in as, if the id is acceptable.

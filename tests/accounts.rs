@@ -58,7 +58,7 @@ fn an_account_registers_signs_in_and_plays() {
     let (status, reply) = post(
         &node,
         "/v1/token",
-        &format!(r#"{{"session":"{}"}}"#, login.session),
+        &versioned(&format!(r#"{{"session":"{}"}}"#, login.session)),
     );
     assert_eq!(
         (status, reply["player_id"].as_u64()),
@@ -70,7 +70,7 @@ fn an_account_registers_signs_in_and_plays() {
             .as_str()
             .is_some_and(|t| !t.is_empty())
     );
-    let (status, reply) = post(&node, "/v1/token", r#"{"session":"0123"}"#);
+    let (status, reply) = post(&node, "/v1/token", &versioned(r#"{"session":"0123"}"#));
     assert_eq!(
         (status, reply["code"].as_str()),
         (401, Some("invalid_session"))
@@ -150,32 +150,66 @@ fn wrong_passwords_unknown_names_and_bad_requests_are_refused_with_codes() {
 }
 
 /// A client that speaks another wire protocol, or predates protocol
-/// versions and names none, is refused before anything else is looked at
-/// (426, saying which the node speaks); the same login naming this build's
-/// protocol gets in.
+/// versions and names none, is refused before anything else in its request
+/// is looked at, for a login and for a session's fresh token alike (426,
+/// saying which protocol the node speaks, in the body and in `Upgrade`);
+/// the same login naming this build's protocol gets in.
 #[test]
-fn a_login_in_another_protocol_is_refused_with_426() {
+fn a_client_in_another_protocol_is_refused_with_426() {
     let node = start(&[]);
     let server = tessera_net::PROTOCOL_VERSION;
-    for body in [
-        r#"{"device_id":"old-client"}"#.to_string(),
-        format!(r#"{{"device_id":"old-client","protocol":{}}}"#, server - 1),
-        format!(r#"{{"device_id":"old-client","protocol":{}}}"#, server + 1),
+    let login = tessera_bot::session::login(&node.http, "current-client").expect("login");
+    for (path, body) in [
+        ("/v1/login", r#"{"device_id":"old-client"}"#.to_string()),
+        (
+            "/v1/login",
+            format!(r#"{{"device_id":"old-client","protocol":{}}}"#, server - 1),
+        ),
+        // A newer client, with a field this node does not know.
+        (
+            "/v1/login",
+            format!(
+                r#"{{"device_id":"new-client","protocol":{},"locale":"fr"}}"#,
+                server + 1
+            ),
+        ),
+        (
+            "/v1/login",
+            r#"{"device_id":"x","protocol":"2"}"#.to_string(),
+        ),
         // Even a malformed login is told about the protocol first.
-        r#"{"device_id":""}"#.to_string(),
+        ("/v1/login", r#"{"device_id":""}"#.to_string()),
+        // A session outlives a node's upgrade: its old client is refused too.
+        ("/v1/token", format!(r#"{{"session":"{}"}}"#, login.session)),
     ] {
-        let (status, reply) = post(&node, "/v1/login", &body);
+        let (status, head, reply) = post_json_with_head(&node.http, path, &body);
         assert_eq!(
             (status, reply["code"].as_str()),
             (426, Some("protocol_mismatch")),
-            "{body}: {reply}"
+            "{path} {body}: {reply}"
         );
         let error = reply["error"].as_str().unwrap_or_default();
         assert!(
             error.contains(&format!("speaks protocol {server}")),
-            "{body}: {reply}"
+            "{path} {body}: {reply}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("upgrade: tessera/{server}")),
+            "{head}"
         );
     }
+    // In this protocol, a field this node does not know is a typed refusal.
+    let (status, reply) = post(
+        &node,
+        "/v1/login",
+        &versioned(r#"{"device_id":"client","locale":"fr"}"#),
+    );
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (400, Some("bad_request")),
+        "{reply}"
+    );
     let (status, reply) = post(
         &node,
         "/v1/login",

@@ -180,11 +180,19 @@ fn a_player_moving_to_another_node_is_handed_over_with_their_progress() {
     let (status, body) = post_json(
         &b.http,
         "/v1/token",
-        &format!(r#"{{"session":"{}"}}"#, first.session),
+        &format!(
+            r#"{{"session":"{}","protocol":{}}}"#,
+            first.session,
+            tessera_net::PROTOCOL_VERSION
+        ),
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["player_id"].as_u64(), Some(player));
-    let (status, body) = post_json(&b.http, "/v1/token", r#"{"session":"forged"}"#);
+    let forged = format!(
+        r#"{{"session":"forged","protocol":{}}}"#,
+        tessera_net::PROTOCOL_VERSION
+    );
+    let (status, body) = post_json(&b.http, "/v1/token", &forged);
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("invalid_session"))

@@ -297,6 +297,12 @@ pub fn walk_and_settle(session: &mut tessera_bot::session::Session, dir: (i32, i
 
 /// POSTs raw JSON; returns the status and the parsed body.
 pub fn post_json(http: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (status, _, reply) = post_json_with_head(http, path, body);
+    (status, reply)
+}
+
+/// [`post_json`], with the response's status line and headers.
+pub fn post_json_with_head(http: &str, path: &str, body: &str) -> (u16, String, serde_json::Value) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(http).unwrap();
     write!(
@@ -311,6 +317,7 @@ pub fn post_json(http: &str, path: &str, body: &str) -> (u16, serde_json::Value)
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (
         status,
+        head.to_string(),
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
 }
