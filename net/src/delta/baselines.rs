@@ -130,9 +130,12 @@ thread_local! {
 /// find no baseline and get a full snapshot.
 pub const BASELINES_KEPT: usize = 8;
 
-/// What framing a snapshot as a `ServerMessage` adds: the field's key and
-/// a length prefix (two bytes hold up to 16 KB), for budgeting.
-const FRAMING_BYTES: usize = 3;
+/// What framing a snapshot as a `ServerMessage` adds, for budgeting: the
+/// field's key and a length prefix as long as a message of `budget` bytes
+/// needs.
+fn framing(budget: usize) -> usize {
+    1 + prost::encoding::encoded_len_varint(budget as u64)
+}
 
 /// The most one member costs in a snapshot (a whole entity state with
 /// every field at its widest, and its framing).
@@ -446,7 +449,7 @@ impl Baselines {
         if !removed.is_empty() {
             prost::encoding::uint64::encode_packed(field::REMOVED, removed, out);
         }
-        let used = FRAMING_BYTES + out.len();
+        let used = framing(budget) + out.len();
         outcome.clear();
         outcome.resize(members.len(), Outcome::Absent);
         moves.clear();
