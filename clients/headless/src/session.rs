@@ -512,23 +512,4 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_welcome_in_another_protocol_ends_the_session_saying_why() {
-        let ours = tessera_net::PROTOCOL_VERSION;
-        let welcome = |protocol| proto::Welcome {
-            protocol,
-            ..proto::Welcome::default()
-        };
-        assert_eq!(protocol_mismatch(&welcome(ours)), None);
-        for other in [0, ours - 1, ours + 1] {
-            let why = protocol_mismatch(&welcome(other)).expect("a mismatch");
-            assert!(
-                why.contains(&format!("server speaks {other}, this client {ours}")),
-                "{why}"
-            );
-        }
-    }
-}
+mod tests;

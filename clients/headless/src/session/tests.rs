@@ -1,0 +1,99 @@
+//! The session against a server on a real UDP socket, and its checks.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use tessera_net::{
+    codec::encode_server,
+    transport::{NetcodeKeys, ServerSocket, TransportEvent},
+};
+
+use super::*;
+
+/// A server on a real UDP socket that welcomes whoever connects in
+/// protocol `protocol`, until `stop`.
+fn welcoming_server(
+    protocol: u32,
+    stop: Arc<AtomicBool>,
+) -> (Vec<u8>, std::thread::JoinHandle<()>) {
+    let keys = NetcodeKeys::random(7);
+    let mut server = ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4)
+        .expect("a server socket");
+    let token = keys
+        .connect_token(1, tessera_sim::PlayerId(9), server.local_addr(), 30)
+        .expect("a token");
+    let welcome = encode_server(&proto::ServerMessage {
+        body: Some(server_message::Body::Welcome(proto::Welcome {
+            player: 9,
+            protocol,
+            ..proto::Welcome::default()
+        })),
+    });
+    let thread = std::thread::spawn(move || {
+        let (mut events, mut messages) = (Vec::new(), Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            events.clear();
+            server
+                .receive(&mut events, &mut messages, 64)
+                .expect("reading");
+            for event in &events {
+                if let TransportEvent::Connected { client, .. } = event {
+                    server.send(*client, ORDERED, welcome.clone());
+                }
+            }
+            server.flush();
+            server.transmit();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    (token, thread)
+}
+
+/// Over real UDP: a session whose server welcomes it in another
+/// protocol ends, saying why, and takes nothing from that welcome; one
+/// welcomed in its own protocol goes on.
+#[test]
+fn a_session_welcomed_in_another_protocol_ends_saying_why() {
+    let ours = tessera_net::PROTOCOL_VERSION;
+    for (protocol, ends) in [(ours + 1, true), (ours, false)] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (token, server) = welcoming_server(protocol, stop.clone());
+        let mut session =
+            Session::connect_with_token(&token, 9, Duration::from_secs(10)).expect("connected");
+        let settled = session
+            .pump_until(Duration::from_secs(10), |s| {
+                s.welcome.is_some() || s.disconnected.is_some()
+            })
+            .expect("pumping");
+        stop.store(true, Ordering::Relaxed);
+        server.join().expect("the server thread");
+        assert!(settled, "protocol {protocol}: neither welcomed nor ended");
+        if ends {
+            let why = session.disconnected.clone().unwrap_or_default();
+            assert!(why.contains("protocol mismatch"), "{why}");
+            assert!(session.welcome.is_none());
+        } else {
+            assert_eq!(session.disconnected, None);
+            assert_eq!(session.welcome.as_ref().map(|w| w.protocol), Some(ours));
+        }
+    }
+}
+
+#[test]
+fn a_welcome_in_another_protocol_ends_the_session_saying_why() {
+    let ours = tessera_net::PROTOCOL_VERSION;
+    let welcome = |protocol| proto::Welcome {
+        protocol,
+        ..proto::Welcome::default()
+    };
+    assert_eq!(protocol_mismatch(&welcome(ours)), None);
+    for other in [0, ours - 1, ours + 1] {
+        let why = protocol_mismatch(&welcome(other)).expect("a mismatch");
+        assert!(
+            why.contains(&format!("server speaks {other}, this client {ours}")),
+            "{why}"
+        );
+    }
+}
