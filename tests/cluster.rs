@@ -208,6 +208,63 @@ fn a_player_moving_to_another_node_is_handed_over_with_their_progress() {
     );
 }
 
+/// A player who is still walking when they log in on another node arrives
+/// there no farther back than the last position the old node showed them:
+/// the old node captures the avatar as it goes, not at its next periodic
+/// capture (up to 250 ms older), and the new node waits for that write.
+#[test]
+fn a_player_handed_over_mid_walk_arrives_where_they_were_last_seen() {
+    let cluster = Cluster::new();
+    let a = cluster.node("node-a");
+    let b = cluster.node("node-b");
+    wait_for(|| {
+        let nodes = cluster.block_on(cluster.redis.nodes()).unwrap();
+        (nodes.len() == 2).then_some(())
+    });
+    let first = login(&a.http, "walker").unwrap();
+    let player = first.player_id;
+    let mut on_a = join(&first);
+    wait_for(|| {
+        let route = cluster.block_on(cluster.redis.route(player)).unwrap();
+        route.filter(|r| r.node == "node-a")
+    });
+    let start_x = own_x(&on_a);
+
+    // Walking east the whole time node B takes the player over.
+    let b_http = b.http.clone();
+    let logging_in = std::thread::spawn(move || login(&b_http, "walker"));
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut seq = 0;
+    while on_a.kicked.is_none() && std::time::Instant::now() < deadline {
+        seq += 1;
+        on_a.send(Body::Move(proto::MoveInput {
+            seq,
+            dir_x: 1,
+            dir_y: 0,
+        }));
+        on_a.pump_until(Duration::from_millis(40), |s| s.kicked.is_some())
+            .unwrap();
+    }
+    assert!(on_a.kicked.is_some(), "node A kicked the walking player");
+    // Snapshots sent before the kick may still be on their way.
+    on_a.pump_until(Duration::from_millis(200), |_| false)
+        .unwrap();
+    let last_seen = own_x(&on_a);
+    assert!(
+        last_seen > start_x,
+        "the player walked: {start_x} -> {last_seen}"
+    );
+
+    let second = logging_in.join().unwrap().unwrap();
+    assert_eq!(second.player_id, player);
+    let on_b = join(&second);
+    assert!(
+        own_x(&on_b) >= last_seen,
+        "node B loaded x {} dm, behind the {last_seen} dm node A last showed (walked from {start_x})",
+        own_x(&on_b)
+    );
+}
+
 fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
