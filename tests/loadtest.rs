@@ -25,7 +25,7 @@ fn config(node: &Node, scenario: Scenario) -> LoadConfig {
 #[test]
 fn roaming_bots_all_connect_and_measure_what_players_feel() {
     let node = start(&[]);
-    let report = run(&config(&node, Scenario::Roam), |_, _| {});
+    let report = run(&config(&node, Scenario::Roam), |_, _| {}).expect("the load test runs");
     assert_eq!(
         report.failed.values().sum::<u64>(),
         0,
@@ -64,7 +64,7 @@ fn fighting_bots_find_npcs_and_hit_them() {
     // Spawn next to the wolves at (50, 50) m.
     write_tables_spawning_at(dir.path(), "55:50");
     let node = start(&["--tables", dir.path().to_str().unwrap()]);
-    let report = run(&config(&node, Scenario::Fight), |_, _| {});
+    let report = run(&config(&node, Scenario::Fight), |_, _| {}).expect("the load test runs");
     assert_eq!(report.connected, 30, "{:?}", report.failed);
     assert!(
         report.events > 30,
@@ -81,7 +81,7 @@ fn arena_bots_are_matched_and_their_rooms_finish() {
     let mut config = config(&node, Scenario::Arena);
     config.bots = 4;
     config.duration = Duration::from_secs(30);
-    let report = run(&config, |_, _| {});
+    let report = run(&config, |_, _| {}).expect("the load test runs");
     assert_eq!(report.connected, 4, "{:?}", report.failed);
     assert_eq!(
         report.room_results, 4,
@@ -98,7 +98,7 @@ fn lockstep_bots_fill_rooms_and_never_desync() {
     config.tables = Some(std::sync::Arc::new(
         tessera_tables::load_dir(std::path::Path::new(SHIPPED_TABLES)).unwrap(),
     ));
-    let report = run(&config, |_, _| {});
+    let report = run(&config, |_, _| {}).expect("the load test runs");
     assert_eq!(report.connected, 8, "{:?}", report.failed);
     assert!(
         report.frames > 8 * 60,
@@ -120,7 +120,7 @@ fn roam100_bots_see_their_whole_group_and_feel_hp_change() {
     ]);
     let mut config = config(&node, Scenario::Roam100);
     config.duration = Duration::from_secs(6);
-    let report = run(&config, |_, _| {});
+    let report = run(&config, |_, _| {}).expect("the load test runs");
     assert_eq!(report.connected, 30, "{:?}", report.failed);
     assert_eq!(
         report.view_entities[0], 30.0,
@@ -141,7 +141,7 @@ fn team_bots_form_queue_as_teams_and_finish_their_room() {
     // Two teams of five: one arena room of ten.
     config.bots = 10;
     config.duration = Duration::from_secs(30);
-    let report = run(&config, |_, _| {});
+    let report = run(&config, |_, _| {}).expect("the load test runs");
     assert_eq!(report.connected, 10, "{:?}", report.failed);
     assert!(
         report.room_results >= 10,

@@ -134,8 +134,18 @@ pub struct Report {
     pub view_refreshed_pct: f64,
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+/// Why a load test could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The latency histograms could not be made.
+    #[error("cannot make a histogram: {0}")]
+    Histogram(#[from] hdrhistogram::CreationError),
+}
+
+/// An empty histogram of 1 µs to 60 s at 3 significant digits: every tally
+/// clones one, so all have the same bounds.
+fn histogram() -> Result<Histogram<u64>, hdrhistogram::CreationError> {
+    Histogram::new_with_bounds(1, 60_000_000, 3)
 }
 
 fn micros() -> u64 {
@@ -173,16 +183,17 @@ struct Tally {
     views: Vec<usize>,
 }
 
-impl Default for Tally {
-    fn default() -> Self {
+impl Tally {
+    /// An empty tally whose histograms are copies of `empty`.
+    fn new(empty: &Histogram<u64>) -> Self {
         Self {
             failed: BTreeMap::new(),
             disconnects: 0,
-            login: histogram(),
-            connect: histogram(),
-            rtt: histogram(),
-            rtt_loop: histogram(),
-            interval: histogram(),
+            login: empty.clone(),
+            connect: empty.clone(),
+            rtt: empty.clone(),
+            rtt_loop: empty.clone(),
+            interval: empty.clone(),
             bytes_in: 0,
             bytes_out: 0,
             view_updates: 0,
@@ -210,8 +221,11 @@ impl Tally {
             (&mut self.rtt_loop, other.rtt_loop),
             (&mut self.interval, other.interval),
         ] {
-            // Every tally's histograms come from `histogram()`: same bounds.
-            mine.add(theirs).expect("same bounds");
+            // Value by value, saturating: nothing to fail on (every
+            // tally's histograms have the same bounds, so nothing saturates).
+            for value in theirs.iter_recorded() {
+                mine.saturating_record_n(value.value_iterated_to(), value.count_at_value());
+            }
         }
         self.bytes_in += other.bytes_in;
         self.view_updates += other.view_updates;
@@ -234,26 +248,31 @@ fn percentiles(h: &Histogram<u64>, qs: &[f64]) -> Vec<f64> {
 }
 
 /// Runs a load test; `progress` is called about once a second.
-pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Report {
+pub fn run(
+    config: &LoadConfig,
+    mut progress: impl FnMut(&Live, Duration),
+) -> Result<Report, LoadError> {
+    let empty = histogram()?;
     let live = Arc::new(Live::default());
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let cpu0 = process_cpu();
     let threads = config.threads.clamp(1, config.bots.max(1));
-    let tally = Arc::new(Mutex::new(Tally::default()));
+    let tally = Arc::new(Mutex::new(Tally::new(&empty)));
     let rosters = Rosters::default();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let mine: Vec<usize> = (0..config.bots).filter(|i| i % threads == t).collect();
-            let (config, live, stop, tally, rosters) = (
+            let (config, live, stop, tally, rosters, empty) = (
                 config.clone(),
                 live.clone(),
                 stop.clone(),
                 tally.clone(),
                 rosters.clone(),
+                empty.clone(),
             );
             std::thread::spawn(move || {
-                let result = worker::worker(&config, mine, &live, &stop, t0, &rosters);
+                let result = worker::worker(&config, mine, &live, &stop, t0, &rosters, &empty);
                 tally
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -275,14 +294,17 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
         (Some(a), Some(b)) => (b - a).as_secs_f64(),
         _ => 0.0,
     };
-    let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
+    let tally = std::mem::replace(
+        &mut *tally.lock().unwrap_or_else(|p| p.into_inner()),
+        Tally::new(&empty),
+    );
     let bot_seconds = tally.bot_seconds.max(1e-9);
     let p3 = |h: &Histogram<u64>| {
         let v = percentiles(h, &[0.5, 0.95, 0.99]);
         [v[0], v[1], v[2]]
     };
     let interval = percentiles(&tally.interval, &[0.5, 0.99]);
-    Report {
+    Ok(Report {
         scenario: config.scenario,
         bots: config.bots,
         connected: tally.connect.len(),
@@ -308,5 +330,34 @@ pub fn run(config: &LoadConfig, mut progress: impl FnMut(&Live, Duration)) -> Re
             tally.views.iter().sum::<usize>() as f64 / tally.views.len().max(1) as f64,
         ],
         view_refreshed_pct: 100.0 * tally.view_updates as f64 / tally.view_entries.max(1) as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Merging workers' tallies keeps every recorded value: counts add up
+    /// and percentiles are those of all the values together.
+    #[test]
+    fn merged_tallies_keep_every_latency() -> Result<(), LoadError> {
+        let empty = histogram()?;
+        let (mut one, mut two, mut all) =
+            (Tally::new(&empty), Tally::new(&empty), Tally::new(&empty));
+        for (i, value) in [120u64, 900, 4_500, 31_000, 59_999_000].iter().enumerate() {
+            let tally = if i % 2 == 0 { &mut one } else { &mut two };
+            tally.rtt.saturating_record(*value);
+            all.rtt.saturating_record(*value);
+        }
+        one.merge(two);
+        assert_eq!(one.rtt.len(), 5);
+        for quantile in [0.0, 0.5, 0.99, 1.0] {
+            assert_eq!(
+                one.rtt.value_at_quantile(quantile),
+                all.rtt.value_at_quantile(quantile),
+                "quantile {quantile}"
+            );
+        }
+        Ok(())
     }
 }

@@ -149,15 +149,15 @@ fn main() -> ExitCode {
     let tty = std::io::stdout().is_terminal();
     let bar = tty.then(|| {
         let bar = indicatif::ProgressBar::new(args.bots as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} connected {msg}",
-            )
-            .expect("valid template"),
-        );
+        // A template it cannot read leaves indicatif's default bar.
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} connected {msg}",
+        ) {
+            bar.set_style(style);
+        }
         bar
     });
-    let report = run(&config, |live, elapsed| {
+    let report = match run(&config, |live, elapsed| {
         let connected = live.connected.load(Ordering::Relaxed);
         let failed = live.failed.load(Ordering::Relaxed);
         match &bar {
@@ -171,7 +171,13 @@ fn main() -> ExitCode {
                 args.bots
             ),
         }
-    });
+    }) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -103,8 +103,9 @@ pub(super) fn worker(
     stop: &Arc<AtomicBool>,
     t0: Instant,
     rosters: &Rosters,
+    empty: &Histogram<u64>,
 ) -> Tally {
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(empty);
     let mut bots: Vec<Bot> = Vec::new();
     let logged_in = logins(config, mine, t0, stop.clone());
     let end = t0 + config.duration;
