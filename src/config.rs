@@ -16,6 +16,14 @@ fn default_snapshot_bytes_per_sec() -> u64 {
     6_000
 }
 
+fn default_udp_receive_buffer_bytes() -> usize {
+    tessera_net::transport::BufferSizes::DEFAULT.receive
+}
+
+fn default_udp_send_buffer_bytes() -> usize {
+    tessera_net::transport::BufferSizes::DEFAULT.send
+}
+
 /// Everything a node needs to start.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +40,15 @@ pub struct NodeConfig {
     pub udp_public_ip: Option<std::net::IpAddr>,
     /// Netcode sockets (consecutive ports from `udp`; all random when port 0).
     pub udp_sockets: usize,
+    /// Kernel receive buffer asked for each UDP socket, bytes: what queues
+    /// while the node is busy before the kernel drops datagrams (Linux caps
+    /// it at `net.core.rmem_max` unless the node has `CAP_NET_ADMIN`).
+    #[serde(default = "default_udp_receive_buffer_bytes")]
+    pub udp_receive_buffer_bytes: usize,
+    /// Kernel send buffer asked for each UDP socket, bytes (capped at
+    /// `net.core.wmem_max` likewise).
+    #[serde(default = "default_udp_send_buffer_bytes")]
+    pub udp_send_buffer_bytes: usize,
     /// Most entities in one player's view (the nearest within 60 m).
     #[serde(default = "default_view_entities")]
     pub view_entities: usize,
@@ -144,6 +161,19 @@ mod tests {
         let config = NodeConfig::defaults();
         assert_eq!(config.http.ip().to_string(), "127.0.0.1");
         assert_eq!(config.tables_dir, PathBuf::from("assets/tables"));
+        // The file and the defaults of a file without the keys agree.
+        let buffers = tessera_net::transport::BufferSizes::DEFAULT;
+        assert_eq!(config.udp_receive_buffer_bytes, buffers.receive);
+        assert_eq!(config.udp_send_buffer_bytes, buffers.send);
+        let without: String = DEFAULT_CONFIG
+            .lines()
+            .filter(|line| {
+                !line.starts_with("udp_receive_buffer_bytes")
+                    && !line.starts_with("udp_send_buffer_bytes")
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_eq!(NodeConfig::parse(&without, "old.toml").unwrap(), config);
     }
 
     #[test]

@@ -191,6 +191,12 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "Clients kicked for flooding or garbage.",
         n.kicked.load(Ordering::Relaxed),
     );
+    metric(
+        "tessera_net_udp_receive_dropped_total",
+        "counter",
+        "Datagrams the kernel dropped because a node socket's receive buffer was full (udp_receive_buffer_bytes, net.core.rmem_max).",
+        n.udp_dropped(),
+    );
     let kinds = s.tick_histograms();
     if !kinds.is_empty() {
         out.push_str("# HELP tessera_tick_duration_seconds Time inside one world tick, by world kind.\n# TYPE tessera_tick_duration_seconds histogram\n");

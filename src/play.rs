@@ -12,7 +12,7 @@ use anyhow::Context;
 use tessera_net::{
     replication::{AckBoard, Outgoing},
     service::{Host, InputSink, Limits, NetService},
-    transport::{NetcodeKeys, ServerSocket},
+    transport::{BufferSizes, NetcodeKeys, ServerSocket},
 };
 use tessera_sim::{Input, InputEnvelope, PlayerId, SimWorld, input::SavedProgress};
 
@@ -258,15 +258,50 @@ pub fn bind_sockets(config: &NodeConfig, keys: &NetcodeKeys) -> anyhow::Result<V
             if addr.port() != 0 {
                 addr.set_port(addr.port() + i as u16);
             }
-            ServerSocket::bind(
+            let socket = ServerSocket::bind(
                 addr,
                 config.udp_public_ip,
                 keys,
                 tessera_net::transport::MAX_CLIENTS_PER_SOCKET,
             )
-            .with_context(|| format!("cannot listen for UDP on {addr}"))
+            .with_context(|| format!("cannot listen for UDP on {addr}"))?;
+            size_buffers(&socket, config)?;
+            Ok(socket)
         })
         .collect()
+}
+
+/// Asks for the configured kernel buffers and says when the kernel gave
+/// less: a node then drops clients' datagrams sooner when it is busy.
+fn size_buffers(socket: &ServerSocket, config: &NodeConfig) -> anyhow::Result<()> {
+    let wanted = BufferSizes {
+        receive: config.udp_receive_buffer_bytes,
+        send: config.udp_send_buffer_bytes,
+    };
+    let addr = socket.bound_addr();
+    let granted = socket
+        .resize_buffers(wanted)
+        .with_context(|| format!("cannot size the buffers of UDP socket {addr}"))?;
+    if granted.receive < wanted.receive {
+        tracing::warn!(
+            %addr,
+            granted = granted.receive,
+            wanted = wanted.receive,
+            "the kernel gave this UDP socket a smaller receive buffer than udp_receive_buffer_bytes: datagrams arriving while the node is busy are dropped sooner (raise net.core.rmem_max, e.g. sysctl -w net.core.rmem_max={})",
+            wanted.receive
+        );
+    }
+    if granted.send < wanted.send {
+        tracing::warn!(
+            %addr,
+            granted = granted.send,
+            wanted = wanted.send,
+            "the kernel gave this UDP socket a smaller send buffer than udp_send_buffer_bytes (raise net.core.wmem_max, e.g. sysctl -w net.core.wmem_max={})",
+            wanted.send
+        );
+    }
+    tracing::debug!(%addr, receive = granted.receive, send = granted.send, "udp socket buffers");
+    Ok(())
 }
 
 /// Starts the net thread.

@@ -31,6 +31,11 @@ fn the_node_ticks_its_zone_worlds_and_stops_on_sigterm() {
     let (status, metrics) = get(&node.http, "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("tessera_ticks_total "), "{metrics}");
+    let dropped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_net_udp_receive_dropped_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(dropped.is_some(), "no udp drop counter in {metrics}");
     // Every starter-zone tick so far is in its kind's histogram.
     let count = metrics
         .lines()

@@ -150,6 +150,7 @@ impl NetService {
         host: impl Host,
         limits: Limits,
     ) -> std::io::Result<Self> {
+        let udp_dropped = sockets.iter().map(ServerSocket::dropped).collect();
         let sockets = sockets
             .into_iter()
             .enumerate()
@@ -158,7 +159,10 @@ impl NetService {
         let (outgoing, outgoing_rx) = mpsc::channel();
         let (evictions, evictions_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(NetStats::default());
+        let stats = Arc::new(NetStats {
+            udp_dropped,
+            ..NetStats::default()
+        });
         let thread = {
             let (stop, stats) = (stop.clone(), stats.clone());
             std::thread::Builder::new()

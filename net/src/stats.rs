@@ -24,6 +24,16 @@ pub struct NetStats {
     pub kicked: AtomicU64,
     /// Messages refused, by reason (the net thread's and the worlds').
     pub rejected: Rejections,
+    /// Datagrams the kernel dropped on each socket because its receive
+    /// buffer was full.
+    pub udp_dropped: Vec<crate::transport::Dropped>,
+}
+
+impl NetStats {
+    /// Datagrams the kernel dropped on all sockets.
+    pub fn udp_dropped(&self) -> u64 {
+        self.udp_dropped.iter().map(|d| d.get()).sum()
+    }
 }
 
 /// Refused messages by reason: the net thread's own ("malformed",

@@ -13,12 +13,14 @@ use tessera_sim::PlayerId;
 
 mod arrival;
 mod batch;
+mod buffers;
 mod client;
 pub mod packing;
 mod poll;
 mod server;
 mod worker;
 
+pub use buffers::{BufferSizes, Dropped};
 pub use client::{ClientSocket, Loss};
 pub use poll::Poller;
 pub use server::ServerSocket;

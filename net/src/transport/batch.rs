@@ -22,6 +22,9 @@ pub struct RecvBatch {
     read: Vec<(usize, usize, SocketAddr)>,
     /// The last read took as many datagrams as one call can: more may wait.
     filled: bool,
+    /// The kernel's count of datagrams dropped on the socket, as the last
+    /// datagram read that carried it said ([`super::buffers::count_drops`]).
+    drops: Option<u32>,
 }
 
 impl Default for RecvBatch {
@@ -30,6 +33,7 @@ impl Default for RecvBatch {
             buffers: vec![[0; NETCODE_MAX_PACKET_BYTES]; CHUNK],
             read: Vec::with_capacity(CHUNK),
             filled: false,
+            drops: None,
         }
     }
 }
@@ -40,8 +44,15 @@ impl RecvBatch {
     pub fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
         self.read.clear();
         self.filled = false;
-        self.filled = recv_into(socket, &mut self.buffers, &mut self.read)?;
+        self.drops = None;
+        self.filled = recv_into(socket, &mut self.buffers, &mut self.read, &mut self.drops)?;
         Ok(self.read.len())
+    }
+
+    /// The kernel's drop counter as of the last read, when a datagram it
+    /// took carried one (none does before the socket's first drop).
+    pub fn drops(&self) -> Option<u32> {
+        self.drops
     }
 
     /// Whether the last read may have left datagrams waiting. One that
@@ -63,14 +74,18 @@ fn recv_into(
     socket: &UdpSocket,
     buffers: &mut [[u8; NETCODE_MAX_PACKET_BYTES]],
     read: &mut Vec<(usize, usize, SocketAddr)>,
+    drops: &mut Option<u32>,
 ) -> std::io::Result<bool> {
     use std::{io::IoSliceMut, os::fd::AsRawFd};
 
-    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+    use nix::sys::socket::{
+        ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    };
 
     // Fresh headers each call: nix leaves the kernel's last address length
     // in reused ones, which would cut a longer address short.
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(CHUNK, None);
+    let mut headers =
+        MultiHeaders::<SockaddrStorage>::preallocate(CHUNK, Some(nix::cmsg_space!(u32)));
     let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
         .iter_mut()
         .map(|buffer| [IoSliceMut::new(&mut buffer[..])])
@@ -86,6 +101,13 @@ fn recv_into(
     let mut count = 0;
     for (index, message) in received.enumerate() {
         count += 1;
+        if let Ok(controls) = message.cmsgs() {
+            for control in controls {
+                if let ControlMessageOwned::RxqOvfl(counter) = control {
+                    *drops = Some(counter);
+                }
+            }
+        }
         // A datagram whose sender cannot be named cannot be answered or
         // matched to a client.
         if let Some(from) = message
@@ -104,6 +126,7 @@ fn recv_into(
     socket: &UdpSocket,
     buffers: &mut [[u8; NETCODE_MAX_PACKET_BYTES]],
     read: &mut Vec<(usize, usize, SocketAddr)>,
+    _drops: &mut Option<u32>,
 ) -> std::io::Result<bool> {
     let (len, from) = socket.recv_from(&mut buffers[0])?;
     read.push((0, len, from));
@@ -269,6 +292,62 @@ mod tests {
         assert_eq!(seen, (0..total as u32).collect::<Vec<_>>());
         let nothing = batch.recv(&receiver).unwrap_err();
         assert_eq!(nothing.kind(), std::io::ErrorKind::WouldBlock);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn datagrams_a_full_receive_buffer_dropped_are_counted_by_the_next_one_read() {
+        use crate::transport::buffers::{self, BufferSizes, DropTracker};
+
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        let tiny = BufferSizes {
+            receive: 4096,
+            send: 4096,
+        };
+        buffers::resize(&receiver, tiny).unwrap();
+        buffers::count_drops(&receiver).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        let sent = 500;
+        for i in 0..sent {
+            sender.send_to(&[i as u8; 200], to).unwrap();
+        }
+        let mut batch = RecvBatch::default();
+        let mut tracker = DropTracker::default();
+        let mut received = 0;
+        let mut read_all = |batch: &mut RecvBatch, tracker: &mut DropTracker| loop {
+            match batch.recv(&receiver) {
+                Ok(n) => {
+                    received += n;
+                    if let Some(counter) = batch.drops() {
+                        tracker.saw(counter);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return received,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let queued = read_all(&mut batch, &mut tracker);
+        assert!(queued > 0 && queued < sent, "{queued} of {sent} fit");
+        // The datagrams that were queued arrived before any drop: only one
+        // queued after them carries the count.
+        assert_eq!(tracker.total().get(), 0);
+        sender.send_to(b"after", to).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while read_all(&mut batch, &mut tracker) as u64 + tracker.total().get() < sent as u64 + 1
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let received = read_all(&mut batch, &mut tracker);
+        assert_eq!(
+            received as u64 + tracker.total().get(),
+            sent as u64 + 1,
+            "{received} read, {} dropped",
+            tracker.total().get()
+        );
+        assert!(tracker.total().get() > 0);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::{
     ClientId, MAX_CLIENTS_PER_SOCKET, NetcodeKeys, ORDERED, RELIABLE, TransportError,
     TransportEvent, UNRELIABLE,
     batch::{RecvBatch, SendBatch},
+    buffers::{self, BufferSizes, DropTracker, Dropped},
     packing::{AckGate, Entry, MAX_DIRECT, Packer, unpack},
     player_of, unix_now,
 };
@@ -34,6 +35,10 @@ const WALK_EVERY: Duration = Duration::from_millis(50);
 /// Unreliable messages kept for a client between flushes; the oldest go
 /// first (a newer snapshot or input supersedes them).
 const MAX_QUEUED: usize = 64;
+
+/// How often, at most, a socket's drops are logged (they are counted for
+/// `/metrics` as they are read).
+const WARN_DROPS_EVERY: Duration = Duration::from_secs(10);
 
 /// What the socket keeps per connection besides renet and netcode.
 #[derive(Debug, Default)]
@@ -153,6 +158,10 @@ pub struct ServerSocket {
     io: Io,
     bound: SocketAddr,
     incoming: RecvBatch,
+    drops: DropTracker,
+    /// Drops not logged yet, and when they last were.
+    unlogged_drops: u64,
+    last_drop_warning: Option<Instant>,
     packer: Packer,
     last_update: Instant,
     last_walk: Instant,
@@ -183,6 +192,7 @@ impl ServerSocket {
             },
         };
         socket.set_nonblocking(true)?;
+        buffers::count_drops(&socket)?;
         let now = Instant::now();
         let channels = ConnectionConfig::default();
         let reliable_memory = super::reliable_memory(&channels.server_channels_config);
@@ -198,6 +208,9 @@ impl ServerSocket {
             },
             bound,
             incoming: RecvBatch::default(),
+            drops: DropTracker::default(),
+            unlogged_drops: 0,
+            last_drop_warning: None,
             packer: Packer::default(),
             last_update: now,
             last_walk: now,
@@ -212,6 +225,19 @@ impl ServerSocket {
     /// The address the socket is bound to.
     pub fn bound_addr(&self) -> SocketAddr {
         self.bound
+    }
+
+    /// Asks the kernel for buffers of `wanted` sizes; returns what it
+    /// granted ([`buffers::resize`]: Linux caps them at `net.core.rmem_max`
+    /// and `wmem_max` unless the process has `CAP_NET_ADMIN`).
+    pub fn resize_buffers(&self, wanted: BufferSizes) -> std::io::Result<BufferSizes> {
+        buffers::resize(&self.io.socket, wanted)
+    }
+
+    /// Datagrams the kernel dropped because the receive buffer was full,
+    /// as of each read (a handle that stays valid on another thread).
+    pub fn dropped(&self) -> Dropped {
+        self.drops.total()
     }
 
     /// Connected clients.
@@ -250,10 +276,14 @@ impl ServerSocket {
                     self.io.handle(result, messages);
                 }
             }
+            if let Some(counter) = self.incoming.drops() {
+                self.unlogged_drops += self.drops.saw(counter);
+            }
             if read == 0 || !self.incoming.filled() {
                 break;
             }
         }
+        self.warn_of_drops(now);
         while let Some(event) = self.io.server.get_event() {
             match event {
                 ServerEvent::ClientConnected { client_id } => {
@@ -303,6 +333,26 @@ impl ServerSocket {
         self.io.active = still_active;
         self.transmit();
         Ok(())
+    }
+
+    /// Says, at most every [`WARN_DROPS_EVERY`], how many datagrams the
+    /// kernel dropped since the last time: clients' inputs and pings lost
+    /// before the node could read them.
+    fn warn_of_drops(&mut self, now: Instant) {
+        if self.unlogged_drops == 0
+            || self
+                .last_drop_warning
+                .is_some_and(|last| now < last + WARN_DROPS_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            socket = %self.bound,
+            dropped = self.unlogged_drops,
+            "the kernel dropped datagrams for this socket: its receive buffer was full while the node was busy (see udp_receive_buffer_bytes and net.core.rmem_max)"
+        );
+        self.unlogged_drops = 0;
+        self.last_drop_warning = Some(now);
     }
 
     /// Advances every connection's clocks: renet's (resends) and netcode's
@@ -430,5 +480,50 @@ impl ServerSocket {
             peer.queued.drain(..),
             &mut emit,
         );
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Over real UDP: datagrams the kernel drops while the socket's buffer
+    /// is full are counted once a later datagram is read.
+    #[test]
+    fn the_datagrams_the_kernel_dropped_are_counted() {
+        let keys = NetcodeKeys::random(7);
+        let mut server =
+            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
+        let dropped = server.dropped();
+        let tiny = BufferSizes {
+            receive: 4096,
+            send: 4096,
+        };
+        assert!(server.resize_buffers(tiny).unwrap().receive <= 8192);
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sent = 500;
+        // Not netcode: the server reads them and ignores them.
+        for _ in 0..sent {
+            sender.send_to(&[0xee; 200], server.bound_addr()).unwrap();
+        }
+        let (mut events, mut messages) = (Vec::new(), Vec::new());
+        server.receive(&mut events, &mut messages, 64).unwrap();
+        assert_eq!(
+            dropped.get(),
+            0,
+            "the queued datagrams came before any drop"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while dropped.get() == 0 && Instant::now() < deadline {
+            sender.send_to(&[0xee; 200], server.bound_addr()).unwrap();
+            server.receive(&mut events, &mut messages, 64).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            dropped.get() > 0 && dropped.get() < sent,
+            "{} dropped",
+            dropped.get()
+        );
+        assert!(events.is_empty() && messages.is_empty());
     }
 }
