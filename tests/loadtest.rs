@@ -149,3 +149,80 @@ fn team_bots_form_queue_as_teams_and_finish_their_room() {
         report.room_results
     );
 }
+
+/// An HTTP and a UDP port nothing listens on now: the node binds them
+/// next, and binds them again when it restarts.
+fn free_ports() -> (u16, u16) {
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    (
+        http.local_addr().unwrap().port(),
+        udp.local_addr().unwrap().port(),
+    )
+}
+
+/// A node restarting under its players (a rolling upgrade) says goodbye
+/// with a shutdown kick; every bot comes back to the new process on the
+/// same addresses (that node no longer knows their sessions, so they log
+/// in again) and plays on. Fails if bots end on a drop instead.
+#[test]
+fn bots_come_back_when_their_node_restarts() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("players.redb");
+    let (http, udp) = free_ports();
+    let (http, udp) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{udp}"));
+    let args = [
+        "--http",
+        http.as_str(),
+        "--udp",
+        udp.as_str(),
+        "--store-path",
+        store.to_str().unwrap(),
+    ];
+    let mut node = start(&args);
+    let mut config = config(&node, Scenario::Roam);
+    config.bots = 10;
+    config.duration = Duration::from_secs(12);
+    let connected = Arc::new(AtomicU64::new(0));
+    let runner = {
+        let connected = connected.clone();
+        std::thread::spawn(move || {
+            run(&config, |live, _| {
+                connected.store(live.connected.load(Ordering::Relaxed), Ordering::Relaxed)
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while connected.load(Ordering::Relaxed) < 10 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        connected.load(Ordering::Relaxed),
+        10,
+        "all in before the restart"
+    );
+    signal(&node, "TERM");
+    assert_eq!(wait_exit(&mut node), 0);
+    let _restarted = start(&args);
+    let report = runner
+        .join()
+        .expect("the load test thread")
+        .expect("the load test runs");
+    assert_eq!(
+        report.failed.values().sum::<u64>(),
+        0,
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(report.connected, 10);
+    assert_eq!(report.disconnects, 10, "each bot dropped once");
+    assert_eq!(report.reconnects, 10, "and came back");
+    assert!(report.reconnect_ms[0] > 0.0, "{:?}", report.reconnect_ms);
+    // Back in the world: snapshots and pongs kept coming after the restart.
+    assert!(report.snapshot_interval_ms[0] > 0.0);
+}

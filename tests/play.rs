@@ -7,7 +7,7 @@ mod support;
 use std::{net::UdpSocket, time::Duration};
 
 use support::*;
-use tessera_bot::session::{Session, login};
+use tessera_bot::session::{Session, login, refresh};
 use tessera_net::{
     proto::{self, client_message::Body, event},
     transport::{NetcodeKeys, ORDERED},
@@ -234,6 +234,43 @@ fn a_dropped_player_reconnects_into_the_same_entity() {
     );
     let back = join(&node, "roamer", "warrior");
     assert_eq!(back.avatar(), Some(avatar), "the same entity");
+}
+
+/// The bot library's way back after a drop: a fresh connect token for
+/// the login's session (`POST /v1/token`), without credentials, into the
+/// same avatar while it waits out the grace period. A session the node
+/// does not know is refused.
+#[test]
+fn a_dropped_player_comes_back_with_a_fresh_token_for_their_session() {
+    let (_dir, node) = meeting_node();
+    let first = login(&node.http, "comeback").expect("login");
+    let enter = |login: &tessera_bot::session::Login| {
+        let mut session = Session::connect(login, WAIT).expect("connect");
+        session.send(Body::Join(proto::JoinWorld {
+            class: "warrior".into(),
+            world: String::new(),
+        }));
+        assert!(
+            session
+                .pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
+                .unwrap()
+        );
+        session
+    };
+    let mut a = enter(&first);
+    let avatar = a.avatar().unwrap();
+    a.disconnect();
+    let again = refresh(&node.http, &first).expect("a fresh token");
+    assert_eq!(again.player_id, first.player_id);
+    assert_eq!(again.session, first.session, "the same session goes on");
+    assert_ne!(again.connect_token, first.connect_token);
+    let back = enter(&again);
+    assert_eq!(back.avatar(), Some(avatar), "the same entity");
+
+    let mut forged = first.clone();
+    forged.session = "not-a-session".into();
+    let refused = refresh(&node.http, &forged).unwrap_err().to_string();
+    assert!(refused.contains("invalid_session"), "{refused}");
 }
 
 #[test]

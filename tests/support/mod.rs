@@ -46,7 +46,11 @@ pub fn start(extra: &[&str]) -> Node {
         } else {
             vec!["--store-path".into(), store.into_os_string()]
         })
-        .args(["--http", "127.0.0.1:0", "--workers", "2"])
+        .args(if extra.contains(&"--http") {
+            vec!["--workers", "2"]
+        } else {
+            vec!["--http", "127.0.0.1:0", "--workers", "2"]
+        })
         .args(if extra.contains(&"--udp") {
             vec![]
         } else {

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::behave::Rosters;
 
+mod logins;
 mod worker;
 
 /// What the bots do once in the world.
@@ -96,6 +97,11 @@ pub struct Report {
     pub failed: BTreeMap<String, u64>,
     /// Disconnects after being connected.
     pub disconnects: u64,
+    /// Bots back in the world after a drop (a fresh token for their
+    /// session, or a new login, then connect and join again).
+    pub reconnects: u64,
+    /// From a drop to being back in the world, ms: p50, p95, p99.
+    pub reconnect_ms: [f64; 3],
     /// Login latency, ms: p50, p95, p99.
     pub login_ms: [f64; 3],
     /// Connect (handshake to welcome) latency, ms: p50, p95, p99.
@@ -166,6 +172,8 @@ pub fn process_cpu() -> Option<Duration> {
 struct Tally {
     failed: BTreeMap<String, u64>,
     disconnects: u64,
+    reconnects: u64,
+    reconnect: Histogram<u64>,
     login: Histogram<u64>,
     connect: Histogram<u64>,
     rtt: Histogram<u64>,
@@ -189,6 +197,8 @@ impl Tally {
         Self {
             failed: BTreeMap::new(),
             disconnects: 0,
+            reconnects: 0,
+            reconnect: empty.clone(),
             login: empty.clone(),
             connect: empty.clone(),
             rtt: empty.clone(),
@@ -214,7 +224,9 @@ impl Tally {
             *self.failed.entry(reason).or_default() += count;
         }
         self.disconnects += other.disconnects;
+        self.reconnects += other.reconnects;
         for (mine, theirs) in [
+            (&mut self.reconnect, other.reconnect),
             (&mut self.login, other.login),
             (&mut self.connect, other.connect),
             (&mut self.rtt, other.rtt),
@@ -310,6 +322,8 @@ pub fn run(
         connected: tally.connect.len(),
         failed: tally.failed.clone(),
         disconnects: tally.disconnects,
+        reconnects: tally.reconnects,
+        reconnect_ms: p3(&tally.reconnect),
         login_ms: p3(&tally.login),
         connect_ms: p3(&tally.connect),
         rtt_ms: p3(&tally.rtt),

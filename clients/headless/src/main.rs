@@ -74,11 +74,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn print(report: &Report) {
     let failed: u64 = report.failed.values().sum();
     println!(
-        "scenario {:?}: {} bots, {} connected, {} failed, {} disconnects, {:.1} s",
-        report.scenario, report.bots, report.connected, failed, report.disconnects, report.seconds
+        "scenario {:?}: {} bots, {} connected, {} failed, {} disconnects, {} reconnected, {:.1} s",
+        report.scenario,
+        report.bots,
+        report.connected,
+        failed,
+        report.disconnects,
+        report.reconnects,
+        report.seconds
     );
     for (reason, count) in &report.failed {
         println!("  failed: {count} x {reason}");
+    }
+    if report.reconnects > 0 {
+        let [b50, b95, b99] = report.reconnect_ms;
+        println!(
+            "back in ms    p50 {b50:.2}  p95 {b95:.2}  p99 {b99:.2}  (from a drop to the world)"
+        );
     }
     let [l50, l95, l99] = report.login_ms;
     let [c50, c95, c99] = report.connect_ms;

@@ -65,6 +65,20 @@ pub fn login_account(http: &str, username: &str, password: &str) -> Result<Login
     serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string()))
 }
 
+/// A fresh connect token for `login`'s session (`POST /v1/token`), as a
+/// new [`Login`] of the same player and session: how a client comes back
+/// after a drop without its credentials. A node that no longer knows the
+/// session (it expired, or the node restarted without Redis) refuses it
+/// with 401 `invalid_session`: log in again.
+pub fn refresh(http: &str, login: &Login) -> Result<Login, SessionError> {
+    let body = serde_json::json!({
+        "session": login.session,
+        "protocol": tessera_net::PROTOCOL_VERSION,
+    });
+    let (_, body) = post(http, "/v1/token", &body, 200)?;
+    serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string()))
+}
+
 /// Registers an account; returns its player id.
 pub fn register(http: &str, username: &str, password: &str) -> Result<u64, SessionError> {
     let body = serde_json::json!({ "username": username, "password": password });
@@ -160,6 +174,9 @@ pub struct Session {
     pub view_entries: u64,
     /// Why the connection ended, once it has.
     pub disconnected: Option<String>,
+    /// The connection was lost, or the server closed it: not this client's
+    /// goodbye, and not a protocol it cannot speak.
+    dropped: bool,
     /// Pongs received and not yet taken.
     pub pongs: Vec<PongSeen>,
     /// Message bytes received.
@@ -242,6 +259,7 @@ impl Session {
             kicked: None,
             snapshots: 0,
             disconnected: None,
+            dropped: false,
             pongs: Vec::new(),
             bytes_in: 0,
             bytes_out: 0,
@@ -309,6 +327,18 @@ impl Session {
         self.disconnected = Some("disconnected by the client".into());
     }
 
+    /// Whether a client should come back ([`refresh`], then connect and
+    /// join again) now that the session has ended: the connection was lost
+    /// or closed under it, or the node is shutting down (it may be back, or
+    /// another take its players). Not after a kick for logging in elsewhere,
+    /// flooding or garbage, its own goodbye, or a protocol mismatch.
+    pub fn may_reconnect(&self) -> bool {
+        match &self.kicked {
+            Some(kick) => kick.reason == proto::KickReason::Shutdown as i32,
+            None => self.dropped,
+        }
+    }
+
     /// Whether the connection is up.
     pub fn is_connected(&self) -> bool {
         self.socket.is_connected()
@@ -344,6 +374,7 @@ impl Session {
                 return Err(error.into());
             }
             // Read what arrived with the goodbye (a kick says why) first.
+            self.dropped = true;
             self.disconnected = Some(
                 self.socket
                     .disconnect_reason()
@@ -412,6 +443,7 @@ impl Session {
                 if !self.socket.is_disconnected() {
                     return Err(error.into());
                 }
+                self.dropped = true;
                 self.disconnected = Some(
                     self.socket
                         .disconnect_reason()

@@ -21,14 +21,25 @@ use tessera_net::{
     transport::Poller,
 };
 
-use super::{Live, LoadConfig, Scenario, Tally, micros};
+use super::{
+    Live, LoadConfig, Scenario, Tally,
+    logins::{self, Purpose},
+    micros,
+};
 use crate::{
     behave::{Behaviour, Rosters},
-    session::{Login, Session, SessionError, login},
+    session::{Login, Session},
 };
 
 struct Bot {
+    /// Its number in the run (its guest identity).
+    index: usize,
+    /// Its last login: the session a drop comes back with.
+    login: Login,
     session: Option<Session>,
+    /// A drop it is coming back from.
+    outage: Option<Outage>,
+    /// When it logged in (or came back) and began to connect.
     started: Instant,
     joined: bool,
     welcomed_at: Option<Instant>,
@@ -45,37 +56,21 @@ struct Bot {
     next_service: Instant,
 }
 
-/// A login done off the bots' loop: the bot's index, how long it took, and
-/// the login.
-type LoggedIn = (usize, Duration, Result<Login, SessionError>);
+/// A bot coming back after a drop: since when, how many tries so far,
+/// and when the next one goes (none while one is out).
+struct Outage {
+    since: Instant,
+    tries: u32,
+    next_try: Option<Instant>,
+}
 
-/// Logs `mine` in at the ramp's pace on a thread of its own, so that slow
-/// HTTP answers never stall the loop that steps the bots.
-fn logins(
-    config: &LoadConfig,
-    mine: Vec<usize>,
-    t0: Instant,
-    stop: Arc<AtomicBool>,
-) -> std::sync::mpsc::Receiver<LoggedIn> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (server, seed, ramp) = (config.server.clone(), config.seed, config.ramp.max(0.001));
-    std::thread::spawn(move || {
-        for index in mine {
-            let due = t0 + Duration::from_secs_f64(index as f64 / ramp);
-            while Instant::now() < due {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep((due - Instant::now()).min(Duration::from_millis(20)));
-            }
-            let began = Instant::now();
-            let result = login(&server, &format!("bot-{seed}-{index}"));
-            if tx.send((index, began.elapsed(), result)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
+/// Tries to come back after a drop before the bot counts as failed: the
+/// waits between them double from 250 ms, ~8 s in all (a node restarting,
+/// or a network coming back).
+const RECONNECT_TRIES: u32 = 5;
+
+fn backoff(tries: u32) -> Duration {
+    Duration::from_millis(250 << tries.min(4))
 }
 
 /// How often a bot with nothing to read is stepped anyway while it
@@ -107,7 +102,7 @@ pub(super) fn worker(
 ) -> Tally {
     let mut tally = Tally::new(empty);
     let mut bots: Vec<Bot> = Vec::new();
-    let logged_in = logins(config, mine, t0, stop.clone());
+    let logins = logins::start(config, mine, t0, stop.clone());
     let end = t0 + config.duration;
     // Without a poller (no epoll, or out of file descriptors) every bot is
     // stepped on every scan, as it would be without readiness.
@@ -120,33 +115,38 @@ pub(super) fn worker(
     let mut next_scan = Instant::now();
     while Instant::now() < end && !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        // Start the bots whose login is back.
-        for (index, took, result) in logged_in.try_iter() {
-            match result.and_then(|l| Session::begin(&l)) {
-                Ok(session) => {
-                    tally.login.record(took.as_micros().max(1) as u64).ok();
-                    let watched = poller
-                        .as_mut()
-                        .is_some_and(|p| session.watch(p, bots.len() as u64).is_ok());
-                    bots.push(Bot {
-                        session: Some(session),
-                        started: Instant::now(),
-                        joined: false,
-                        welcomed_at: None,
-                        last_snapshot: None,
-                        next_move: now,
-                        next_ping: now,
-                        behaviour: Behaviour::new(config.scenario, index, config.seed),
-                        lockstep: config.tables.clone().map(|tables| {
-                            crate::lockstep::Lockstep::new(tables, config.seed ^ index as u64, 0)
-                        }),
-                        sent_frame: u64::MAX,
-                        done: false,
-                        watched,
-                        next_service: now,
-                    });
+        // Start the bots whose login is back, and those coming back.
+        for (purpose, took, result) in logins.done() {
+            match purpose {
+                Purpose::First(index) => {
+                    let started = result
+                        .and_then(|login| Session::begin(&login).map(|session| (login, session)));
+                    match started {
+                        Ok((login, session)) => {
+                            tally.login.record(took.as_micros().max(1) as u64).ok();
+                            let mut bot = Bot::new(config, index, login, now);
+                            bot.start(session, bots.len(), poller.as_mut(), now);
+                            bots.push(bot);
+                        }
+                        Err(error) => fail(&mut tally, live, format!("login: {error}")),
+                    }
                 }
-                Err(error) => fail(&mut tally, live, format!("login: {error}")),
+                Purpose::Again(slot) => {
+                    if let Some(bot) = bots.get_mut(slot) {
+                        let back = result.and_then(|login| {
+                            Session::begin(&login).map(|session| (login, session))
+                        });
+                        match back {
+                            Ok((login, session)) => {
+                                bot.login = login;
+                                bot.start(session, slot, poller.as_mut(), Instant::now());
+                            }
+                            Err(error) => {
+                                retry(bot, &mut tally, live, format!("login: {error}"), now)
+                            }
+                        }
+                    }
+                }
             }
         }
         if now >= next_scan {
@@ -159,6 +159,16 @@ pub(super) fn worker(
             };
             for bot in bots.iter_mut().filter(|b| b.due(now, config.scenario)) {
                 service(bot, now, &mut step);
+            }
+            for (slot, bot) in bots.iter_mut().enumerate() {
+                if let Some(outage) = bot.outage.as_mut()
+                    && !bot.done
+                    && outage.next_try.is_some_and(|at| now >= at)
+                {
+                    outage.next_try = None;
+                    outage.tries += 1;
+                    logins.again(slot, bot.index, bot.login.clone());
+                }
             }
         }
         ready.clear();
@@ -221,7 +231,95 @@ fn close(bot: &mut Bot, tally: &mut Tally, run_ended: bool) {
     session.disconnect();
 }
 
+/// A fresh frame-sync mirror for bot `index` (it starts from the room's
+/// checkpoint, as a late joiner does).
+fn lockstep_for(config: &LoadConfig, index: usize) -> Option<crate::lockstep::Lockstep> {
+    config
+        .tables
+        .clone()
+        .map(|tables| crate::lockstep::Lockstep::new(tables, config.seed ^ index as u64, 0))
+}
+
+/// A try to come back failed (`reason`): the next one after a wait, or,
+/// once the tries are spent, the bot fails.
+fn retry(bot: &mut Bot, tally: &mut Tally, live: &Live, reason: String, now: Instant) {
+    match bot.outage.as_mut() {
+        Some(outage) if outage.tries < RECONNECT_TRIES => {
+            outage.next_try = Some(now + backoff(outage.tries));
+        }
+        _ => {
+            fail(tally, live, format!("reconnect: {reason}"));
+            bot.done = true;
+        }
+    }
+}
+
+/// The bot's connection ended (`reason`). A bot that was in the world, or
+/// on its way back, comes back when the session says it may (a drop, a
+/// node shutting down); otherwise it is done.
+fn ended(bot: &mut Bot, step: &mut Step, reason: String, may_reconnect: bool, now: Instant) {
+    let (config, live, tally) = (step.config, step.live, &mut *step.tally);
+    let playing = bot.welcomed_at.is_some();
+    if playing {
+        tally.disconnects += 1;
+        live.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+    if may_reconnect && (playing || bot.outage.is_some()) {
+        // What it did so far counts; its time in the world stops here.
+        close(bot, tally, false);
+        bot.welcomed_at = None;
+        bot.lockstep = lockstep_for(config, bot.index);
+        bot.outage.get_or_insert(Outage {
+            since: now,
+            tries: 0,
+            next_try: None,
+        });
+        retry(bot, tally, live, reason, now);
+        return;
+    }
+    if bot.outage.is_some() {
+        fail(tally, live, format!("reconnect: {reason}"));
+    } else if !playing {
+        fail(tally, live, format!("connect: {reason}"));
+    }
+    bot.done = true;
+}
+
 impl Bot {
+    fn new(config: &LoadConfig, index: usize, login: Login, now: Instant) -> Self {
+        Self {
+            index,
+            login,
+            session: None,
+            outage: None,
+            started: now,
+            joined: false,
+            welcomed_at: None,
+            last_snapshot: None,
+            next_move: now,
+            next_ping: now,
+            behaviour: Behaviour::new(config.scenario, index, config.seed),
+            lockstep: lockstep_for(config, index),
+            sent_frame: u64::MAX,
+            done: false,
+            watched: false,
+            next_service: now,
+        }
+    }
+
+    /// Connects with `session` (just begun), stepped as `slot` of its
+    /// worker: at first, or coming back.
+    fn start(&mut self, session: Session, slot: usize, poller: Option<&mut Poller>, now: Instant) {
+        self.watched = poller.is_some_and(|p| session.watch(p, slot as u64).is_ok());
+        self.session = Some(session);
+        self.started = now;
+        self.joined = false;
+        self.welcomed_at = None;
+        self.last_snapshot = None;
+        self.sent_frame = u64::MAX;
+        self.next_service = now;
+    }
+
     /// Whether the bot has something to do at `now` besides reading: it
     /// moves and pings only once in the world (a frame-sync bot sends its
     /// inputs as frames arrive, which makes it readable).
@@ -300,19 +398,14 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
             .as_ref()
             .map(|k| format!("kicked: {}", k.detail))
     }) {
-        if bot.welcomed_at.is_some() {
-            tally.disconnects += 1;
-            live.connected.fetch_sub(1, Ordering::Relaxed);
-        } else {
-            fail(tally, live, format!("connect: {reason}"));
-        }
-        bot.done = true;
+        let may_reconnect = session.may_reconnect();
+        ended(bot, step, reason, may_reconnect, now);
         return;
     }
     if !session.is_connected() {
         if bot.started.elapsed() > Duration::from_secs(15) {
-            fail(tally, live, "connect: timed out".into());
-            bot.done = true;
+            // Coming back, a try that never connects is one try.
+            ended(bot, step, "timed out".into(), true, now);
         }
         return;
     }
@@ -369,10 +462,22 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
     };
     if bot.welcomed_at.is_none() && session.welcome.is_some() && arrived {
         bot.welcomed_at = Some(Instant::now());
-        tally
-            .connect
-            .record(bot.started.elapsed().as_micros().max(1) as u64)
-            .ok();
+        match bot.outage.take() {
+            // Back after a drop: how long the player was out.
+            Some(outage) => {
+                tally.reconnects += 1;
+                tally
+                    .reconnect
+                    .record(outage.since.elapsed().as_micros().max(1) as u64)
+                    .ok();
+            }
+            None => {
+                tally
+                    .connect
+                    .record(bot.started.elapsed().as_micros().max(1) as u64)
+                    .ok();
+            }
+        }
         live.connected.fetch_add(1, Ordering::Relaxed);
     }
     if bot.welcomed_at.is_none() {
