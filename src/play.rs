@@ -12,7 +12,7 @@ use anyhow::Context;
 use tessera_net::{
     replication::{AckBoard, Outgoing},
     service::{Host, InputSink, Limits, NetService},
-    transport::{BufferSizes, NetcodeKeys, ServerSocket},
+    transport::{BufferSizes, MAX_BUFFER_BYTES, NetcodeKeys, ServerSocket},
 };
 use tessera_sim::{Input, InputEnvelope, PlayerId, SimWorld, input::SavedProgress};
 
@@ -278,6 +278,14 @@ fn size_buffers(socket: &ServerSocket, config: &NodeConfig) -> anyhow::Result<()
         receive: config.udp_receive_buffer_bytes,
         send: config.udp_send_buffer_bytes,
     };
+    for (key, bytes) in [
+        ("udp_receive_buffer_bytes", wanted.receive),
+        ("udp_send_buffer_bytes", wanted.send),
+    ] {
+        if !(1..=MAX_BUFFER_BYTES).contains(&bytes) {
+            anyhow::bail!("{key} = {bytes}: must be 1 to {MAX_BUFFER_BYTES} bytes");
+        }
+    }
     let addr = socket.bound_addr();
     let granted = socket
         .resize_buffers(wanted)

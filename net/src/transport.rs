@@ -20,7 +20,7 @@ mod poll;
 mod server;
 mod worker;
 
-pub use buffers::{BufferSizes, Dropped};
+pub use buffers::{BufferSizes, Dropped, MAX_BUFFER_BYTES};
 pub use client::{ClientSocket, Loss};
 pub use poll::Poller;
 pub use server::ServerSocket;

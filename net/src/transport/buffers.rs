@@ -29,9 +29,9 @@ pub struct BufferSizes {
 }
 
 impl BufferSizes {
-    /// What a node asks for: ~4,000 inputs (over 300 ms of 1,000 players'
-    /// on one socket) waiting to be read, and a tick's snapshots for a
-    /// thousand players several times over.
+    /// What a node asks for: a few thousand small datagrams (on the order
+    /// of 200 ms of a thousand players' inputs) waiting to be read, and a
+    /// tick's snapshots for a thousand players several times over.
     pub const DEFAULT: Self = Self {
         receive: 4 << 20,
         send: 1 << 20,
@@ -44,10 +44,13 @@ impl Default for BufferSizes {
     }
 }
 
+/// The most a size may be (the kernel takes an `int` and doubles it).
+pub const MAX_BUFFER_BYTES: usize = (i32::MAX / 2) as usize;
+
 /// Asks the kernel for `wanted` and returns what it granted. Linux caps
 /// an unprivileged request at `net.core.rmem_max` / `wmem_max`; a process
 /// with `CAP_NET_ADMIN` may pass them. Elsewhere the sizes are left as
-/// they are and reported as asked.
+/// they are and reported as asked (nothing is set, nothing warns).
 pub fn resize(socket: &UdpSocket, wanted: BufferSizes) -> std::io::Result<BufferSizes> {
     #[cfg(target_os = "linux")]
     {
@@ -92,9 +95,9 @@ pub fn count_drops(socket: &UdpSocket) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Datagrams the kernel dropped on a socket because its receive buffer was
-/// full, as of the socket thread's last read; shared with whoever reports
-/// them.
+/// Datagrams the kernel dropped on a socket (almost always because its
+/// receive buffer was full; also memory pressure or a socket filter), as
+/// of the socket thread's last read; shared with whoever reports them.
 #[derive(Clone, Debug, Default)]
 pub struct Dropped(Arc<AtomicU64>);
 

