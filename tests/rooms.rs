@@ -250,6 +250,19 @@ fn a_team_leader_queues_the_team_into_one_room_on_one_side() {
     };
     let team_side = side_of(&mut leader);
     assert_eq!(side_of(&mut mate), team_side, "the team fights together");
+    // In one room: each sees the other's avatar there.
+    let (leader_player, mate_player) = (leader.player, mate.player);
+    for (me, other) in [(&mut leader, mate_player), (&mut mate, leader_player)] {
+        let sees = |s: &Session| {
+            s.snapshot
+                .as_ref()
+                .is_some_and(|snapshot| snapshot.entities.iter().any(|e| e.player == other))
+        };
+        assert!(
+            me.pump_until(WAIT, sees).unwrap(),
+            "the team is in one room"
+        );
+    }
     for solo in &mut solos {
         assert_ne!(
             side_of(solo),

@@ -35,6 +35,10 @@ pub struct Stepped {
     pub events: u64,
     /// A room result reached this bot.
     pub room_result: bool,
+    /// Deaths this bot's avatar caused.
+    pub kills: u64,
+    /// Skill hits (damage or healing) on this bot's avatar.
+    pub hits_taken: u64,
 }
 
 /// One bot's behaviour state.
@@ -84,10 +88,22 @@ impl Behaviour {
     /// One step (every 50 ms) of a bot in the world.
     pub fn step(&mut self, session: &mut Session, rosters: &Rosters, now: Instant) -> Stepped {
         let events = std::mem::take(&mut session.events);
+        let avatar = session.avatar();
         let mut stepped = Stepped {
             events: events.len() as u64,
-            room_result: false,
+            ..Stepped::default()
         };
+        for event in &events {
+            match &event.kind {
+                Some(proto::event::Kind::Died(died)) if Some(died.killer) == avatar => {
+                    stepped.kills += 1;
+                }
+                Some(proto::event::Kind::Hit(hit)) if Some(hit.target) == avatar => {
+                    stepped.hits_taken += 1;
+                }
+                _ => {}
+            }
+        }
         match self.scenario {
             Scenario::Arena => {
                 let had = self.arena.result.is_some();

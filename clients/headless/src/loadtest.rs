@@ -26,7 +26,8 @@ mod worker;
 pub enum Scenario {
     /// Walk between random waypoints; one move every 50 ms, a ping a second.
     Roam,
-    /// Walk to the nearest NPC in view and hit it; respawn and go again.
+    /// Walk to the nearest NPC in view and hit it; the node respawns a
+    /// fallen bot, which goes again.
     Fight,
     /// Queue for the `arena` room kind, fight the match, report its result.
     Arena,
@@ -82,6 +83,33 @@ pub struct Live {
     pub connected: AtomicU64,
     /// Bots that failed.
     pub failed: AtomicU64,
+    /// Server messages the bots received.
+    pub messages: AtomicU64,
+    /// Round trips (µs, to the pong's arrival) since the display last took
+    /// them.
+    rtt_recent: Mutex<Vec<u64>>,
+}
+
+impl Live {
+    fn rtt(&self, micros: u64) {
+        self.rtt_recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(micros);
+    }
+
+    /// The p50 and p99 round trip, ms, of the pongs since the last call
+    /// (none if no pong came back).
+    pub fn take_rtt(&self) -> Option<(f64, f64)> {
+        let mut recent =
+            std::mem::take(&mut *self.rtt_recent.lock().unwrap_or_else(|p| p.into_inner()));
+        if recent.is_empty() {
+            return None;
+        }
+        recent.sort_unstable();
+        let at = |q: f64| recent[((recent.len() - 1) as f64 * q).round() as usize] as f64 / 1e3;
+        Some((at(0.5), at(0.99)))
+    }
 }
 
 /// The result of a run.
@@ -104,7 +132,8 @@ pub struct Report {
     pub reconnect_ms: [f64; 3],
     /// Login latency, ms: p50, p95, p99.
     pub login_ms: [f64; 3],
-    /// Connect (handshake to welcome) latency, ms: p50, p95, p99.
+    /// Connect latency, ms: p50, p95, p99: from the login's answer to the
+    /// first snapshot (frame sync: the first frame) in the world.
     pub connect_ms: [f64; 3],
     /// Round trip time of pings, ms: p50, p95, p99: from the ping's send
     /// to its pong's datagram arriving at the bot's socket (the kernel's
@@ -119,13 +148,27 @@ pub struct Report {
     pub bytes_per_bot_sec: [f64; 2],
     /// Events received (hits, deaths, ...).
     pub events: u64,
+    /// Deaths the bots' avatars caused (NPCs, in `fight`).
+    pub kills: u64,
+    /// Bots whose avatar took a skill hit, damage or healing (in `roam100`
+    /// each bot stings and mends itself once a second).
+    pub bots_hit: u64,
+    /// Bots whose avatar was at least a metre from where it entered the
+    /// world when it left (or the run ended).
+    pub bots_moved: u64,
+    /// What went wrong without ending a bot, by kind: snapshots that could
+    /// not be applied, messages that could not be decoded, commands the
+    /// node refused (by its reason).
+    pub errors: BTreeMap<String, u64>,
     /// Wall time of the run, s.
     pub seconds: f64,
     /// CPU time of this bot process per bot-second, µs (how cheap the tool is).
     pub bot_cpu_us_per_bot_sec: f64,
     /// Arena: rooms whose result reached a bot (counted once per bot).
     pub room_results: u64,
-    /// Lockstep: frames the bots simulated, and state-hash mismatches
+    /// Lockstep: the frame each bot's simulation reached, summed (a late
+    /// joiner's count starts at the room's checkpoint), and state-hash
+    /// mismatches
     /// (seen by a bot against a bundle's hash, or reported by the server).
     pub frames: u64,
     /// Lockstep: see `frames`.
@@ -138,6 +181,24 @@ pub struct Report {
     /// how often a player sees each other player move, against the
     /// snapshot rate (100 % when every snapshot updates everyone).
     pub view_refreshed_pct: f64,
+}
+
+impl Report {
+    /// Bots that failed, all reasons together.
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+
+    /// Whether at most `max_failed_pct` % of the bots asked for failed
+    /// (the CLI's exit status).
+    pub fn passes(&self, max_failed_pct: f64) -> bool {
+        within(self.failed_total(), self.bots, max_failed_pct)
+    }
+}
+
+/// Whether `failed` of `bots` is at most `max_failed_pct` %.
+fn within(failed: u64, bots: usize, max_failed_pct: f64) -> bool {
+    failed as f64 <= max_failed_pct / 100.0 * bots as f64
 }
 
 /// Why a load test could not run.
@@ -174,6 +235,10 @@ struct Tally {
     disconnects: u64,
     reconnects: u64,
     reconnect: Histogram<u64>,
+    kills: u64,
+    bots_hit: u64,
+    bots_moved: u64,
+    errors: BTreeMap<String, u64>,
     login: Histogram<u64>,
     connect: Histogram<u64>,
     rtt: Histogram<u64>,
@@ -199,6 +264,10 @@ impl Tally {
             disconnects: 0,
             reconnects: 0,
             reconnect: empty.clone(),
+            kills: 0,
+            bots_hit: 0,
+            bots_moved: 0,
+            errors: BTreeMap::new(),
             login: empty.clone(),
             connect: empty.clone(),
             rtt: empty.clone(),
@@ -219,10 +288,23 @@ impl Tally {
 }
 
 impl Tally {
+    /// Counts `n` errors of `kind`.
+    fn error(&mut self, kind: &str, n: u64) {
+        if n > 0 {
+            *self.errors.entry(kind.to_string()).or_default() += n;
+        }
+    }
+
     fn merge(&mut self, other: Tally) {
         for (reason, count) in other.failed {
             *self.failed.entry(reason).or_default() += count;
         }
+        for (kind, count) in other.errors {
+            *self.errors.entry(kind).or_default() += count;
+        }
+        self.kills += other.kills;
+        self.bots_hit += other.bots_hit;
+        self.bots_moved += other.bots_moved;
         self.disconnects += other.disconnects;
         self.reconnects += other.reconnects;
         for (mine, theirs) in [
@@ -324,6 +406,10 @@ pub fn run(
         disconnects: tally.disconnects,
         reconnects: tally.reconnects,
         reconnect_ms: p3(&tally.reconnect),
+        kills: tally.kills,
+        bots_hit: tally.bots_hit,
+        bots_moved: tally.bots_moved,
+        errors: tally.errors.clone(),
         login_ms: p3(&tally.login),
         connect_ms: p3(&tally.connect),
         rtt_ms: p3(&tally.rtt),
@@ -350,6 +436,70 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_display_takes_the_round_trips_since_it_last_looked() {
+        let live = Live::default();
+        assert_eq!(live.take_rtt(), None);
+        for micros in (1..=100).map(|ms| ms * 1_000) {
+            live.rtt(micros);
+        }
+        assert_eq!(live.take_rtt(), Some((51.0, 99.0)));
+        assert_eq!(live.take_rtt(), None, "taken");
+    }
+
+    #[test]
+    fn a_run_passes_with_at_most_its_share_of_failed_bots() {
+        assert!(within(10, 1_000, 1.0));
+        assert!(!within(11, 1_000, 1.0));
+        assert!(!within(1, 1, 1.0));
+        assert!(within(0, 0, 1.0));
+        assert!(within(5, 10, 50.0));
+    }
+
+    /// Against an address where no node listens: every bot fails, the
+    /// ones that tried to log in with the refusal, the ones the run ended
+    /// before (a ramp longer than the run) as not logged in, and the run
+    /// does not pass.
+    #[test]
+    fn every_bot_that_never_got_in_counts_as_failed() {
+        // A port just freed: nothing answers there.
+        let server = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let config = LoadConfig {
+            server,
+            bots: 5,
+            ramp: 0.5,
+            scenario: Scenario::Roam,
+            duration: Duration::from_secs(3),
+            seed: 1,
+            threads: 1,
+            tables: None,
+        };
+        let report = run(&config, |_, _| {}).unwrap();
+        assert_eq!(report.connected, 0);
+        assert_eq!(report.failed_total(), 5, "{:?}", report.failed);
+        let refused: u64 = report
+            .failed
+            .iter()
+            .filter(|(reason, _)| reason.starts_with("login: "))
+            .map(|(_, n)| n)
+            .sum();
+        // Bots 0 and 1 are due at 0 and 2 s; 2 to 4 after the run's end.
+        assert_eq!(refused, 2, "{:?}", report.failed);
+        assert_eq!(
+            report
+                .failed
+                .get("not in the world at the end (not logged in)"),
+            Some(&3),
+            "{:?}",
+            report.failed
+        );
+        assert!(!report.passes(1.0));
+    }
 
     /// Merging workers' tallies keeps every recorded value: counts add up
     /// and percentiles are those of all the values together.

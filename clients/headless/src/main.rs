@@ -72,7 +72,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn print(report: &Report) {
-    let failed: u64 = report.failed.values().sum();
+    let failed = report.failed_total();
     println!(
         "scenario {:?}: {} bots, {} connected, {} failed, {} disconnects, {} reconnected, {:.1} s",
         report.scenario,
@@ -118,6 +118,13 @@ fn print(report: &Report) {
         "entities in view  fewest {:.0}  mean {:.1}  refreshed per snapshot {:.1} %",
         report.view_entities[0], report.view_entities[1], report.view_refreshed_pct
     );
+    println!(
+        "kills {}  bots hit {}  bots moved {}",
+        report.kills, report.bots_hit, report.bots_moved
+    );
+    for (kind, count) in &report.errors {
+        println!("  error: {count} x {kind}");
+    }
     match report.scenario {
         Scenario::Arena | Scenario::Team => println!("room results {}", report.room_results),
         Scenario::Lockstep => println!(
@@ -169,16 +176,26 @@ fn main() -> ExitCode {
         }
         bar
     });
+    // Messages received and when, at the last progress line.
+    let mut last = (0u64, std::time::Duration::ZERO);
     let report = match run(&config, |live, elapsed| {
         let connected = live.connected.load(Ordering::Relaxed);
         let failed = live.failed.load(Ordering::Relaxed);
+        let messages = live.messages.load(Ordering::Relaxed);
+        let per_sec = (messages - last.0) as f64 / (elapsed - last.1).as_secs_f64().max(1e-3);
+        last = (messages, elapsed);
+        let rtt = live.take_rtt().map_or_else(
+            || "rtt -".to_string(),
+            |(p50, p99)| format!("rtt p50 {p50:.1} p99 {p99:.1} ms"),
+        );
+        let status = format!("failed {failed}  {per_sec:.0} msgs/s  {rtt}");
         match &bar {
             Some(bar) => {
                 bar.set_position(connected);
-                bar.set_message(format!("failed {failed}"));
+                bar.set_message(status);
             }
             None => println!(
-                "t={:>4.0}s connected {connected}/{} failed {failed}",
+                "t={:>4.0}s connected {connected}/{} {status}",
                 elapsed.as_secs_f64(),
                 args.bots
             ),
@@ -202,14 +219,18 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            Err(error) => eprintln!("error: {error}"),
+            Err(error) => {
+                eprintln!("error: cannot encode the report: {error}");
+                return ExitCode::from(2);
+            }
         }
     }
-    let failed: u64 = report.failed.values().sum();
-    if failed as f64 > args.max_failed_pct / 100.0 * args.bots as f64 {
+    if !report.passes(args.max_failed_pct) {
         eprintln!(
-            "{failed} of {} bots failed (over {}%)",
-            args.bots, args.max_failed_pct
+            "{} of {} bots failed (over {}%)",
+            report.failed_total(),
+            args.bots,
+            args.max_failed_pct
         );
         return ExitCode::from(1);
     }

@@ -42,6 +42,10 @@ pub enum SessionError {
     /// The connection did not come up in time, or was refused.
     #[error("connect: {0}")]
     Connect(String),
+    /// The node does not know the login session (it expired, or the node
+    /// restarted without Redis): log in again.
+    #[error("login: the node does not know this session; log in again")]
+    UnknownSession,
 }
 
 /// Logs `device_id` in (a guest login) at the node's HTTP address (`host:port`).
@@ -75,8 +79,12 @@ pub fn refresh(http: &str, login: &Login) -> Result<Login, SessionError> {
         "session": login.session,
         "protocol": tessera_net::PROTOCOL_VERSION,
     });
-    let (_, body) = post(http, "/v1/token", &body, 200)?;
-    serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string()))
+    let (status, body) = post_any(http, "/v1/token", &body)?;
+    match status {
+        200 => serde_json::from_str(&body).map_err(|e| SessionError::Login(e.to_string())),
+        401 => Err(SessionError::UnknownSession),
+        _ => Err(SessionError::Login(format!("{status}: {body}"))),
+    }
 }
 
 /// Registers an account; returns its player id.
@@ -102,6 +110,9 @@ fn protocol_mismatch(welcome: &proto::Welcome) -> Option<String> {
     })
 }
 
+/// How long an HTTP request may take to connect, and then to answer.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// POSTs JSON over a fresh connection; anything but `expect` is an error
 /// carrying the status line and the body (the node's typed error).
 fn post(
@@ -110,11 +121,32 @@ fn post(
     body: &serde_json::Value,
     expect: u16,
 ) -> Result<(u16, String), SessionError> {
+    let (status, body) = post_any(http, path, body)?;
+    if status != expect {
+        return Err(SessionError::Login(format!("{status}: {body}")));
+    }
+    Ok((status, body))
+}
+
+/// POSTs JSON over a fresh connection; the status and the body.
+fn post_any(
+    http: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, String), SessionError> {
+    use std::net::ToSocketAddrs;
+
     let fail = |e: &dyn std::fmt::Display| SessionError::Login(e.to_string());
     let body = body.to_string();
-    let mut stream = TcpStream::connect(http).map_err(|e| fail(&e))?;
+    let addr = http
+        .to_socket_addrs()
+        .map_err(|e| fail(&e))?
+        .next()
+        .ok_or_else(|| fail(&format!("no address for {http}")))?;
+    // A host that drops packets must not hold the caller for minutes.
+    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).map_err(|e| fail(&e))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(HTTP_TIMEOUT))
         .map_err(|e| fail(&e))?;
     write!(
         stream,
@@ -133,9 +165,6 @@ fn post(
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| fail(&format!("bad status line {status_line:?}")))?;
-    if status != expect {
-        return Err(fail(&format!("{status_line}: {body}")));
-    }
     Ok((status, body.to_string()))
 }
 
@@ -179,6 +208,8 @@ pub struct Session {
     dropped: bool,
     /// Pongs received and not yet taken.
     pub pongs: Vec<PongSeen>,
+    /// Messages received.
+    pub messages_in: u64,
     /// Message bytes received.
     pub bytes_in: u64,
     /// Message bytes sent.
@@ -192,6 +223,8 @@ pub struct Session {
     views: std::collections::VecDeque<(u32, tessera_net::delta::View)>,
     /// Snapshots that could not be applied (unknown baseline or entity).
     pub bad_deltas: u64,
+    /// Server messages that could not be decoded.
+    pub undecodable: u64,
     last_flush: Instant,
 }
 
@@ -261,12 +294,14 @@ impl Session {
             disconnected: None,
             dropped: false,
             pongs: Vec::new(),
+            messages_in: 0,
             bytes_in: 0,
             bytes_out: 0,
             frame_messages: Vec::new(),
             unsent: false,
             views: std::collections::VecDeque::new(),
             bad_deltas: 0,
+            undecodable: 0,
             view_updates: 0,
             view_entries: 0,
             last_flush: Instant::now(),
@@ -384,8 +419,10 @@ impl Session {
         // Ordered first: a welcome resets the view before this pump's snapshots.
         for channel in [ORDERED, RELIABLE, UNRELIABLE] {
             while let Some(bytes) = self.socket.receive(channel) {
+                self.messages_in += 1;
                 self.bytes_in += bytes.len() as u64;
                 let Ok(message) = decode_server(&bytes) else {
+                    self.undecodable += 1;
                     continue;
                 };
                 match message.body {
@@ -399,7 +436,8 @@ impl Session {
                         if let Some(mismatch) = protocol_mismatch(&welcome) =>
                     {
                         // Whatever follows would be misread: the session
-                        // ends here, saying why.
+                        // ends here, saying why, and for good.
+                        self.dropped = false;
                         self.disconnected = Some(mismatch);
                         self.socket.disconnect();
                         return Ok(());

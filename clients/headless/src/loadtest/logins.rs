@@ -67,7 +67,10 @@ pub(super) fn start(
             let began = Instant::now();
             // The session's fresh token; a node that no longer knows the
             // session (restarted without Redis) takes the guest login.
-            let result = refresh(&server, &last).or_else(|_| login(&server, &device(seed, index)));
+            let result = match refresh(&server, &last) {
+                Err(SessionError::UnknownSession) => login(&server, &device(seed, index)),
+                other => other,
+            };
             done_tx.send((Purpose::Again(slot), began.elapsed(), result))
         };
         let mut firsts = mine.into_iter().peekable();

@@ -54,6 +54,17 @@ struct Bot {
     watched: bool,
     /// When it is stepped next even with nothing to read.
     next_service: Instant,
+    /// Where its avatar first entered the world (dm), and whether it was
+    /// ever seen at least a metre from there as a session ended.
+    entered_at: Option<(i32, i32)>,
+    moved: bool,
+    /// Its avatar took a skill hit (damage or healing).
+    hit: bool,
+    /// Frame sync: the frame reached and when, for the intervals between
+    /// frames arriving.
+    last_frame: Option<(u64, Instant)>,
+    /// Its session's messages already counted for the live display.
+    messages_counted: u64,
 }
 
 /// A bot coming back after a drop: since when, how many tries so far,
@@ -65,13 +76,18 @@ struct Outage {
 }
 
 /// Tries to come back after a drop before the bot counts as failed: the
-/// waits between them double from 250 ms, ~8 s in all (a node restarting,
-/// or a network coming back).
-const RECONNECT_TRIES: u32 = 5;
+/// waits before them double from 250 ms to 8 s, ~16 s of waiting in all
+/// (a node restarting, or a network coming back), each try then given up
+/// to [`CONNECT_TIMEOUT`] to be back in the world.
+const RECONNECT_TRIES: u32 = 6;
 
 fn backoff(tries: u32) -> Duration {
-    Duration::from_millis(250 << tries.min(4))
+    Duration::from_millis(250 << tries.min(5))
 }
+
+/// How long a bot has to connect (and, coming back, to be in the world
+/// again) before it counts as failed or tries again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How often a bot with nothing to read is stepped anyway while it
 /// connects (netcode resends its handshake every 100 ms).
@@ -102,6 +118,7 @@ pub(super) fn worker(
 ) -> Tally {
     let mut tally = Tally::new(empty);
     let mut bots: Vec<Bot> = Vec::new();
+    let (asked, mut not_logged_in) = (mine.len(), 0);
     let logins = logins::start(config, mine, t0, stop.clone());
     let end = t0 + config.duration;
     // Without a poller (no epoll, or out of file descriptors) every bot is
@@ -128,7 +145,10 @@ pub(super) fn worker(
                             bot.start(session, bots.len(), poller.as_mut(), now);
                             bots.push(bot);
                         }
-                        Err(error) => fail(&mut tally, live, format!("login: {error}")),
+                        Err(error) => {
+                            not_logged_in += 1;
+                            fail(&mut tally, live, error.to_string());
+                        }
                     }
                 }
                 Purpose::Again(slot) => {
@@ -141,9 +161,7 @@ pub(super) fn worker(
                                 bot.login = login;
                                 bot.start(session, slot, poller.as_mut(), Instant::now());
                             }
-                            Err(error) => {
-                                retry(bot, &mut tally, live, format!("login: {error}"), now)
-                            }
+                            Err(error) => retry(bot, &mut tally, live, error.to_string(), now),
                         }
                     }
                 }
@@ -202,7 +220,29 @@ pub(super) fn worker(
         }
     }
     for bot in &mut bots {
+        if !bot.done && bot.welcomed_at.is_none() {
+            let stage = if bot.outage.is_some() {
+                "coming back"
+            } else {
+                "connecting"
+            };
+            fail(
+                &mut tally,
+                live,
+                format!("not in the world at the end ({stage})"),
+            );
+        }
         close(bot, &mut tally, true);
+        tally.bots_moved += u64::from(bot.moved);
+        tally.bots_hit += u64::from(bot.hit);
+    }
+    // Logins the run ended before (a ramp longer than the run).
+    for _ in bots.len() + not_logged_in..asked {
+        fail(
+            &mut tally,
+            live,
+            "not in the world at the end (not logged in)".into(),
+        );
     }
     tally
 }
@@ -218,6 +258,15 @@ fn close(bot: &mut Bot, tally: &mut Tally, run_ended: bool) {
     tally.bytes_out += session.bytes_out;
     tally.view_updates += session.view_updates;
     tally.view_entries += session.view_entries;
+    tally.error("snapshot not applied", session.bad_deltas);
+    tally.error("message not decoded", session.undecodable);
+    if let (Some((x, y)), Some(now)) = (
+        bot.entered_at,
+        session.avatar().and_then(|avatar| session.entity(avatar)),
+    ) {
+        let (dx, dy) = (i64::from(now.x_dm - x), i64::from(now.y_dm - y));
+        bot.moved |= dx * dx + dy * dy >= 10 * 10;
+    }
     if let Some(at) = bot.welcomed_at {
         tally.bot_seconds += at.elapsed().as_secs_f64();
         if run_ended && let Some(snapshot) = &session.snapshot {
@@ -277,11 +326,15 @@ fn ended(bot: &mut Bot, step: &mut Step, reason: String, may_reconnect: bool, no
         retry(bot, tally, live, reason, now);
         return;
     }
-    if bot.outage.is_some() {
-        fail(tally, live, format!("reconnect: {reason}"));
+    let stage = if bot.outage.is_some() {
+        "reconnect: "
     } else if !playing {
-        fail(tally, live, format!("connect: {reason}"));
-    }
+        "connect: "
+    } else {
+        // In the world, then ended for good (a kick).
+        ""
+    };
+    fail(tally, live, format!("{stage}{reason}"));
     bot.done = true;
 }
 
@@ -304,6 +357,11 @@ impl Bot {
             done: false,
             watched: false,
             next_service: now,
+            entered_at: None,
+            moved: false,
+            hit: false,
+            last_frame: None,
+            messages_counted: 0,
         }
     }
 
@@ -316,6 +374,8 @@ impl Bot {
         self.joined = false;
         self.welcomed_at = None;
         self.last_snapshot = None;
+        self.last_frame = None;
+        self.messages_counted = 0;
         self.sent_frame = u64::MAX;
         self.next_service = now;
     }
@@ -392,6 +452,11 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
     let Some(session) = bot.session.as_mut() else {
         return;
     };
+    live.messages.fetch_add(
+        session.messages_in - bot.messages_counted,
+        Ordering::Relaxed,
+    );
+    bot.messages_counted = session.messages_in;
     if let Some(reason) = session.disconnected.clone().or_else(|| {
         session
             .kicked
@@ -402,9 +467,15 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
         ended(bot, step, reason, may_reconnect, now);
         return;
     }
+    // Coming back, a try that is not back in the world within the connect
+    // timeout is one try (connected or not).
+    if bot.outage.is_some() && bot.welcomed_at.is_none() && bot.started.elapsed() > CONNECT_TIMEOUT
+    {
+        ended(bot, step, "not back in the world in time".into(), true, now);
+        return;
+    }
     if !session.is_connected() {
-        if bot.started.elapsed() > Duration::from_secs(15) {
-            // Coming back, a try that never connects is one try.
+        if bot.started.elapsed() > CONNECT_TIMEOUT {
             ended(bot, step, "timed out".into(), true, now);
         }
         return;
@@ -442,11 +513,27 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
         for body in std::mem::take(&mut session.frame_messages) {
             if let Err(error) = lockstep.receive(body) {
                 fail(tally, live, format!("lockstep: {error}"));
+                if bot.welcomed_at.is_some() {
+                    live.connected.fetch_sub(1, Ordering::Relaxed);
+                }
                 bot.done = true;
                 break;
             }
         }
         let frame = lockstep.frame();
+        // Frames arriving are frame sync's snapshots: their spacing is
+        // the jitter a player feels.
+        match bot.last_frame {
+            Some((last, at)) if frame > last => {
+                tally
+                    .interval
+                    .record(at.elapsed().as_micros().max(1) as u64)
+                    .ok();
+                bot.last_frame = Some((frame, Instant::now()));
+            }
+            None if frame > 0 => bot.last_frame = Some((frame, Instant::now())),
+            _ => {}
+        }
         if frame != bot.sent_frame
             && let Some(uplink) = lockstep.uplink(tessera_sim::PlayerId(session.player))
         {
@@ -462,14 +549,19 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
     };
     if bot.welcomed_at.is_none() && session.welcome.is_some() && arrived {
         bot.welcomed_at = Some(Instant::now());
+        if bot.entered_at.is_none() {
+            bot.entered_at = session
+                .avatar()
+                .and_then(|avatar| session.entity(avatar))
+                .map(|e| (e.x_dm, e.y_dm));
+        }
         match bot.outage.take() {
             // Back after a drop: how long the player was out.
             Some(outage) => {
                 tally.reconnects += 1;
                 tally
                     .reconnect
-                    .record(outage.since.elapsed().as_micros().max(1) as u64)
-                    .ok();
+                    .saturating_record(outage.since.elapsed().as_micros().max(1) as u64);
             }
             None => {
                 tally
@@ -507,14 +599,29 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
         };
         record(&mut tally.rtt, arrived);
         record(&mut tally.rtt_loop, taken);
+        live.rtt(arrived.saturating_sub(pong.sent_us).max(1));
     }
-    session.responses.clear();
-    // At the input rate, not every pass: a skill per pass would be
+    for refused in session
+        .responses
+        .drain(..)
+        .filter(|r| r.code != proto::ResultCode::Ok as i32)
+    {
+        tally.error(&format!("refused: {}", refused.reason), 1);
+    }
+    // At the world's tick rate, not every pass: a skill per pass would be
     // a flood (and get the bot kicked).
     if now >= bot.next_move && config.scenario != Scenario::Lockstep {
-        bot.next_move = now + Duration::from_millis(50);
+        let hz = session.welcome.as_ref().map_or(0, |w| w.tick_hz);
+        bot.next_move = now
+            + if hz > 0 {
+                Duration::from_secs(1) / hz
+            } else {
+                Duration::from_millis(50)
+            };
         let stepped = bot.behaviour.step(session, rosters, now);
         tally.events += stepped.events;
         tally.room_results += u64::from(stepped.room_result);
+        tally.kills += stepped.kills;
+        bot.hit |= stepped.hits_taken > 0;
     }
 }
