@@ -85,7 +85,7 @@ impl Behaviour {
         }
     }
 
-    /// One step (every 50 ms) of a bot in the world.
+    /// One step (each world tick, at most 60 a second) of a bot in the world.
     pub fn step(&mut self, session: &mut Session, rosters: &Rosters, now: Instant) -> Stepped {
         let events = std::mem::take(&mut session.events);
         let avatar = session.avatar();

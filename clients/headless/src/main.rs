@@ -161,7 +161,7 @@ fn main() -> ExitCode {
                     "error: the lockstep scenario needs the node's tables; {} is not loadable:\n{report}",
                     args.tables.display()
                 );
-                return ExitCode::FAILURE;
+                return ExitCode::from(2);
             }
         }
     }

@@ -54,9 +54,9 @@ struct Bot {
     watched: bool,
     /// When it is stepped next even with nothing to read.
     next_service: Instant,
-    /// Where its avatar first entered the world (dm), and whether it was
-    /// ever seen at least a metre from there as a session ended.
-    entered_at: Option<(i32, i32)>,
+    /// The world its avatar last entered and where (dm), and whether it
+    /// was ever seen at least a metre from there as a session ended.
+    entered_at: Option<(String, i32, i32)>,
     moved: bool,
     /// Its avatar took a skill hit (damage or healing).
     hit: bool,
@@ -94,7 +94,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const SERVICE_CONNECTING: Duration = Duration::from_millis(10);
 
 /// How often a connected bot with nothing to read is stepped anyway
-/// (acknowledgements, resends, keep-alives; it also moves every 50 ms).
+/// (acknowledgements, resends, keep-alives; it also moves each world tick).
 const SERVICE_CONNECTED: Duration = Duration::from_millis(50);
 
 /// How often every bot is checked for something due on a timer; the
@@ -260,11 +260,14 @@ fn close(bot: &mut Bot, tally: &mut Tally, run_ended: bool) {
     tally.view_entries += session.view_entries;
     tally.error("snapshot not applied", session.bad_deltas);
     tally.error("message not decoded", session.undecodable);
-    if let (Some((x, y)), Some(now)) = (
-        bot.entered_at,
+    if let (Some((world, x, y)), Some(now), Some(welcome)) = (
+        &bot.entered_at,
         session.avatar().and_then(|avatar| session.entity(avatar)),
-    ) {
-        let (dx, dy) = (i64::from(now.x_dm - x), i64::from(now.y_dm - y));
+        &session.welcome,
+    ) && *world == welcome.world
+    {
+        let dx = i64::from(now.x_dm) - i64::from(*x);
+        let dy = i64::from(now.y_dm) - i64::from(*y);
         bot.moved |= dx * dx + dy * dy >= 10 * 10;
     }
     if let Some(at) = bot.welcomed_at {
@@ -517,7 +520,7 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
                     live.connected.fetch_sub(1, Ordering::Relaxed);
                 }
                 bot.done = true;
-                break;
+                return;
             }
         }
         let frame = lockstep.frame();
@@ -549,12 +552,7 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
     };
     if bot.welcomed_at.is_none() && session.welcome.is_some() && arrived {
         bot.welcomed_at = Some(Instant::now());
-        if bot.entered_at.is_none() {
-            bot.entered_at = session
-                .avatar()
-                .and_then(|avatar| session.entity(avatar))
-                .map(|e| (e.x_dm, e.y_dm));
-        }
+
         match bot.outage.take() {
             // Back after a drop: how long the player was out.
             Some(outage) => {
@@ -574,6 +572,16 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
     }
     if bot.welcomed_at.is_none() {
         return;
+    }
+    // A new world (team bots go to rooms and back): where it entered it.
+    if let Some(welcome) = &session.welcome
+        && bot
+            .entered_at
+            .as_ref()
+            .is_none_or(|(world, _, _)| *world != welcome.world)
+        && let Some(me) = session.avatar().and_then(|avatar| session.entity(avatar))
+    {
+        bot.entered_at = Some((welcome.world.clone(), me.x_dm, me.y_dm));
     }
     if let Some(snapshot) = session.snapshot.as_ref() {
         let tick = snapshot.tick;
@@ -611,13 +619,16 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
     // At the world's tick rate, not every pass: a skill per pass would be
     // a flood (and get the bot kicked).
     if now >= bot.next_move && config.scenario != Scenario::Lockstep {
-        let hz = session.welcome.as_ref().map_or(0, |w| w.tick_hz);
-        bot.next_move = now
-            + if hz > 0 {
-                Duration::from_secs(1) / hz
+        // A world faster than 60 Hz gets inputs at 60 (a fight bot sends
+        // two messages a step, inside the node's rate limit); none said, 20.
+        let hz = session.welcome.as_ref().map_or(20, |w| {
+            if w.tick_hz == 0 {
+                20
             } else {
-                Duration::from_millis(50)
-            };
+                w.tick_hz.min(60)
+            }
+        });
+        bot.next_move = now + Duration::from_secs(1) / hz;
         let stepped = bot.behaviour.step(session, rosters, now);
         tally.events += stepped.events;
         tally.room_results += u64::from(stepped.room_result);
