@@ -69,6 +69,15 @@ fn fighting_bots_find_npcs_and_hit_them() {
     let report = run(&config(&node, Scenario::Fight), |_, _| {}).expect("the load test runs");
     assert_eq!(report.connected, 30, "{:?}", report.failed);
     assert!(report.kills > 0, "the bots killed wolves: {report:?}");
+    // They swing when the skill is ready, as a player would: swinging each
+    // step drew about one Cooldown refusal per bot-second.
+    let too_soon = report.errors.get("refused: Cooldown").copied().unwrap_or(0);
+    assert!(too_soon < 30, "{:?}", report.errors);
+    assert_eq!(
+        report.errors.get("refused: Dead"),
+        None,
+        "no swings while dead"
+    );
     // Killing gave experience: what the node saved for the bots.
     signal(&node, "TERM");
     assert_eq!(wait_exit(&mut node), 0);

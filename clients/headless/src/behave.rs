@@ -24,6 +24,11 @@ pub const TEAM_SIZE: usize = 5;
 /// roam100: how far a bot wanders from where it appeared, mm.
 const ROAM100_RADIUS_MM: i32 = 20_000;
 
+/// How often a fighter swings: `slash`'s cooldown in the shipped tables
+/// (20 ticks at 20 Hz), and a little more, as a player waits for the
+/// button to light up (sooner, the node refuses it: `Cooldown`).
+const SLASH_EVERY: Duration = Duration::from_millis(1_050);
+
 /// Team mates' player ids by team, shared by every worker of a load test
 /// (a team's bots may run on different threads).
 pub type Rosters = Arc<Mutex<BTreeMap<usize, Vec<u64>>>>;
@@ -56,6 +61,8 @@ pub struct Behaviour {
     /// roam100: alternate `sting` and `mend` once a second.
     next_pulse: Instant,
     stung: bool,
+    /// fight: when the next swing is ready.
+    next_slash: Instant,
     left_room: bool,
 }
 
@@ -80,6 +87,7 @@ impl Behaviour {
             world: None,
             registered: false,
             next_pulse: Instant::now(),
+            next_slash: Instant::now(),
             stung: false,
             left_room: false,
         }
@@ -112,7 +120,7 @@ impl Behaviour {
                 }
                 stepped.room_result = !had && self.arena.result.is_some();
             }
-            Scenario::Team => stepped.room_result = self.team_step(session, &events, rosters),
+            Scenario::Team => stepped.room_result = self.team_step(session, &events, rosters, now),
             Scenario::Roam100 => {
                 if now >= self.next_pulse {
                     self.next_pulse = now + Duration::from_secs(1);
@@ -124,10 +132,10 @@ impl Behaviour {
                         }),
                     }));
                 }
-                self.walk(session, false);
+                self.walk(session, false, now);
             }
-            Scenario::Roam => self.walk(session, false),
-            Scenario::Fight => self.walk(session, true),
+            Scenario::Roam => self.walk(session, false, now),
+            Scenario::Fight => self.walk(session, true, now),
             Scenario::Lockstep => {}
         }
         stepped
@@ -142,6 +150,7 @@ impl Behaviour {
         session: &mut Session,
         events: &[proto::Event],
         rosters: &Rosters,
+        now: Instant,
     ) -> bool {
         let Some(team) = self.team.as_mut() else {
             return false;
@@ -190,16 +199,20 @@ impl Behaviour {
             session.send(body);
         }
         if leader {
-            self.walk(session, false);
+            self.walk(session, false, now);
         }
         false
     }
 
     /// Roam (or, `fight`ing, walk to the nearest NPC in view and hit it).
-    fn walk(&mut self, session: &mut Session, fight: bool) {
+    fn walk(&mut self, session: &mut Session, fight: bool, now: Instant) {
         let Some(me) = session.avatar().and_then(|id| session.entity(id)).cloned() else {
             return;
         };
+        if me.dead {
+            // Nothing to do until the node respawns it.
+            return;
+        }
         let at = Position {
             x: me.x_dm * 100,
             y: me.y_dm * 100,
@@ -229,12 +242,15 @@ impl Behaviour {
             Some(npc) => {
                 let (dx, dy) = (npc.x_dm - me.x_dm, npc.y_dm - me.y_dm);
                 if i64::from(dx).pow(2) + i64::from(dy).pow(2) <= 20 * 20 {
-                    session.send(Body::UseSkill(proto::UseSkill {
-                        skill: "slash".into(),
-                        target: Some(proto::SkillTarget {
-                            kind: Some(proto::skill_target::Kind::Entity(npc.id)),
-                        }),
-                    }));
+                    if now >= self.next_slash {
+                        self.next_slash = now + SLASH_EVERY;
+                        session.send(Body::UseSkill(proto::UseSkill {
+                            skill: "slash".into(),
+                            target: Some(proto::SkillTarget {
+                                kind: Some(proto::skill_target::Kind::Entity(npc.id)),
+                            }),
+                        }));
+                    }
                     session.send(Body::Move(proto::MoveInput {
                         seq,
                         dir_x: 0,
