@@ -290,25 +290,30 @@ fn size_buffers(socket: &ServerSocket, config: &NodeConfig) -> anyhow::Result<()
     let granted = socket
         .resize_buffers(wanted)
         .with_context(|| format!("cannot size the buffers of UDP socket {addr}"))?;
-    if granted.receive < wanted.receive {
-        tracing::warn!(
-            %addr,
-            granted = granted.receive,
-            wanted = wanted.receive,
-            "the kernel gave this UDP socket a smaller receive buffer than udp_receive_buffer_bytes: datagrams arriving while the node is busy are dropped sooner (raise net.core.rmem_max, e.g. sysctl -w net.core.rmem_max={})",
-            wanted.receive
-        );
+    for (key, limit, granted, wanted) in [
+        (
+            "udp_receive_buffer_bytes",
+            "net.core.rmem_max",
+            granted.receive,
+            wanted.receive,
+        ),
+        (
+            "udp_send_buffer_bytes",
+            "net.core.wmem_max",
+            granted.send,
+            wanted.send,
+        ),
+    ] {
+        if granted < wanted {
+            tracing::warn!(
+                %addr,
+                granted,
+                wanted,
+                "the kernel gave this UDP socket less than {key}, so it drops datagrams sooner when the node is busy: raise {limit} (e.g. sysctl -w {limit}={wanted})"
+            );
+        }
     }
-    if granted.send < wanted.send {
-        tracing::warn!(
-            %addr,
-            granted = granted.send,
-            wanted = wanted.send,
-            "the kernel gave this UDP socket a smaller send buffer than udp_send_buffer_bytes (raise net.core.wmem_max, e.g. sysctl -w net.core.wmem_max={})",
-            wanted.send
-        );
-    }
-    tracing::debug!(%addr, receive = granted.receive, send = granted.send, "udp socket buffers");
+    tracing::debug!(%addr, ?granted, "udp socket buffers");
     Ok(())
 }
 

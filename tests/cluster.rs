@@ -76,18 +76,7 @@ impl Cluster {
 }
 
 fn join(login: &tessera_bot::session::Login) -> Session {
-    let mut session = Session::connect(login, WAIT).expect("connect");
-    session.send(Body::Join(proto::JoinWorld {
-        class: "warrior".into(),
-        world: String::new(),
-    }));
-    assert!(
-        session
-            .pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
-            .unwrap(),
-        "welcomed"
-    );
-    session
+    enter_world(login, "warrior", "")
 }
 
 fn own_x(session: &Session) -> i32 {

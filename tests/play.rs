@@ -244,19 +244,7 @@ fn a_dropped_player_reconnects_into_the_same_entity() {
 fn a_dropped_player_comes_back_with_a_fresh_token_for_their_session() {
     let (_dir, node) = meeting_node();
     let first = login(&node.http, "comeback").expect("login");
-    let enter = |login: &tessera_bot::session::Login| {
-        let mut session = Session::connect(login, WAIT).expect("connect");
-        session.send(Body::Join(proto::JoinWorld {
-            class: "warrior".into(),
-            world: String::new(),
-        }));
-        assert!(
-            session
-                .pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
-                .unwrap()
-        );
-        session
-    };
+    let enter = |login| enter_world(login, "warrior", "");
     let mut a = enter(&first);
     let avatar = a.avatar().unwrap();
     a.disconnect();

@@ -334,10 +334,20 @@ pub fn join_world(
     class: &str,
     world: &str,
 ) -> tessera_bot::session::Session {
+    let login = tessera_bot::session::login(&node.http, device).expect("login");
+    enter_world(&login, class, world)
+}
+
+/// Connects with `login`, joins `world` ("" for the default zone) as
+/// `class`, and waits for the welcome and a first snapshot.
+pub fn enter_world(
+    login: &tessera_bot::session::Login,
+    class: &str,
+    world: &str,
+) -> tessera_bot::session::Session {
     use tessera_net::proto::{self, client_message::Body};
     let wait = Duration::from_secs(30);
-    let login = tessera_bot::session::login(&node.http, device).expect("login");
-    let mut session = tessera_bot::session::Session::connect(&login, wait).expect("connect");
+    let mut session = tessera_bot::session::Session::connect(login, wait).expect("connect");
     session.send(Body::Join(proto::JoinWorld {
         class: class.into(),
         world: world.into(),
@@ -346,7 +356,8 @@ pub fn join_world(
         session
             .pump_until(wait, |s| s.welcome.is_some() && s.snapshot.is_some())
             .unwrap(),
-        "{device} was not welcomed into {world:?}"
+        "player {} was not welcomed into {world:?}",
+        login.player_id
     );
     session
 }

@@ -12,49 +12,21 @@ use tessera_net::{
 
 use super::*;
 
-/// A server on a real UDP socket that welcomes whoever connects in
-/// protocol `protocol`, until `stop`.
-fn welcoming_server(
-    protocol: u32,
-    stop: Arc<AtomicBool>,
-) -> (Vec<u8>, std::thread::JoinHandle<()>) {
-    let keys = NetcodeKeys::random(7);
-    let mut server = ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4)
-        .expect("a server socket");
-    let token = keys
-        .connect_token(1, tessera_sim::PlayerId(9), server.local_addr(), 30)
-        .expect("a token");
-    let welcome = encode_server(&proto::ServerMessage {
-        body: Some(server_message::Body::Welcome(proto::Welcome {
-            player: 9,
-            protocol,
-            ..proto::Welcome::default()
-        })),
-    });
-    let thread = std::thread::spawn(move || {
-        let (mut events, mut messages) = (Vec::new(), Vec::new());
-        while !stop.load(Ordering::Relaxed) {
-            events.clear();
-            server
-                .receive(&mut events, &mut messages, 64)
-                .expect("reading");
-            for event in &events {
-                if let TransportEvent::Connected { client, .. } = event {
-                    server.send(*client, ORDERED, welcome.clone());
-                }
-            }
-            server.flush();
-            server.transmit();
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    });
-    (token, thread)
+/// What a test server does once it has welcomed a client.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Keeps serving it.
+    Stay,
+    /// 100 ms later, kicks it for the reason (if any) and closes the
+    /// connection.
+    Part(Option<proto::KickReason>),
 }
 
-/// A server on a real UDP socket that welcomes whoever connects, then,
-/// 100 ms later, kicks them for `kick` (if any) and closes the connection.
-fn parting_server(
-    kick: Option<proto::KickReason>,
+/// A server on a real UDP socket that welcomes whoever connects in
+/// protocol `protocol`, then does `then`, until `stop`.
+fn test_server(
+    protocol: u32,
+    then: Then,
     stop: Arc<AtomicBool>,
 ) -> (Vec<u8>, std::thread::JoinHandle<()>) {
     let keys = NetcodeKeys::random(7);
@@ -66,7 +38,7 @@ fn parting_server(
     let message = |body| encode_server(&proto::ServerMessage { body: Some(body) });
     let welcome = message(server_message::Body::Welcome(proto::Welcome {
         player: 9,
-        protocol: tessera_net::PROTOCOL_VERSION,
+        protocol,
         ..proto::Welcome::default()
     }));
     let thread = std::thread::spawn(move || {
@@ -80,10 +52,13 @@ fn parting_server(
             for event in &events {
                 if let TransportEvent::Connected { client, .. } = event {
                     server.send(*client, ORDERED, welcome.clone());
-                    parting = Some((*client, Instant::now() + Duration::from_millis(100)));
+                    if let Then::Part(kick) = then {
+                        parting =
+                            Some((*client, kick, Instant::now() + Duration::from_millis(100)));
+                    }
                 }
             }
-            if let Some((client, at)) = parting
+            if let Some((client, kick, at)) = parting
                 && Instant::now() >= at
             {
                 if let Some(reason) = kick {
@@ -120,7 +95,11 @@ fn a_session_may_come_back_after_a_drop_or_a_shutdown_but_not_after_a_kick() {
         (Some(KickReason::Flooding), false),
     ] {
         let stop = Arc::new(AtomicBool::new(false));
-        let (token, server) = parting_server(kick, stop.clone());
+        let (token, server) = test_server(
+            tessera_net::PROTOCOL_VERSION,
+            Then::Part(kick),
+            stop.clone(),
+        );
         let mut session =
             Session::connect_with_token(&token, 9, Duration::from_secs(10)).expect("connected");
         let ended = session
@@ -137,7 +116,7 @@ fn a_session_may_come_back_after_a_drop_or_a_shutdown_but_not_after_a_kick() {
         assert_eq!(session.may_reconnect(), comes_back, "{kick:?}");
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let (token, server) = welcoming_server(tessera_net::PROTOCOL_VERSION, stop.clone());
+    let (token, server) = test_server(tessera_net::PROTOCOL_VERSION, Then::Stay, stop.clone());
     let mut session =
         Session::connect_with_token(&token, 9, Duration::from_secs(10)).expect("connected");
     session.disconnect();
@@ -154,7 +133,7 @@ fn a_session_welcomed_in_another_protocol_ends_saying_why() {
     let ours = tessera_net::PROTOCOL_VERSION;
     for (protocol, ends) in [(ours + 1, true), (ours, false)] {
         let stop = Arc::new(AtomicBool::new(false));
-        let (token, server) = welcoming_server(protocol, stop.clone());
+        let (token, server) = test_server(protocol, Then::Stay, stop.clone());
         let mut session =
             Session::connect_with_token(&token, 9, Duration::from_secs(10)).expect("connected");
         let settled = session
