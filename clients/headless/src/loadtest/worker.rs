@@ -283,6 +283,19 @@ fn close(bot: &mut Bot, tally: &mut Tally, run_ended: bool) {
     session.disconnect();
 }
 
+/// Something numbered `n` (a snapshot's tick, a frame) is the newest
+/// arrived: the time since the one before goes into `interval`.
+fn spaced(last: &mut Option<(u64, Instant)>, n: u64, interval: &mut Histogram<u64>) {
+    match *last {
+        Some((before, at)) if n > before => {
+            interval.saturating_record(at.elapsed().as_micros().max(1) as u64);
+            *last = Some((n, Instant::now()));
+        }
+        None => *last = Some((n, Instant::now())),
+        _ => {}
+    }
+}
+
 /// A fresh frame-sync mirror for bot `index` (it starts from the room's
 /// checkpoint, as a late joiner does).
 fn lockstep_for(config: &LoadConfig, index: usize) -> Option<crate::lockstep::Lockstep> {
@@ -526,16 +539,8 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
         let frame = lockstep.frame();
         // Frames arriving are frame sync's snapshots: their spacing is
         // the jitter a player feels.
-        match bot.last_frame {
-            Some((last, at)) if frame > last => {
-                tally
-                    .interval
-                    .record(at.elapsed().as_micros().max(1) as u64)
-                    .ok();
-                bot.last_frame = Some((frame, Instant::now()));
-            }
-            None if frame > 0 => bot.last_frame = Some((frame, Instant::now())),
-            _ => {}
+        if frame > 0 {
+            spaced(&mut bot.last_frame, frame, &mut tally.interval);
         }
         if frame != bot.sent_frame
             && let Some(uplink) = lockstep.uplink(tessera_sim::PlayerId(session.player))
@@ -584,18 +589,7 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
         bot.entered_at = Some((welcome.world.clone(), me.x_dm, me.y_dm));
     }
     if let Some(snapshot) = session.snapshot.as_ref() {
-        let tick = snapshot.tick;
-        match bot.last_snapshot {
-            Some((last, at)) if tick > last => {
-                tally
-                    .interval
-                    .record(at.elapsed().as_micros().max(1) as u64)
-                    .ok();
-                bot.last_snapshot = Some((tick, Instant::now()));
-            }
-            None => bot.last_snapshot = Some((tick, Instant::now())),
-            _ => {}
-        }
+        spaced(&mut bot.last_snapshot, snapshot.tick, &mut tally.interval);
     }
     let taken = micros();
     for pong in session.pongs.drain(..) {
