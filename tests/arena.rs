@@ -55,7 +55,12 @@ fn two_queued_players_are_matched_fight_and_get_one_result() {
             session.pump().unwrap();
             let events = session.events[*seen..].to_vec();
             *seen = session.events.len();
-            for body in arena.step(&events, session.snapshot.as_ref()) {
+            arena.tick_hz = session.welcome.as_ref().map_or(0, |w| w.tick_hz);
+            for body in arena.step(
+                &events,
+                session.snapshot.as_ref(),
+                std::time::Instant::now(),
+            ) {
                 session.send(body);
             }
         }

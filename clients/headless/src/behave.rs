@@ -11,7 +11,7 @@ use tessera_net::proto::{self, client_message::Body, room_command};
 use tessera_sim::{Input, movement::Position};
 
 use crate::{
-    arena::Arena,
+    arena::{Arena, swing_every},
     loadtest::Scenario,
     roam::Roam,
     session::Session,
@@ -23,11 +23,6 @@ pub const TEAM_SIZE: usize = 5;
 
 /// roam100: how far a bot wanders from where it appeared, mm.
 const ROAM100_RADIUS_MM: i32 = 20_000;
-
-/// How often a fighter swings: `slash`'s cooldown in the shipped tables
-/// (20 ticks at 20 Hz), and a little more, as a player waits for the
-/// button to light up (sooner, the node refuses it: `Cooldown`).
-const SLASH_EVERY: Duration = Duration::from_millis(1_050);
 
 /// Team mates' player ids by team, shared by every worker of a load test
 /// (a team's bots may run on different threads).
@@ -44,6 +39,14 @@ pub struct Stepped {
     pub kills: u64,
     /// Skill hits (damage or healing) on this bot's avatar.
     pub hits_taken: u64,
+}
+
+/// The tick rate of the bot's world, from its welcome (0: not known).
+fn tick_hz(session: &Session) -> u32 {
+    session
+        .welcome
+        .as_ref()
+        .map_or(0, |welcome| welcome.tick_hz)
 }
 
 /// One bot's behaviour state.
@@ -115,7 +118,8 @@ impl Behaviour {
         match self.scenario {
             Scenario::Arena => {
                 let had = self.arena.result.is_some();
-                for body in self.arena.step(&events, session.snapshot.as_ref()) {
+                self.arena.tick_hz = tick_hz(session);
+                for body in self.arena.step(&events, session.snapshot.as_ref(), now) {
                     session.send(body);
                 }
                 stepped.room_result = !had && self.arena.result.is_some();
@@ -166,7 +170,8 @@ impl Behaviour {
         let squad = self.index / TEAM_SIZE;
         if world.as_deref() == Some("arena") {
             let had = self.arena.result.is_some();
-            for body in self.arena.step(events, session.snapshot.as_ref()) {
+            self.arena.tick_hz = tick_hz(session);
+            for body in self.arena.step(events, session.snapshot.as_ref(), now) {
                 session.send(body);
             }
             if self.arena.result.is_some() && !self.left_room {
@@ -243,7 +248,7 @@ impl Behaviour {
                 let (dx, dy) = (npc.x_dm - me.x_dm, npc.y_dm - me.y_dm);
                 if i64::from(dx).pow(2) + i64::from(dy).pow(2) <= 20 * 20 {
                     if now >= self.next_slash {
-                        self.next_slash = now + SLASH_EVERY;
+                        self.next_slash = now + swing_every(tick_hz(session));
                         session.send(Body::UseSkill(proto::UseSkill {
                             skill: "slash".into(),
                             target: Some(proto::SkillTarget {
