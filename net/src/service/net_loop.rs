@@ -77,6 +77,10 @@ pub(super) struct Loop<H> {
 /// channels stays cheap.
 const FULL_FLUSH: Duration = Duration::from_millis(100);
 
+/// The net loop's pace while it has clients, and with none.
+const PASS: Duration = Duration::from_millis(1);
+const IDLE_PASS: Duration = Duration::from_millis(10);
+
 /// How long a kicked client has to read why.
 const KICK_GRACE: Duration = Duration::from_millis(250);
 
@@ -212,7 +216,11 @@ impl<H: Host> Loop<H> {
             for socket in &mut self.sockets {
                 socket.submit();
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // With nobody connected or waiting to be, nothing is due soon: a
+            // new connection reaches the socket threads first, which read
+            // an idle socket at the same slower pace.
+            let idle = self.clients.is_empty() && self.away.is_empty() && self.closing.is_empty();
+            std::thread::sleep(if idle { IDLE_PASS } else { PASS });
         }
         let goodbye = kick(proto::KickReason::Shutdown, "the node is shutting down");
         for ((socket, client), _) in std::mem::take(&mut self.clients) {

@@ -165,6 +165,8 @@ pub struct ServerSocket {
     packer: Packer,
     last_update: Instant,
     last_walk: Instant,
+    /// Datagrams the last [`ServerSocket::receive`] read.
+    last_read: usize,
 }
 
 impl ServerSocket {
@@ -217,6 +219,7 @@ impl ServerSocket {
             packer: Packer::default(),
             last_update: now,
             last_walk: now,
+            last_read: 0,
         })
     }
 
@@ -248,6 +251,12 @@ impl ServerSocket {
         self.io.server.connected_clients()
     }
 
+    /// Nobody is connected and the last read found nothing (not even a
+    /// handshake): the socket can be read less often.
+    pub fn idle(&self) -> bool {
+        self.last_read == 0 && self.connected() == 0
+    }
+
     /// Receives what arrived: connection events into `events`, messages
     /// (renet's, at most `per_client` per client and channel; unreliable
     /// messages from packs, all of them) into `messages`.
@@ -264,6 +273,7 @@ impl ServerSocket {
             self.walk(now - self.last_walk, messages);
             self.last_walk = now;
         }
+        self.last_read = 0;
         loop {
             let read = match self.incoming.recv(&self.io.socket) {
                 Ok(read) => read,
@@ -273,6 +283,7 @@ impl ServerSocket {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
                 Err(e) => return Err(e.into()),
             };
+            self.last_read += read;
             for index in 0..read {
                 if let Some((addr, datagram)) = self.incoming.get(index) {
                     let result = self.netcode.process_packet(addr, datagram);
@@ -489,6 +500,28 @@ impl ServerSocket {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    /// A socket with nobody connected is idle (read less often) until a
+    /// datagram comes, and again once a read finds nothing.
+    #[test]
+    fn a_socket_is_idle_until_a_datagram_comes() {
+        let keys = NetcodeKeys::random(7);
+        let mut server =
+            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
+        let (mut events, mut messages) = (Vec::new(), Vec::new());
+        assert!(server.idle(), "new");
+        server.receive(&mut events, &mut messages, 64).unwrap();
+        assert!(server.idle(), "nothing came");
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(&[0xee; 40], server.bound_addr()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.idle() && Instant::now() < deadline {
+            server.receive(&mut events, &mut messages, 64).unwrap();
+        }
+        assert!(!server.idle(), "a datagram (a handshake, say) was read");
+        server.receive(&mut events, &mut messages, 64).unwrap();
+        assert!(server.idle(), "and nothing since");
+    }
 
     /// Over real UDP: datagrams the kernel drops while the socket's buffer
     /// is full are counted once a later datagram is read.

@@ -27,8 +27,13 @@ const COMMAND_BATCHES: usize = 2;
 /// socket thread stops reading.
 const INCOMING_BATCHES: usize = 8;
 
-/// How often the socket is read.
+/// How often the socket is read while it has clients.
 const RECEIVE_EVERY: Duration = Duration::from_millis(1);
+
+/// How often a socket nobody is connected to is read: a node waiting for
+/// players should not wake a thousand times a second per socket (the
+/// first handshake packet is answered up to this much later).
+const IDLE_RECEIVE_EVERY: Duration = Duration::from_millis(10);
 
 enum Command {
     Send(ClientId, u8, Vec<u8>),
@@ -82,7 +87,6 @@ impl SocketWorker {
                     // any two batches of commands.
                     let now = Instant::now();
                     if now >= next_receive {
-                        next_receive = now + RECEIVE_EVERY;
                         // The net loop has not taken the last batch yet: it
                         // is behind, so read nothing more until it catches
                         // up (the socket's buffer holds the rest, as it
@@ -119,6 +123,12 @@ impl SocketWorker {
                                 }
                             }
                         }
+                        let every = if socket.idle() {
+                            IDLE_RECEIVE_EVERY
+                        } else {
+                            RECEIVE_EVERY
+                        };
+                        next_receive = now + every;
                     }
                     // One batch of the net loop's commands (in order: sends
                     // go out with the flush that follows), or wait for one
