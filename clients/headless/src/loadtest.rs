@@ -158,7 +158,8 @@ pub struct Report {
     /// each bot stings and mends itself once a second).
     pub bots_hit: u64,
     /// Bots whose avatar was at least a metre from where it entered the
-    /// world when it left (or the run ended).
+    /// world at some point (checked once a second, and when it left or the
+    /// run ended).
     pub bots_moved: u64,
     /// What went wrong without ending a bot, by kind: snapshots that could
     /// not be applied, messages that could not be decoded, commands the

@@ -260,16 +260,7 @@ fn close(bot: &mut Bot, tally: &mut Tally, run_ended: bool) {
     tally.view_entries += session.view_entries;
     tally.error("snapshot not applied", session.bad_deltas);
     tally.error("message not decoded", session.undecodable);
-    if let (Some((world, x, y)), Some(now), Some(welcome)) = (
-        &bot.entered_at,
-        session.avatar().and_then(|avatar| session.entity(avatar)),
-        &session.welcome,
-    ) && *world == welcome.world
-    {
-        let dx = i64::from(now.x_dm) - i64::from(*x);
-        let dy = i64::from(now.y_dm) - i64::from(*y);
-        bot.moved |= dx * dx + dy * dy >= 10 * 10;
-    }
+    bot.moved |= away_from_entry(&bot.entered_at, &session);
     if let Some(at) = bot.welcomed_at {
         tally.bot_seconds += at.elapsed().as_secs_f64();
         if run_ended && let Some(snapshot) = &session.snapshot {
@@ -281,6 +272,21 @@ fn close(bot: &mut Bot, tally: &mut Tally, run_ended: bool) {
         tally.desyncs += lockstep.desyncs + lockstep.server_desyncs.len() as u64;
     }
     session.disconnect();
+}
+
+/// Whether the avatar is at least a metre from where it entered its
+/// world (`entered`: the world, x and y in decimetres).
+fn away_from_entry(entered: &Option<(String, i32, i32)>, session: &Session) -> bool {
+    let (Some((world, x, y)), Some(now), Some(welcome)) = (
+        entered,
+        session.avatar().and_then(|avatar| session.entity(avatar)),
+        &session.welcome,
+    ) else {
+        return false;
+    };
+    let dx = i64::from(now.x_dm) - i64::from(*x);
+    let dy = i64::from(now.y_dm) - i64::from(*y);
+    *world == welcome.world && dx * dx + dy * dy >= 10 * 10
 }
 
 /// Something numbered `n` (a snapshot's tick, a frame) is the newest
@@ -438,6 +444,9 @@ fn service(bot: &mut Bot, now: Instant, step: &mut Step) {
             session.send(Body::Ping(proto::Ping {
                 client_time_us: micros(),
             }));
+            // Once a second too: a roamer that is back near where it
+            // entered when the run ends still moved.
+            bot.moved |= away_from_entry(&bot.entered_at, session);
         }
         play(bot, now, step);
         if let Some(session) = bot.session.as_mut()
