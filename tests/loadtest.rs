@@ -201,7 +201,9 @@ fn free_ports() -> (u16, u16) {
 /// A node restarting under its players (a rolling upgrade) says goodbye
 /// with a shutdown kick; every bot comes back to the new process on the
 /// same addresses (that node no longer knows their sessions, so they log
-/// in again) and plays on. Fails if bots end on a drop instead.
+/// in again) and plays on: roamers in the zone, and frame-sync bots in a
+/// new room of their own, in step from its first frame. Fails if bots end
+/// on a drop instead.
 #[test]
 fn bots_come_back_when_their_node_restarts() {
     use std::sync::{
@@ -222,46 +224,67 @@ fn bots_come_back_when_their_node_restarts() {
         store.to_str().unwrap(),
     ];
     let mut node = start(&args);
-    let mut config = config(&node, Scenario::Roam);
-    config.bots = 10;
-    // Room for a slow restart on a busy machine: bots keep trying for ~16 s
-    // after the drop, and the run lasts past that.
-    config.duration = Duration::from_secs(25);
-    let connected = Arc::new(AtomicU64::new(0));
-    let runner = {
-        let connected = connected.clone();
-        std::thread::spawn(move || {
-            run(&config, |live, _| {
-                connected.store(live.connected.load(Ordering::Relaxed), Ordering::Relaxed)
-            })
+    let mut roam = config(&node, Scenario::Roam);
+    roam.bots = 10;
+    // One frame-sync room (four players), under other names (the seed).
+    let mut lockstep = config(&node, Scenario::Lockstep);
+    lockstep.bots = 4;
+    lockstep.seed = 10;
+    lockstep.tables = Some(Arc::new(
+        tessera_tables::load_dir(std::path::Path::new(SHIPPED_TABLES)).unwrap(),
+    ));
+    let runners: Vec<_> = [roam, lockstep]
+        .into_iter()
+        .map(|mut config| {
+            // Room for a slow restart on a busy machine: bots keep trying
+            // for ~16 s after the drop, and the run lasts past that.
+            config.duration = Duration::from_secs(25);
+            let connected = Arc::new(AtomicU64::new(0));
+            let seen = connected.clone();
+            let bots = config.bots as u64;
+            let runner = std::thread::spawn(move || {
+                run(&config, |live, _| {
+                    seen.store(live.connected.load(Ordering::Relaxed), Ordering::Relaxed)
+                })
+            });
+            (runner, connected, bots)
         })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let all_in = || {
+        runners
+            .iter()
+            .all(|(_, connected, bots)| connected.load(Ordering::Relaxed) == *bots)
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(8);
-    while connected.load(Ordering::Relaxed) < 10 && std::time::Instant::now() < deadline {
+    while !all_in() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        connected.load(Ordering::Relaxed),
-        10,
-        "all in before the restart"
-    );
+    assert!(all_in(), "all in before the restart");
     signal(&node, "TERM");
     assert_eq!(wait_exit(&mut node), 0);
     let _restarted = start(&args);
-    let report = runner
-        .join()
-        .expect("the load test thread")
-        .expect("the load test runs");
-    assert_eq!(
-        report.failed.values().sum::<u64>(),
-        0,
-        "{:?}",
-        report.failed
-    );
-    assert_eq!(report.connected, 10);
-    assert_eq!(report.disconnects, 10, "each bot dropped once");
-    assert_eq!(report.reconnects, 10, "and came back");
-    assert!(report.reconnect_ms[0] > 0.0, "{:?}", report.reconnect_ms);
-    // Back in the world: snapshots and pongs kept coming after the restart.
-    assert!(report.snapshot_interval_ms[0] > 0.0);
+    for (runner, _, bots) in runners {
+        let report = runner
+            .join()
+            .expect("the load test thread")
+            .expect("the load test runs");
+        let scenario = report.scenario;
+        assert_eq!(
+            report.failed.values().sum::<u64>(),
+            0,
+            "{scenario:?}: {:?}",
+            report.failed
+        );
+        assert_eq!(report.connected, bots, "{scenario:?}");
+        assert_eq!(
+            report.disconnects, bots,
+            "{scenario:?}: each bot dropped once"
+        );
+        assert_eq!(report.reconnects, bots, "{scenario:?}: and came back");
+        assert!(report.reconnect_ms[0] > 0.0, "{:?}", report.reconnect_ms);
+        // Back in the world: snapshots (frames) kept coming after the
+        // restart, and frame-sync bots stayed in step in their new room.
+        assert!(report.snapshot_interval_ms[0] > 0.0, "{scenario:?}");
+        assert_eq!(report.desyncs, 0, "{scenario:?}");
+    }
 }
