@@ -238,6 +238,27 @@ fn a_client_silent_too_long_gets_a_full_snapshot() {
     assert!(delta.entities.is_empty() && delta.changed.is_empty() && delta.moves.is_empty());
 }
 
+/// Once a client acknowledged a snapshot, older views are forgotten (no
+/// acknowledgement can make them a baseline again), later ones kept; a
+/// late acknowledgement of a forgotten one changes nothing.
+#[test]
+fn views_older_than_the_acknowledged_one_are_forgotten() {
+    let mut server = Baselines::default();
+    let states = [(0, seen(0, 0, 100)), (1, seen(3, 0, 100))];
+    for id in 1..=5 {
+        encode(&mut server, id, &states, 16, 1000);
+    }
+    server.ack(2);
+    server.ack(4);
+    for id in 1..=3 {
+        assert!(server.view(id).is_none(), "view {id} kept");
+    }
+    assert!(server.view(4).is_some() && server.view(5).is_some());
+    server.ack(3);
+    assert_eq!(server.acked_view().map(|(id, _)| id), Some(4));
+    assert_eq!(encode(&mut server, 6, &states, 16, 1000).baseline, 4);
+}
+
 #[test]
 fn deltas_stay_in_budget_and_a_waiting_change_gets_through() {
     let mut server = Baselines::default();
