@@ -70,11 +70,12 @@ fn fighting_bots_find_npcs_and_hit_them() {
     assert_eq!(report.connected, 30, "{:?}", report.failed);
     assert!(report.kills > 0, "the bots killed wolves: {report:?}");
     assert_swings_wait_for_the_cooldown(&report, 30);
-    assert_eq!(
-        report.errors.get("refused: Dead"),
-        None,
-        "no swings while dead"
-    );
+    // No swings while the bot's own snapshot says it is dead. A swing sent
+    // while alive can still reach a tick after the death (a race no client
+    // can close: CI saw one); a bot that swings while dead draws over a
+    // hundred in this run (118 and 135 with the check taken out).
+    let while_dead = report.errors.get("refused: Dead").copied().unwrap_or(0);
+    assert!(while_dead < 3, "{:?}", report.errors);
     // Killing gave experience: what the node saved for the bots.
     signal(&node, "TERM");
     assert_eq!(wait_exit(&mut node), 0);
