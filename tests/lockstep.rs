@@ -154,11 +154,26 @@ fn four_clients_stay_in_lockstep_through_loss_and_a_late_join() {
         );
         assert!(l.server_desyncs.is_empty(), "{:?}", l.server_desyncs);
         // From the first frame it simulated (a late joiner starts at a
-        // checkpoint), every checked frame.
+        // checkpoint), every checked frame. Every member starts from one
+        // catch-up; a client that fell too far behind on a slow machine gets
+        // another and skips to its checkpoint, so only a client (or the
+        // reference) with more than one may miss frames.
         let first = *l.hashes.keys().next().expect("hashes");
+        let skipped_ahead = l.catch_ups > 1 || clients[0].lockstep.catch_ups > 1;
+        let mut compared = 0;
         for frame in checked.iter().filter(|f| **f >= first) {
-            assert_eq!(l.hashes.get(frame), reference.get(frame), "frame {frame}");
+            match (l.hashes.get(frame), reference.get(frame)) {
+                (Some(ours), Some(theirs)) => {
+                    assert_eq!(ours, theirs, "frame {frame}");
+                    compared += 1;
+                }
+                _ => assert!(
+                    skipped_ahead,
+                    "frame {frame} checked by one client only, without a catch-up"
+                ),
+            }
         }
+        assert!(compared >= 50, "frames compared: {compared}");
         let loss = client.session.loss();
         assert!(
             loss.dropped_in > 100 && loss.dropped_out > 100,
