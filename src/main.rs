@@ -121,7 +121,7 @@ struct ServeArgs {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => NodeConfig::load(path)?,
-        None => NodeConfig::defaults(),
+        None => NodeConfig::defaults()?,
     };
     if let Some(http) = args.http {
         config.http = http;
