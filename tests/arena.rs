@@ -55,10 +55,11 @@ fn two_queued_players_are_matched_fight_and_get_one_result() {
             session.pump().unwrap();
             let events = session.events[*seen..].to_vec();
             *seen = session.events.len();
-            arena.tick_hz = session.welcome.as_ref().map_or(0, |w| w.tick_hz);
+            let hz = session.welcome.as_ref().map_or(0, |w| w.tick_hz);
             for body in arena.step(
                 &events,
                 session.snapshot.as_ref(),
+                hz,
                 std::time::Instant::now(),
             ) {
                 session.send(body);

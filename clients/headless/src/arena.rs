@@ -31,8 +31,6 @@ pub struct Arena {
     pub attacks: u32,
     /// When the next swing is ready (none swung yet).
     next_slash: Option<Instant>,
-    /// The room's tick rate, from its welcome (0: not known).
-    pub tick_hz: u32,
     /// Sides announced, by player (ours may come before our first snapshot).
     sides: std::collections::BTreeMap<u64, u32>,
     seq: u32,
@@ -43,11 +41,13 @@ const REACH_DM: i64 = 20;
 
 impl Arena {
     /// The messages to send at `now` after reading new `events` and the
-    /// latest `snapshot`.
+    /// latest `snapshot`, in a room ticking at `tick_hz` (its welcome's; 0
+    /// when not known).
     pub fn step(
         &mut self,
         events: &[proto::Event],
         snapshot: Option<&proto::Snapshot>,
+        tick_hz: u32,
         now: Instant,
     ) -> Vec<Body> {
         let me = snapshot.and_then(|s| s.entities.iter().find(|e| e.id == s.avatar));
@@ -100,7 +100,7 @@ impl Arena {
                 dir_y: 0,
             })];
             if self.next_slash.is_none_or(|ready| now >= ready) {
-                self.next_slash = Some(now + swing_every(self.tick_hz));
+                self.next_slash = Some(now + swing_every(tick_hz));
                 self.attacks += 1;
                 bodies.push(Body::UseSkill(proto::UseSkill {
                     skill: "slash".into(),
@@ -160,10 +160,7 @@ mod tests {
                 ..Default::default()
             })),
         }];
-        let mut arena = Arena {
-            tick_hz: 30,
-            ..Arena::default()
-        };
+        let mut arena = Arena::default();
         let start = Instant::now();
         let swings = |bodies: &[Body]| {
             bodies
@@ -171,12 +168,12 @@ mod tests {
                 .filter(|b| matches!(b, Body::UseSkill(_)))
                 .count()
         };
-        assert_eq!(swings(&arena.step(&running, Some(&snapshot), start)), 1);
-        let soon = arena.step(&[], Some(&snapshot), start + Duration::from_millis(500));
+        assert_eq!(swings(&arena.step(&running, Some(&snapshot), 30, start)), 1);
+        let soon = arena.step(&[], Some(&snapshot), 30, start + Duration::from_millis(500));
         assert_eq!(swings(&soon), 0, "still cooling down");
         assert!(matches!(soon[..], [Body::Move(_)]), "{soon:?}");
         let later = start + swing_every(30);
-        assert_eq!(swings(&arena.step(&[], Some(&snapshot), later)), 1);
+        assert_eq!(swings(&arena.step(&[], Some(&snapshot), 30, later)), 1);
         assert_eq!(arena.attacks, 2);
     }
 }

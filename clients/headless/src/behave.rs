@@ -118,8 +118,8 @@ impl Behaviour {
         match self.scenario {
             Scenario::Arena => {
                 let had = self.arena.result.is_some();
-                self.arena.tick_hz = tick_hz(session);
-                for body in self.arena.step(&events, session.snapshot.as_ref(), now) {
+                let hz = tick_hz(session);
+                for body in self.arena.step(&events, session.snapshot.as_ref(), hz, now) {
                     session.send(body);
                 }
                 stepped.room_result = !had && self.arena.result.is_some();
@@ -170,8 +170,8 @@ impl Behaviour {
         let squad = self.index / TEAM_SIZE;
         if world.as_deref() == Some("arena") {
             let had = self.arena.result.is_some();
-            self.arena.tick_hz = tick_hz(session);
-            for body in self.arena.step(events, session.snapshot.as_ref(), now) {
+            let hz = tick_hz(session);
+            for body in self.arena.step(events, session.snapshot.as_ref(), hz, now) {
                 session.send(body);
             }
             if self.arena.result.is_some() && !self.left_room {
