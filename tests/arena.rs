@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::*;
 use tessera_bot::{
-    arena::Arena,
+    arena::{Arena, Weapon},
     session::{Session, login},
 };
 use tessera_net::proto::{self, client_message::Body};
@@ -55,11 +55,11 @@ fn two_queued_players_are_matched_fight_and_get_one_result() {
             session.pump().unwrap();
             let events = session.events[*seen..].to_vec();
             *seen = session.events.len();
-            let hz = session.welcome.as_ref().map_or(0, |w| w.tick_hz);
+            let weapon = Weapon::of(session.welcome.as_ref());
             for body in arena.step(
                 &events,
                 session.snapshot.as_ref(),
-                hz,
+                weapon,
                 std::time::Instant::now(),
             ) {
                 session.send(body);

@@ -109,6 +109,29 @@ fn arena_bots_are_matched_and_their_rooms_finish() {
     assert_swings_wait_for_the_cooldown(&report, 4);
 }
 
+/// A studio's own tables: the bots learn `slash` from their welcome, so a
+/// longer cooldown than the shipped one draws no refusals either (with the
+/// shipped 20 ticks, about every other swing came too soon).
+#[test]
+fn arena_bots_wait_for_the_cooldown_their_tables_give() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with(
+        dir.path(),
+        &[
+            ("zones", "arena", ZONE_CAPACITY, 2i64.into()),
+            ("skills", "slash", SKILL_COOLDOWN_TICKS, 30i64.into()),
+        ],
+    );
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let mut config = config(&node, Scenario::Arena);
+    config.bots = 4;
+    config.duration = Duration::from_secs(30);
+    let report = run(&config, |_, _| {}).expect("the load test runs");
+    assert_eq!(report.connected, 4, "{:?}", report.failed);
+    assert!(report.bots_hit > 0, "the bots fought: {report:?}");
+    assert_swings_wait_for_the_cooldown(&report, 4);
+}
+
 /// Bots swing when the skill is ready, as a player would: swinging on
 /// every step in reach drew a `Cooldown` refusal on nearly every one of
 /// them (thousands in these runs).

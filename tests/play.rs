@@ -68,6 +68,42 @@ fn a_move_shows_up_in_another_players_snapshot() {
 }
 
 #[test]
+fn the_welcome_lists_the_avatars_skills_as_the_tables_define_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with(
+        dir.path(),
+        &[
+            ("skills", "slash", SKILL_COOLDOWN_TICKS, 45i64.into()),
+            ("skills", "slash", SKILL_RANGE, 3.2.into()),
+        ],
+    );
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let warrior = join(&node, "skills-warrior", "warrior");
+    let welcome = warrior.welcome.as_ref().unwrap();
+    let ids: Vec<&str> = welcome.skills.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["slash", "war_cry"], "the warrior's, in class order");
+    assert_eq!(
+        welcome.skills[0],
+        proto::SkillInfo {
+            id: "slash".into(),
+            cooldown_ticks: 45,
+            range_mm: 3_200,
+            cast_ticks: 0,
+        }
+    );
+    let mage = join(&node, "skills-mage", "mage");
+    let ids: Vec<&str> = mage
+        .welcome
+        .as_ref()
+        .unwrap()
+        .skills
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(ids, ["firebolt", "frost_nova", "heal"]);
+}
+
+#[test]
 fn a_heal_arrives_as_an_event_on_both_sides() {
     let (_dir, node) = meeting_node();
     let mut cleric = join(&node, "cleric", "cleric");

@@ -478,6 +478,7 @@ fn welcome(
             hash_every: u32::try_from(settings.hash_every).unwrap_or(u32::MAX),
         }),
         protocol: crate::PROTOCOL_VERSION,
+        skills: Vec::new(),
     }
 }
 

@@ -187,11 +187,21 @@ pub const ZONE_SPAWNS: usize = 7;
 /// Writes the default game into `dir`, setting cells of `zones` rows:
 /// `(zone id, column, value)`.
 pub fn write_tables_with_zones(dir: &Path, edits: &[(&str, usize, CellValue)]) {
+    let edits: Vec<_> = edits
+        .iter()
+        .map(|(zone, column, value)| ("zones", *zone, *column, value.clone()))
+        .collect();
+    write_tables_with(dir, &edits);
+}
+
+/// Writes the default game into `dir`, setting cells of rows of any sheet:
+/// `(sheet, row id, column, value)`.
+pub fn write_tables_with(dir: &Path, edits: &[(&str, &str, usize, CellValue)]) {
     for (file, mut sheets) in default_game() {
-        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
-            for row in zones.rows.iter_mut() {
-                for (zone, column, value) in edits {
-                    if row[0] == CellValue::from(*zone) {
+        for sheet in sheets.iter_mut() {
+            for row in sheet.rows.iter_mut() {
+                for (name, id, column, value) in edits {
+                    if sheet.name == *name && row[0] == CellValue::from(*id) {
                         row[*column] = value.clone();
                     }
                 }
@@ -200,6 +210,11 @@ pub fn write_tables_with_zones(dir: &Path, edits: &[(&str, usize, CellValue)]) {
         write_workbook(&dir.join(file), &sheets).unwrap();
     }
 }
+
+/// Columns of a `skills` row the tests change.
+pub const SKILL_RANGE: usize = 4;
+/// See [`SKILL_RANGE`].
+pub const SKILL_COOLDOWN_TICKS: usize = 5;
 
 /// The default game with the starter zone's spawn points set to `spawn`
 /// (e.g. "100:100"), so test players meet.

@@ -7,15 +7,46 @@ use std::time::{Duration, Instant};
 
 use tessera_net::proto::{self, client_message::Body, event};
 
-/// `slash`'s cooldown in the shipped tables, in its world's ticks.
-const SLASH_COOLDOWN_TICKS: u32 = 20;
+/// The skill fighting bots use.
+pub const WEAPON: &str = "slash";
 
-/// How often a fighter swings in a world ticking at `tick_hz` (0: 20 Hz):
-/// `slash`'s cooldown, and a little more, as a player waits for the button
-/// to light up (sooner, the node refuses it: `Cooldown`).
-pub fn swing_every(tick_hz: u32) -> Duration {
-    let hz = if tick_hz == 0 { 20 } else { tick_hz };
-    Duration::from_secs(u64::from(SLASH_COOLDOWN_TICKS)) / hz + Duration::from_millis(50)
+/// `slash` in the shipped tables: for a welcome that does not describe it
+/// (a node from before welcomes listed skills).
+const SHIPPED_COOLDOWN_TICKS: u32 = 20;
+const SHIPPED_RANGE_MM: u32 = 2_500;
+
+/// What a fighting bot needs to know of [`WEAPON`]: how long to wait
+/// between swings and how close to stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Weapon {
+    /// Between swings: the skill's cooldown and a little more, as a player
+    /// waits for the button to light up (sooner, the node refuses it:
+    /// `Cooldown`).
+    pub every: Duration,
+    /// Within this distance (decimetres) the bot swings instead of walking.
+    pub reach_dm: i64,
+}
+
+impl Weapon {
+    /// The weapon as the world's welcome describes it (its tick rate, and
+    /// the skill from its tables), else as the shipped tables define it in
+    /// a world of 20 Hz.
+    pub fn of(welcome: Option<&proto::Welcome>) -> Self {
+        let skill = welcome.and_then(|w| w.skills.iter().find(|s| s.id == WEAPON));
+        let (cooldown_ticks, range_mm) = skill
+            .map_or((SHIPPED_COOLDOWN_TICKS, SHIPPED_RANGE_MM), |skill| {
+                (skill.cooldown_ticks, skill.range_mm)
+            });
+        let hz = welcome.map_or(0, |w| w.tick_hz);
+        let hz = if hz == 0 { 20 } else { hz };
+        Self {
+            every: Duration::from_secs(u64::from(cooldown_ticks)) / hz + Duration::from_millis(50),
+            // Four fifths of the range: the target moves between the
+            // snapshot the bot aims by and the tick that resolves the swing
+            // (`OutOfRange` otherwise).
+            reach_dm: i64::from(range_mm) * 4 / 5 / 100,
+        }
+    }
 }
 
 /// The arena behaviour's state.
@@ -36,18 +67,14 @@ pub struct Arena {
     seq: u32,
 }
 
-/// Within this distance (decimetres) the bot attacks instead of walking.
-const REACH_DM: i64 = 20;
-
 impl Arena {
     /// The messages to send at `now` after reading new `events` and the
-    /// latest `snapshot`, in a room ticking at `tick_hz` (its welcome's; 0
-    /// when not known).
+    /// latest `snapshot`, fighting with `weapon`.
     pub fn step(
         &mut self,
         events: &[proto::Event],
         snapshot: Option<&proto::Snapshot>,
-        tick_hz: u32,
+        weapon: Weapon,
         now: Instant,
     ) -> Vec<Body> {
         let me = snapshot.and_then(|s| s.entities.iter().find(|e| e.id == s.avatar));
@@ -93,17 +120,17 @@ impl Arena {
         };
         let (dx, dy) = distance(target);
         self.seq += 1;
-        if dx * dx + dy * dy <= REACH_DM * REACH_DM {
+        if dx * dx + dy * dy <= weapon.reach_dm * weapon.reach_dm {
             let mut bodies = vec![Body::Move(proto::MoveInput {
                 seq: self.seq,
                 dir_x: 0,
                 dir_y: 0,
             })];
             if self.next_slash.is_none_or(|ready| now >= ready) {
-                self.next_slash = Some(now + swing_every(tick_hz));
+                self.next_slash = Some(now + weapon.every);
                 self.attacks += 1;
                 bodies.push(Body::UseSkill(proto::UseSkill {
-                    skill: "slash".into(),
+                    skill: WEAPON.into(),
                     target: Some(proto::SkillTarget {
                         kind: Some(proto::skill_target::Kind::Entity(target.id)),
                     }),
@@ -125,12 +152,50 @@ impl Arena {
 mod tests {
     use super::*;
 
+    fn welcome(tick_hz: u32, skills: Vec<proto::SkillInfo>) -> proto::Welcome {
+        proto::Welcome {
+            tick_hz,
+            skills,
+            ..Default::default()
+        }
+    }
+
+    fn slash(cooldown_ticks: u32, range_mm: u32) -> proto::SkillInfo {
+        proto::SkillInfo {
+            id: WEAPON.into(),
+            cooldown_ticks,
+            range_mm,
+            cast_ticks: 0,
+        }
+    }
+
     #[test]
-    fn a_swing_waits_for_the_cooldown_at_the_rooms_tick_rate() {
-        // 20 ticks: a second at 20 Hz, two thirds of one at 30 Hz.
-        assert_eq!(swing_every(20), Duration::from_millis(1_050));
-        assert_eq!(swing_every(0), swing_every(20), "not known: 20 Hz");
-        let at_30 = swing_every(30);
+    fn the_weapon_is_the_welcomes_skill_at_the_worlds_tick_rate() {
+        // 45 ticks: three seconds at 15 Hz, one and a half at 30 Hz.
+        let at_15 = Weapon::of(Some(&welcome(15, vec![slash(45, 4_000)])));
+        assert_eq!(at_15.every, Duration::from_millis(3_050));
+        assert_eq!(at_15.reach_dm, 32, "four fifths of 4 m");
+        let at_30 = Weapon::of(Some(&welcome(30, vec![slash(45, 4_000)])));
+        assert_eq!(at_30.every, Duration::from_millis(1_550));
+        // Other skills are not the weapon.
+        let other = proto::SkillInfo {
+            id: "war_cry".into(),
+            ..slash(400, 30_000)
+        };
+        let both = Weapon::of(Some(&welcome(20, vec![other, slash(10, 2_000)])));
+        assert_eq!(both.every, Duration::from_millis(550));
+        assert_eq!(both.reach_dm, 16);
+    }
+
+    #[test]
+    fn without_the_skill_in_the_welcome_the_weapon_is_the_shipped_slash() {
+        let shipped = Weapon {
+            every: Duration::from_millis(1_050),
+            reach_dm: 20,
+        };
+        assert_eq!(Weapon::of(None), shipped, "no welcome: 20 Hz");
+        assert_eq!(Weapon::of(Some(&welcome(0, Vec::new()))), shipped);
+        let at_30 = Weapon::of(Some(&welcome(30, Vec::new()))).every;
         assert!(at_30 > Duration::from_millis(666) + Duration::from_millis(50));
         assert!(at_30 < Duration::from_millis(667) + Duration::from_millis(50));
     }
@@ -168,12 +233,24 @@ mod tests {
                 .filter(|b| matches!(b, Body::UseSkill(_)))
                 .count()
         };
-        assert_eq!(swings(&arena.step(&running, Some(&snapshot), 30, start)), 1);
-        let soon = arena.step(&[], Some(&snapshot), 30, start + Duration::from_millis(500));
+        let weapon = Weapon::of(Some(&welcome(30, vec![slash(20, 2_500)])));
+        assert_eq!(
+            swings(&arena.step(&running, Some(&snapshot), weapon, start)),
+            1
+        );
+        let soon = start + Duration::from_millis(500);
+        let soon = arena.step(&[], Some(&snapshot), weapon, soon);
         assert_eq!(swings(&soon), 0, "still cooling down");
         assert!(matches!(soon[..], [Body::Move(_)]), "{soon:?}");
-        let later = start + swing_every(30);
-        assert_eq!(swings(&arena.step(&[], Some(&snapshot), 30, later)), 1);
+        let later = start + weapon.every;
+        assert_eq!(swings(&arena.step(&[], Some(&snapshot), weapon, later)), 1);
         assert_eq!(arena.attacks, 2);
+        // Out of a shorter reach, it walks to the target instead.
+        let short = Weapon::of(Some(&welcome(30, vec![slash(20, 1_000)])));
+        let walk = arena.step(&[], Some(&snapshot), short, later + weapon.every);
+        assert!(
+            matches!(&walk[..], [Body::Move(m)] if m.dir_x > 0),
+            "{walk:?}"
+        );
     }
 }

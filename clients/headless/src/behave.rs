@@ -11,7 +11,7 @@ use tessera_net::proto::{self, client_message::Body, room_command};
 use tessera_sim::{Input, movement::Position};
 
 use crate::{
-    arena::{Arena, swing_every},
+    arena::{Arena, WEAPON, Weapon},
     loadtest::Scenario,
     roam::Roam,
     session::Session,
@@ -41,12 +41,9 @@ pub struct Stepped {
     pub hits_taken: u64,
 }
 
-/// The tick rate of the bot's world, from its welcome (0: not known).
-fn tick_hz(session: &Session) -> u32 {
-    session
-        .welcome
-        .as_ref()
-        .map_or(0, |welcome| welcome.tick_hz)
+/// The bot's weapon as its world's welcome describes it.
+fn weapon(session: &Session) -> Weapon {
+    Weapon::of(session.welcome.as_ref())
 }
 
 /// One bot's behaviour state.
@@ -118,8 +115,11 @@ impl Behaviour {
         match self.scenario {
             Scenario::Arena => {
                 let had = self.arena.result.is_some();
-                let hz = tick_hz(session);
-                for body in self.arena.step(&events, session.snapshot.as_ref(), hz, now) {
+                let weapon = weapon(session);
+                for body in self
+                    .arena
+                    .step(&events, session.snapshot.as_ref(), weapon, now)
+                {
                     session.send(body);
                 }
                 stepped.room_result = !had && self.arena.result.is_some();
@@ -170,8 +170,11 @@ impl Behaviour {
         let squad = self.index / TEAM_SIZE;
         if world.as_deref() == Some("arena") {
             let had = self.arena.result.is_some();
-            let hz = tick_hz(session);
-            for body in self.arena.step(events, session.snapshot.as_ref(), hz, now) {
+            let weapon = weapon(session);
+            for body in self
+                .arena
+                .step(events, session.snapshot.as_ref(), weapon, now)
+            {
                 session.send(body);
             }
             if self.arena.result.is_some() && !self.left_room {
@@ -246,11 +249,12 @@ impl Behaviour {
         match target {
             Some(npc) => {
                 let (dx, dy) = (npc.x_dm - me.x_dm, npc.y_dm - me.y_dm);
-                if i64::from(dx).pow(2) + i64::from(dy).pow(2) <= 20 * 20 {
+                let weapon = weapon(session);
+                if i64::from(dx).pow(2) + i64::from(dy).pow(2) <= weapon.reach_dm.pow(2) {
                     if now >= self.next_slash {
-                        self.next_slash = now + swing_every(tick_hz(session));
+                        self.next_slash = now + weapon.every;
                         session.send(Body::UseSkill(proto::UseSkill {
-                            skill: "slash".into(),
+                            skill: WEAPON.into(),
                             target: Some(proto::SkillTarget {
                                 kind: Some(proto::skill_target::Kind::Entity(npc.id)),
                             }),

@@ -206,6 +206,16 @@ fn within(failed: u64, bots: usize, max_failed_pct: f64) -> bool {
     failed as f64 <= max_failed_pct / 100.0 * bots as f64
 }
 
+/// `total` per bot-second; 0 when no bot was in the world (nothing to
+/// share it over: the run's CPU would otherwise show as ~10^14 µs).
+fn per_bot_second(total: f64, bot_seconds: f64) -> f64 {
+    if bot_seconds > 0.0 {
+        total / bot_seconds
+    } else {
+        0.0
+    }
+}
+
 /// Why a load test could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -400,7 +410,7 @@ pub fn run(
         &mut *tally.lock().unwrap_or_else(|p| p.into_inner()),
         Tally::new(&empty),
     );
-    let bot_seconds = tally.bot_seconds.max(1e-9);
+    let bot_seconds = tally.bot_seconds;
     let p3 = |h: &Histogram<u64>| {
         let v = percentiles(h, &[0.5, 0.95, 0.99]);
         [v[0], v[1], v[2]]
@@ -424,12 +434,12 @@ pub fn run(
         rtt_loop_ms: p3(&tally.rtt_loop),
         snapshot_interval_ms: [interval[0], interval[1]],
         bytes_per_bot_sec: [
-            tally.bytes_in as f64 / bot_seconds,
-            tally.bytes_out as f64 / bot_seconds,
+            per_bot_second(tally.bytes_in as f64, bot_seconds),
+            per_bot_second(tally.bytes_out as f64, bot_seconds),
         ],
         events: tally.events,
         seconds,
-        bot_cpu_us_per_bot_sec: cpu * 1e6 / bot_seconds,
+        bot_cpu_us_per_bot_sec: per_bot_second(cpu * 1e6, bot_seconds),
         room_results: tally.room_results,
         frames: tally.frames,
         desyncs: tally.desyncs,
@@ -498,6 +508,8 @@ mod tests {
             .sum();
         // Bots 0 and 1 are due at 0 and 2 s; 2 to 4 after the run's end.
         assert_eq!(refused, 2, "{:?}", report.failed);
+        assert_eq!(report.bot_cpu_us_per_bot_sec, 0.0, "no bot-seconds");
+        assert_eq!(report.bytes_per_bot_sec, [0.0, 0.0]);
         assert_eq!(
             report
                 .failed

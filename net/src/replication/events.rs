@@ -5,6 +5,7 @@
 use bevy_ecs::system::{Query, Res, ResMut};
 use tessera_sim::{
     OutEvent, Outbox, PlayerId, SimId, WorldSpec,
+    combat::components::KnownSkills,
     core::GameTables,
     entity::SimIds,
     input::ChatChannel,
@@ -26,6 +27,30 @@ fn owner(id: SimId, ids: &SimIds, players: &Query<&Player>) -> Option<PlayerId> 
     ids.get(id).and_then(|e| players.get(e).ok()).map(|p| p.0)
 }
 
+/// The skills avatar `id` knows, as this world's tables define them (a
+/// skill the tables lack is left out: the sim refuses it anyway).
+fn skills_of(
+    id: SimId,
+    ids: &SimIds,
+    known: &Query<&KnownSkills>,
+    tables: &GameTables,
+) -> Vec<proto::SkillInfo> {
+    let Some(known) = ids.get(id).and_then(|e| known.get(e).ok()) else {
+        return Vec::new();
+    };
+    known
+        .0
+        .iter()
+        .filter_map(|skill| tables.0.skills.get(&skill.0))
+        .map(|skill| proto::SkillInfo {
+            id: skill.id.0.clone(),
+            cooldown_ticks: skill.cooldown_ticks,
+            range_mm: u32::try_from(skill.range.mm.max(0)).unwrap_or(u32::MAX),
+            cast_ticks: skill.cast_ticks,
+        })
+        .collect()
+}
+
 /// Turns this tick's events into messages for the players they concern.
 #[allow(clippy::too_many_arguments)]
 pub fn route_events(
@@ -35,6 +60,7 @@ pub fn route_events(
     spec: Res<WorldSpec>,
     tables: Res<GameTables>,
     players: Query<&Player>,
+    known: Query<&KnownSkills>,
     counts: Res<RejectionCounts>,
     mut outgoing: ResMut<Outgoing>,
 ) {
@@ -55,6 +81,7 @@ pub fn route_events(
                         tables_hash: tables.0.hash().to_string(),
                         frame_room: None,
                         protocol: crate::PROTOCOL_VERSION,
+                        skills: skills_of(*id, &ids, &known, &tables),
                     }),
                 );
                 push(*player, RELIABLE, event(event::Kind::Joined(id.0)));
