@@ -427,3 +427,56 @@ fn the_end_hook_runs_once_when_a_world_is_ended_or_the_node_shuts_down() {
         "once per world"
     );
 }
+
+#[derive(Resource)]
+struct Stall(Duration);
+
+fn stall_every_tick(stall: Res<Stall>) {
+    std::thread::sleep(stall.0);
+}
+
+/// Placing by number put every other new world beside a world that takes
+/// 40 % of its worker; placing by measured cost puts them on the other.
+#[test]
+fn new_worlds_go_to_the_worker_whose_worlds_cost_least() {
+    let (scheduler, _events) = Scheduler::start(SchedulerConfig {
+        workers: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    // 20 Hz, 20 ms a tick: 400 ms of every second.
+    let heavy = SimWorld::build(spec(1, 20), |app| {
+        app.insert_resource(Stall(Duration::from_millis(20)))
+            .add_systems(TickSchedule, stall_every_tick.in_set(TickSystems::Metrics));
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let heavy = scheduler
+        .add_world(
+            heavy,
+            WorldOptions {
+                observer: Some(tx),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let light = |seed| SimWorld::build(spec(seed, 20), |_| {}).unwrap();
+    let first = scheduler
+        .add_world(light(2), WorldOptions::default())
+        .unwrap();
+    assert_ne!(first.worker, heavy.worker, "an empty worker first");
+    // Two seconds of the heavy world's ticks: both workers have measured.
+    for _ in 0..40 {
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    let placed: Vec<usize> = (3..6)
+        .map(|seed| {
+            scheduler
+                .add_world(light(seed), WorldOptions::default())
+                .unwrap()
+                .worker
+        })
+        .collect();
+    assert_eq!(placed, [first.worker; 3], "beside the cheap world");
+    scheduler.shutdown();
+}

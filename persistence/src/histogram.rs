@@ -48,6 +48,11 @@ impl Histogram {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
+    /// The mean observation, rounded down; `None` when empty.
+    pub fn mean(&self) -> Option<u64> {
+        self.sum.load(Ordering::Relaxed).checked_div(self.count())
+    }
+
     /// The upper bound of the bucket holding quantile `q` (0..=1): what
     /// "p99 under X" can honestly say from buckets. `None` when empty or
     /// when it falls in the overflow bucket.
@@ -124,6 +129,8 @@ mod tests {
             "the top is past the last bound"
         );
         assert_eq!(Histogram::new(&[1]).quantile_bound(0.99), None);
+        assert_eq!(h.mean(), Some(5222 / 6));
+        assert_eq!(Histogram::new(&[1]).mean(), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! and the ticks it gives up are counted as dropped and logged. A panic in
 //! one world's tick ends that world alone.
 
+mod placement;
 mod worker;
 
 use std::{
@@ -182,6 +183,8 @@ pub type AfterTick = Box<dyn FnMut(&mut SimWorld) + Send>;
 pub struct WorldHandle {
     /// Its id.
     pub id: WorldId,
+    /// The worker thread it runs on.
+    pub worker: usize,
     inbox: mpsc::SyncSender<InputEnvelope>,
 }
 
@@ -201,7 +204,7 @@ type WorkerThread = std::sync::Mutex<Option<JoinHandle<()>>>;
 /// Owns the worker threads.
 pub struct Scheduler {
     workers: Vec<(mpsc::Sender<Command>, WorkerThread)>,
-    loads: Vec<Arc<AtomicU64>>,
+    loads: Vec<Arc<placement::Load>>,
     next_id: AtomicU64,
     inbox_capacity: usize,
     stats: Arc<SchedulerStats>,
@@ -236,7 +239,7 @@ impl Scheduler {
         let mut loads = Vec::with_capacity(count);
         for index in 0..count {
             let (tx, rx) = mpsc::channel();
-            let load = Arc::new(AtomicU64::new(0));
+            let load = Arc::new(placement::Load::default());
             let worker = Worker::new(
                 index,
                 rx,
@@ -275,7 +278,8 @@ impl Scheduler {
         self.stats.clone()
     }
 
-    /// Hands `sim` to the least-loaded worker; it starts ticking right away.
+    /// Hands `sim` to the worker whose worlds cost least to tick
+    /// ([`placement`]); it starts ticking right away.
     pub fn add_world(
         &self,
         mut sim: SimWorld,
@@ -294,13 +298,12 @@ impl Scheduler {
             .record
             .as_ref()
             .map(|_| ReplayHeader::for_world(&sim));
-        let (index, _) = self
-            .loads
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, load)| load.load(Ordering::Relaxed))
+        let spec = sim.spec();
+        let mean_tick_us = self.stats.tick_histogram(&spec.kind).mean();
+        let expected = placement::expected_us(mean_tick_us, spec.tick_hz);
+        let index = placement::least_loaded(self.loads.iter().map(|load| &**load))
             .ok_or(SchedulerError::ShutDown)?;
-        self.loads[index].fetch_add(1, Ordering::Relaxed);
+        self.loads[index].placed(expected);
         let command = Command::Add(Box::new(worker::NewWorld {
             id,
             sim,
@@ -314,7 +317,11 @@ impl Scheduler {
             .send(command)
             .map_err(|_| SchedulerError::ShutDown)?;
         tracing::info!(world = %id, worker = index, "world added");
-        Ok(WorldHandle { id, inbox })
+        Ok(WorldHandle {
+            id,
+            worker: index,
+            inbox,
+        })
     }
 
     /// Ends a world wherever it runs (no-op if it already ended).

@@ -2,17 +2,16 @@
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-        mpsc,
-    },
+    sync::{Arc, atomic::Ordering, mpsc},
     time::{Duration, Instant},
 };
 
 use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
 
-use super::{EndReason, NodeEvent, SchedulerStats, TickEvent, WorldId, WorldOptions};
+use super::{
+    EndReason, NodeEvent, SchedulerStats, TickEvent, WorldId, WorldOptions,
+    placement::{Load, Meter},
+};
 use crate::replays::Recording;
 
 pub(super) struct NewWorld {
@@ -58,7 +57,8 @@ pub(super) struct Worker {
     commands: mpsc::Receiver<Command>,
     stats: Arc<SchedulerStats>,
     events: mpsc::Sender<NodeEvent>,
-    load: Arc<AtomicU64>,
+    load: Arc<Load>,
+    meter: Meter,
     max_catch_up: Duration,
     inbox_capacity: usize,
     slots: Vec<Slot>,
@@ -80,7 +80,7 @@ impl Worker {
         commands: mpsc::Receiver<Command>,
         stats: Arc<SchedulerStats>,
         events: mpsc::Sender<NodeEvent>,
-        load: Arc<AtomicU64>,
+        load: Arc<Load>,
         config: &super::SchedulerConfig,
     ) -> Self {
         Self {
@@ -89,6 +89,7 @@ impl Worker {
             stats,
             events,
             load,
+            meter: Meter::new(Instant::now()),
             max_catch_up: config.max_catch_up,
             inbox_capacity: config.inbox_capacity.max(1),
             slots: Vec::new(),
@@ -204,6 +205,7 @@ impl Worker {
                     if overrun {
                         self.stats.overruns.fetch_add(1, Ordering::Relaxed);
                     }
+                    self.meter.record(elapsed, Instant::now(), &self.load);
                     let slot = &mut self.slots[index];
                     slot.durations.record(elapsed.as_micros() as u64);
                     slot.ticks_since_anchor += 1;
@@ -315,7 +317,7 @@ impl Worker {
             tracing::error!(world = %id, "world panicked while being dropped");
         }
         self.stats.worlds.fetch_sub(1, Ordering::Relaxed);
-        self.load.fetch_sub(1, Ordering::Relaxed);
+        self.load.ended();
         tracing::info!(world = %id, last_tick, ?reason, "world ended");
         let _ = self.events.send(NodeEvent::WorldEnded {
             world: id,
