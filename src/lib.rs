@@ -24,4 +24,5 @@ pub mod scheduler;
 pub mod sessions;
 pub mod signals;
 pub mod tables_cmd;
+pub mod zone_worlds;
 pub mod zones;

@@ -8,21 +8,16 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use tessera_sim::{SimWorld, driver::RandomInputs};
 use tessera_tables::{LoadOptions, TablesHandle};
 
 use std::sync::Arc;
 
-use tessera_net::replication::{AckBoard, ReplicationPlugin};
-use tessera_persistence::{
-    dirty::PersistencePlugin,
-    flush::{ChangeSender, Flusher},
-};
+use tessera_persistence::flush::Flusher;
 
 use tessera_persistence::redis_state::{NodeInfo, RedisState};
 
 use crate::{
-    cluster::{Cluster, Presence, presence_events},
+    cluster::Cluster,
     config::NodeConfig,
     http::{HttpState, router},
     login::LoginService,
@@ -31,10 +26,10 @@ use crate::{
     play::{self, ZoneHost},
     replays::ReplayStore,
     rooms::Rooms,
-    scheduler::{EndReason, NodeEvent, Scheduler, SchedulerConfig, WorldOptions},
+    scheduler::{EndReason, NodeEvent, Scheduler, SchedulerConfig},
     sessions::Sessions,
     signals::{Shutdown, Signals},
-    zones::persistent_zones,
+    zone_worlds::{self, ZoneWorlds},
 };
 
 /// Runs a node until SIGINT or SIGTERM, then stops cleanly.
@@ -169,68 +164,23 @@ async fn start_and_serve(
         tx
     });
 
-    let current = tables.current();
-    let skills: Vec<&str> = current.skills.iter().map(|s| s.id.0.as_str()).collect();
-    for (index, spec) in persistent_zones(&current, config.seed)?
-        .into_iter()
-        .enumerate()
-    {
-        let (kind, tick_hz, seed) = (spec.kind.clone(), spec.tick_hz, spec.seed);
-        let acks = AckBoard::default();
-        let replication = ReplicationPlugin {
-            acks: acks.clone(),
+    let mut zones = ZoneWorlds::new(
+        config,
+        zone_worlds::Wiring {
+            scheduler: scheduler.clone(),
+            tables: tables.clone(),
+            replays: replays.map(ReplayStore::sink),
+            to_net: net.outgoing(),
             rejections: net.stats().rejected.clone(),
-            max_entities: config.view_entities,
-            bytes_per_sec: config.snapshot_bytes_per_sec,
-            ..ReplicationPlugin::default()
-        };
-        let sim = SimWorld::build(spec, |app| {
-            app.add_plugins((replication, PersistencePlugin));
-        })
-        .with_context(|| format!("world {kind}"))?;
-        // Known once the scheduler has the world; its first tick comes after.
-        let world_id = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut options = WorldOptions {
-            record: replays.map(ReplayStore::sink),
-            tables: Some(tables.clone()),
-            after_tick: Some(after_tick(
-                net.outgoing(),
-                (
-                    flusher.sender(),
-                    persist::CaptureTicks::new(
-                        persist::capture_ticks(
-                            tick_hz,
-                            Duration::from_millis(config.flush_interval_ms.max(1)),
-                        ),
-                        index as u64,
-                    ),
-                ),
-                host.profiles.clone(),
-                host.teams.clone(),
-                presence.clone().map(|tx| (tx, world_id.clone())),
-            )),
-            at_end: Some({
-                let to_store = flusher.sender();
-                Box::new(move |sim: &mut SimWorld| persist::hand_over_all(sim, &to_store))
-            }),
-            ..Default::default()
-        };
-        if config.bots > 0 {
-            let max_target = config.bots + 1_000;
-            let mut driver = RandomInputs::new(seed, config.bots).fighting(&skills, max_target);
-            options.driver = Some(Box::new(move |tick| driver.inputs_for(tick)));
-        }
-        let handle = scheduler.add_world(sim, options)?;
-        world_id.store(handle.id.0, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(world = %handle.id, %kind, tick_hz, bots = config.bots, "world started");
-        host.add(
-            &kind,
-            play::ZoneSink {
-                world: handle,
-                acks,
-            },
-        );
-    }
+            flusher: flusher.clone(),
+            host: host.clone(),
+            presence,
+        },
+    );
+    zones.start_all()?;
+    // Ended with the HTTP server, or on any early return: it holds a replay
+    // sink and senders that shutdown waits on.
+    let follower = AbortOnDrop(tokio::spawn(zones.follow()));
 
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
@@ -292,37 +242,17 @@ async fn start_and_serve(
         .with_graceful_shutdown(shutdown.wait())
         .await
         .context("http server failed");
+    follower.0.abort();
     // Clients hear "shutting down" before their worlds end.
     tokio::task::spawn_blocking(move || net.shutdown()).await?;
     served
 }
 
-/// After each tick of a zone world: replication output to the net thread,
-/// changed player data to the flush worker.
-fn after_tick(
-    to_net: std::sync::mpsc::Sender<Vec<(tessera_sim::PlayerId, u8, Vec<u8>)>>,
-    (to_store, capture): (ChangeSender, persist::CaptureTicks),
-    profiles: play::Profiles,
-    teams: play::Teams,
-    presence: Option<(
-        tokio::sync::mpsc::UnboundedSender<Presence>,
-        Arc<std::sync::atomic::AtomicU64>,
-    )>,
-) -> crate::scheduler::AfterTick {
-    let mut forward = play::forward_output(to_net);
-    Box::new(move |sim: &mut SimWorld| {
-        play::observe_zone(sim, &profiles, &teams);
-        // Changes first: a `Left` makes the cluster flush the player and
-        // release their route, and the flush must find the leaver's last
-        // parts (captured as the avatar went) already queued ahead of it.
-        persist::hand_over(sim, &to_store, capture);
-        if let Some((tx, world)) = &presence {
-            let events = sim.world().resource::<tessera_sim::Outbox>().events();
-            let world = world.load(std::sync::atomic::Ordering::Relaxed);
-            for event in presence_events(events, world) {
-                let _ = tx.send(event);
-            }
-        }
-        forward(sim);
-    })
+/// A task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

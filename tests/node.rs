@@ -189,3 +189,40 @@ fn sighup_reloads_the_tables() {
     signal(&node, "TERM");
     assert_eq!(wait_exit(&mut node), 0);
 }
+
+/// The default game with a second zone, `frontier`, after `starter`.
+fn write_tables_with_frontier(dir: &Path) {
+    use tessera_tables::generate::{CellValue, default_game, write_workbook};
+    for (file, mut sheets) in default_game() {
+        if let Some(zones) = sheets.iter_mut().find(|s| s.name == "zones") {
+            let starter = zones
+                .rows
+                .iter()
+                .find(|row| row[0] == CellValue::from("starter"))
+                .cloned()
+                .unwrap();
+            let mut frontier = starter;
+            frontier[0] = "frontier".into();
+            zones.rows.push(frontier);
+        }
+        write_workbook(&dir.join(file), &sheets).unwrap();
+    }
+}
+
+#[test]
+fn a_zone_the_tables_add_while_the_node_runs_takes_players() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables(dir.path(), 400i64.into());
+    let mut node = start(&["--tables", dir.path().to_str().unwrap()]);
+    assert_eq!(ready(&node)["worlds"], 1);
+    write_tables_with_frontier(dir.path());
+    let added = wait_ready(&node, "the new zone's world", |r| r["worlds"] == 2);
+    assert_eq!(added["tables"]["version"], 2);
+    let session = join_world(&node, "frontier-settler", "warrior", "frontier");
+    assert_eq!(session.welcome.as_ref().unwrap().world, "frontier");
+    // Players land where they did before: the first zone stays the default.
+    let session = join_world(&node, "starter-settler", "warrior", "");
+    assert_eq!(session.welcome.as_ref().unwrap().world, "starter");
+    signal(&node, "TERM");
+    assert_eq!(wait_exit(&mut node), 0);
+}
