@@ -37,6 +37,7 @@ use tessera_tables::{TablesHandle, schema::SyncMode};
 
 use crate::{
     play::{ZoneSink, forward_output},
+    replays::ReplaySink,
     scheduler::{Scheduler, WorldId, WorldOptions},
     zones::spec_for,
 };
@@ -105,6 +106,8 @@ pub struct Arena {
     rooms: Vec<RoomWorld>,
     started: Instant,
     next_seed: u64,
+    /// Where rooms are recorded, if they are.
+    replays: Option<ReplaySink>,
 }
 
 impl Arena {
@@ -115,8 +118,10 @@ impl Arena {
         to_net: mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>>,
         rejections: Rejections,
         seed: u64,
+        replays: Option<ReplaySink>,
     ) -> Self {
         Self {
+            replays,
             scheduler,
             tables,
             to_net,
@@ -425,6 +430,7 @@ impl Arena {
                 }
                 forward(sim);
             })),
+            record: self.replays.clone(),
             ..WorldOptions::default()
         };
         let handle = self

@@ -151,12 +151,14 @@ async fn start_and_serve(
             net.outgoing(),
             net.stats().rejected.clone(),
             config.seed,
+            replays.map(ReplayStore::sink),
         ))));
     let _ = host.rooms.set(Arc::new(std::sync::Mutex::new(Rooms::new(
         scheduler.clone(),
         tables.clone(),
         net.outgoing(),
         config.seed,
+        replays.map(ReplayStore::sink),
     ))));
     let presence = cluster.as_ref().map(|cluster| {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

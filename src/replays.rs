@@ -18,6 +18,9 @@ enum Message {
     Open(WorldId, PathBuf, Box<ReplayHeader>),
     Records(WorldId, Vec<TickRecord>),
     Close(WorldId),
+    /// Every world has ended: write what is open and stop (sinks still
+    /// held elsewhere, by room makers, must not keep the node from exiting).
+    Finish,
 }
 
 /// Where worlds send their tick records. Cheap to clone.
@@ -112,9 +115,11 @@ impl ReplayStore {
         self.sink.clone()
     }
 
-    /// Waits until every recording has been closed and written. Call after
-    /// the scheduler has shut down (it holds the other senders).
+    /// Writes every recording and stops the writer. Call after the
+    /// scheduler has shut down: its worlds have closed their recordings by
+    /// then, and anything sent after is dropped.
     pub fn finish(self) {
+        let _ = self.sink.tx.send(Message::Finish);
         drop(self.sink);
         if self.thread.join().is_err() {
             tracing::error!("replay writer thread panicked");
@@ -133,10 +138,11 @@ fn write_loop(rx: mpsc::Receiver<Message>) {
             tracing::error!(world = %id, path = %path.display(), %error, "replay recording stopped");
         }
     };
-    while let Ok(message) = rx.recv() {
+    'run: while let Ok(message) = rx.recv() {
         let mut next = Some(message);
         while let Some(message) = next.take() {
             match message {
+                Message::Finish => break 'run,
                 Message::Open(id, path, header) => {
                     match File::options()
                         .write(true)

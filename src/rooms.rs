@@ -35,6 +35,7 @@ use tessera_tables::{
 };
 
 use crate::{
+    replays::ReplaySink,
     scheduler::{Scheduler, WorldId, WorldOptions},
     zones::spec_for,
 };
@@ -114,6 +115,8 @@ pub struct Rooms {
     open: BTreeMap<String, Vec<Arc<RoomSink>>>,
     membership: Membership,
     next_seed: u64,
+    /// Where rooms are recorded, if they are.
+    replays: Option<ReplaySink>,
 }
 
 impl Rooms {
@@ -123,8 +126,10 @@ impl Rooms {
         tables: TablesHandle,
         to_net: mpsc::Sender<Vec<(PlayerId, u8, Vec<u8>)>>,
         seed: u64,
+        replays: Option<ReplaySink>,
     ) -> Self {
         Self {
+            replays,
             scheduler,
             tables,
             to_net,
@@ -356,6 +361,7 @@ impl Rooms {
                     let _ = to_net.send(out);
                 }
             })),
+            record: self.replays.clone(),
             ..WorldOptions::default()
         };
         let handle = self

@@ -1,6 +1,8 @@
 //! `tessera replay FILE`: a recording replays identically, a corrupted input
 //! is reported at its tick, and what the node records can be replayed.
 
+mod support;
+
 use std::{path::Path, process::Command, sync::mpsc, time::Duration};
 
 use tessera::{
@@ -186,4 +188,81 @@ fn what_the_node_records_replays_identically() {
         stdout.contains(&format!("all {} tick hashes match", records.len())),
         "{stdout}"
     );
+}
+
+/// Rooms are worlds too, and a node with `--record` records them: an arena
+/// room the matchmaker filled (its sides preset by the host, not by an
+/// input) and a frame-sync room (its inputs from the relay) replay tick for
+/// tick.
+#[test]
+fn the_rooms_a_node_records_replay_identically() {
+    use tessera_bot::loadtest::{LoadConfig, Scenario, run};
+    let tables = tempfile::tempdir().unwrap();
+    support::write_tables_with_room_size(tables.path(), "arena", 2);
+    let replays = tempfile::tempdir().unwrap();
+    let tables_dir = tables.path().to_str().unwrap();
+    let mut node = support::start(&[
+        "--tables",
+        tables_dir,
+        "--record",
+        replays.path().to_str().unwrap(),
+    ]);
+    let config = |scenario, seconds| LoadConfig {
+        server: node.http.clone(),
+        bots: 2,
+        ramp: 100.0,
+        scenario,
+        duration: Duration::from_secs(seconds),
+        seed: 5,
+        threads: 1,
+        tables: None,
+    };
+    let arena = run(&config(Scenario::Arena, 12), |_, _| {}).unwrap();
+    assert_eq!(arena.connected, 2, "{:?}", arena.failed);
+    let lockstep = LoadConfig {
+        tables: Some(std::sync::Arc::new(
+            tessera_tables::load_dir(tables.path()).unwrap(),
+        )),
+        ..config(Scenario::Lockstep, 4)
+    };
+    let lockstep = run(&lockstep, |_, _| {}).unwrap();
+    assert!(lockstep.frames > 0, "{lockstep:?}");
+    support::signal(&node, "TERM");
+    assert_eq!(support::wait_exit(&mut node), 0);
+
+    let files: Vec<_> = std::fs::read_dir(replays.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let named = |kind: &str| -> Vec<&std::path::PathBuf> {
+        files
+            .iter()
+            .filter(|f| {
+                f.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{kind}-")))
+            })
+            .collect()
+    };
+    let rooms = [named("arena"), named("duel_lockstep")];
+    assert!(rooms.iter().all(|r| !r.is_empty()), "{files:?}");
+    for file in rooms.iter().flatten() {
+        let (header, records) = read(file);
+        let inputs: usize = records.iter().map(|r| r.inputs.len()).sum();
+        assert!(
+            inputs > 0,
+            "{} recorded the players' inputs",
+            file.display()
+        );
+        if header.spec.kind == "arena" {
+            assert_eq!(header.room_roster.len(), 2, "the matched sides");
+        }
+        let (code, stdout, stderr) =
+            tessera(&["replay", file.to_str().unwrap(), "--tables", tables_dir]);
+        assert_eq!(code, 0, "{}: {stdout}\n{stderr}", file.display());
+        assert!(
+            stdout.contains(&format!("all {} tick hashes match", records.len())),
+            "{stdout}"
+        );
+    }
 }

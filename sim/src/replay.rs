@@ -13,14 +13,19 @@ use serde::{Deserialize, Serialize};
 use tessera_tables::{Tables, TablesHash};
 
 use crate::{
+    PlayerId,
     input::InputEnvelope,
+    room::Room,
     world::{SimWorld, SpecError, WorldSpec},
 };
 
 /// First field of every replay file.
 pub const REPLAY_MAGIC: &str = "tessera-replay";
-/// The version this build writes and reads.
-pub const REPLAY_FORMAT_VERSION: u32 = 1;
+/// The version this build writes. 2: the header carries a room's preset
+/// sides (a version 1 file, from before rooms were recorded, has none).
+pub const REPLAY_FORMAT_VERSION: u32 = 2;
+/// The oldest version this build reads.
+pub const OLDEST_REPLAY_FORMAT_VERSION: u32 = 1;
 
 /// What a replay needs to rebuild its world.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +42,10 @@ pub struct ReplayHeader {
     pub hash_parts: Vec<String>,
     /// Version of the tessera-sim crate that recorded it.
     pub recorded_by: String,
+    /// A room's sides decided before anyone joined (matchmaking), by
+    /// player: the host sets them, not an input, so the replay must.
+    #[serde(default)]
+    pub room_roster: Vec<(PlayerId, u8)>,
 }
 
 impl ReplayHeader {
@@ -49,6 +58,11 @@ impl ReplayHeader {
             tables_hash: world.tables_hash().0,
             hash_parts: world.hash_part_names(),
             recorded_by: env!("CARGO_PKG_VERSION").into(),
+            room_roster: world
+                .world()
+                .get_resource::<Room>()
+                .map(|room| room.roster.iter().map(|(p, side)| (*p, *side)).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -95,7 +109,7 @@ pub enum ReplayError {
     Magic(String),
     /// A replay from a newer or older format.
     #[error(
-        "replay format version {found} is not supported (this build reads {REPLAY_FORMAT_VERSION})"
+        "replay format version {found} is not supported (this build reads {OLDEST_REPLAY_FORMAT_VERSION} to {REPLAY_FORMAT_VERSION})"
     )]
     Version {
         /// The version in the file.
@@ -182,7 +196,8 @@ impl<R: Read> ReplayReader<R> {
         if header.magic != REPLAY_MAGIC {
             return Err(ReplayError::Magic(header.magic));
         }
-        if header.format_version != REPLAY_FORMAT_VERSION {
+        if !(OLDEST_REPLAY_FORMAT_VERSION..=REPLAY_FORMAT_VERSION).contains(&header.format_version)
+        {
             return Err(ReplayError::Version {
                 found: header.format_version,
             });
@@ -292,6 +307,9 @@ pub fn verify<R: Read>(
     }
     let mut world = SimWorld::new(reader.header().spec.clone())?;
     world.set_tables(tables);
+    if let Some(mut room) = world.world_mut().get_resource_mut::<Room>() {
+        room.roster = reader.header().room_roster.iter().copied().collect();
+    }
     let current = world.hash_part_names();
     if current != reader.header().hash_parts {
         return Err(ReplayError::HashLayout {
@@ -515,6 +533,126 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    /// An arena room whose sides the host preset (matchmaking), as the
+    /// node records one: four warriors join at the first tick.
+    fn record_room(roster: &[(u64, u8)], ticks: u64) -> (Vec<u8>, Arc<Tables>) {
+        let tables = Arc::new(tessera_tables::generate::default_tables());
+        let zone = tables.zones.get("arena").unwrap();
+        let spec = WorldSpec {
+            kind: "arena".into(),
+            seed: 3,
+            tick_hz: zone.tick_hz as u16,
+            width: zone.width.mm as i32,
+            height: zone.height.mm as i32,
+            capacity: zone.capacity,
+        };
+        let mut world = SimWorld::new(spec).unwrap();
+        world.set_tables(tables.clone());
+        world.world_mut().resource_mut::<Room>().roster = roster
+            .iter()
+            .map(|(player, side)| (PlayerId(*player), *side))
+            .collect();
+        world.start_recording();
+        let mut writer = ReplayWriter::new(Vec::new(), &ReplayHeader::for_world(&world)).unwrap();
+        world.push_envelopes(roster.iter().map(|(player, _)| {
+            InputEnvelope::new(
+                PlayerId(*player),
+                Input::Join {
+                    class: "warrior".into(),
+                },
+            )
+        }));
+        for _ in 0..ticks {
+            world.step();
+            for record in world.take_recorded() {
+                writer.append(&record).unwrap();
+            }
+        }
+        (writer.finish().unwrap(), tables)
+    }
+
+    #[test]
+    fn a_room_with_preset_sides_replays_identically_and_only_with_them() {
+        // Joining in this order would balance them 0, 1, 0, 1.
+        let roster = [(1, 0), (2, 0), (3, 1), (4, 1)];
+        let (bytes, tables) = record_room(&roster, 200);
+        let (header, records) = records(&bytes);
+        assert_eq!(header.room_roster.len(), 4);
+        let replayed = verify(
+            ReplayReader::new(&bytes[..]).unwrap(),
+            tables.clone(),
+            |_| {},
+        );
+        assert_eq!(
+            replayed.unwrap(),
+            VerifyReport {
+                ticks: 200,
+                divergence: None
+            }
+        );
+        let without = ReplayHeader {
+            room_roster: Vec::new(),
+            ..header
+        };
+        let bytes = rewrite(&without, &records);
+        let report = verify(ReplayReader::new(&bytes[..]).unwrap(), tables, |_| {}).unwrap();
+        assert_eq!(
+            report.divergence.map(|d| d.tick),
+            Some(1),
+            "the sides matter"
+        );
+    }
+
+    #[test]
+    fn a_version_1_file_without_room_sides_still_replays() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            magic: &'a str,
+            format_version: u32,
+            spec: &'a WorldSpec,
+            tables_hash: u64,
+            hash_parts: &'a [String],
+            recorded_by: &'a str,
+        }
+        let (header, records) = record(50, 5).as_slice().pipe(records);
+        let mut bytes = Vec::new();
+        rmp_serde::encode::write_named(
+            &mut bytes,
+            &V1 {
+                magic: REPLAY_MAGIC,
+                format_version: 1,
+                spec: &header.spec,
+                tables_hash: header.tables_hash,
+                hash_parts: &header.hash_parts,
+                recorded_by: &header.recorded_by,
+            },
+        )
+        .unwrap();
+        for record in &records {
+            rmp_serde::encode::write(&mut bytes, record).unwrap();
+        }
+        let reader = ReplayReader::new(&bytes[..]).unwrap();
+        assert_eq!(reader.header().format_version, 1);
+        assert!(reader.header().room_roster.is_empty());
+        let report = verify(reader, Arc::default(), |_| {}).unwrap();
+        assert_eq!(report.divergence, None);
+        assert_eq!(report.ticks, 50);
+        // A newer format than this build writes is still refused.
+        let mut newer = Vec::new();
+        rmp_serde::encode::write_named(
+            &mut newer,
+            &ReplayHeader {
+                format_version: REPLAY_FORMAT_VERSION + 1,
+                ..header
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            ReplayReader::new(&newer[..]),
+            Err(ReplayError::Version { .. })
+        ));
     }
 
     trait Pipe: Sized {
