@@ -170,6 +170,32 @@ impl InputEnvelope {
     }
 }
 
+/// Where a player's presence changed in a tick's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cutoff {
+    /// The position of their last `Join`, `JoinSaved` or `Leave`.
+    pub at: usize,
+    /// That change is a `Leave`.
+    pub leaving: bool,
+}
+
+impl Cutoff {
+    /// Whether an input queued at `position` came before the change: it is
+    /// not applied.
+    pub fn skips(&self, position: usize) -> bool {
+        position < self.at
+    }
+
+    /// What a skipped input gets. One before a join is refused `NotJoined`.
+    /// One before a leave is dropped without a word: it was sent to an
+    /// avatar that is leaving (a host moving the player to another world
+    /// sends the leave), and a refusal from here would reach the player in
+    /// their new world as noise.
+    pub fn refusal(&self) -> Option<crate::output::Rejection> {
+        (!self.leaving).then_some(crate::output::Rejection::NotJoined)
+    }
+}
+
 /// Inputs waiting for the next tick, in arrival order (that order is part of
 /// what a replay records). Filled by the host, drained by the input systems.
 #[derive(Resource, Default, Debug)]
@@ -193,19 +219,20 @@ impl Inbox {
         &self.pending
     }
 
-    /// For each player who joined or left this tick, the position of their
-    /// last `Join`/`JoinSaved`/`Leave` in the queue. An input queued before that belongs
-    /// to an avatar that is gone (or not there yet) and must not steer the
-    /// current one: systems that apply inputs after presence skip it.
-    pub fn presence_cutoffs(&self) -> std::collections::BTreeMap<PlayerId, usize> {
+    /// For each player who joined or left this tick, where their last
+    /// `Join`/`JoinSaved`/`Leave` is in the queue. An input queued before
+    /// that belongs to an avatar that is gone (or not there yet) and must
+    /// not steer the current one: systems that apply inputs after presence
+    /// skip it (see [`Cutoff::refusal`]).
+    pub fn presence_cutoffs(&self) -> std::collections::BTreeMap<PlayerId, Cutoff> {
         let mut cutoffs = std::collections::BTreeMap::new();
-        for (index, envelope) in self.pending.iter().enumerate() {
-            if matches!(
-                envelope.input,
-                Input::Join { .. } | Input::JoinSaved(_) | Input::Leave
-            ) {
-                cutoffs.insert(envelope.player, index);
-            }
+        for (at, envelope) in self.pending.iter().enumerate() {
+            let leaving = match envelope.input {
+                Input::Join { .. } | Input::JoinSaved(_) => false,
+                Input::Leave => true,
+                _ => continue,
+            };
+            cutoffs.insert(envelope.player, Cutoff { at, leaving });
         }
         cutoffs
     }

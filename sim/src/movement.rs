@@ -93,11 +93,13 @@ pub fn apply_move_inputs(
         let Input::Move { seq, dir_x, dir_y } = envelope.input else {
             continue;
         };
-        if cutoffs
+        if let Some(cut) = cutoffs
             .get(&envelope.player)
-            .is_some_and(|cut| position < *cut)
+            .filter(|cut| cut.skips(position))
         {
-            outbox.reject(envelope.player, envelope.request, Rejection::NotJoined);
+            if let Some(reason) = cut.refusal() {
+                outbox.reject(envelope.player, envelope.request, reason);
+            }
             continue;
         }
         let Some((mut intent, mut last_seq, health)) = index

@@ -270,6 +270,41 @@ fn speed_comes_from_the_class_and_buffs_and_stale_inputs_are_ignored() {
     );
 }
 
+/// A host moving a player to another world sends the leave while the
+/// client, not told yet, still sends to this one: those inputs are not
+/// applied, and no refusal follows the player into their new world.
+#[test]
+fn inputs_sent_before_a_leave_are_dropped_without_a_refusal() {
+    let mut arena = Arena::pvp();
+    let me = arena.join(1, "warrior", 50, 50);
+    let other = arena.join(2, "warrior", 51, 50);
+    arena.input(
+        1,
+        Input::Move {
+            seq: 10,
+            dir_x: 1,
+            dir_y: 0,
+        },
+    );
+    arena.input(
+        1,
+        Input::UseSkill {
+            skill: "slash".into(),
+            target: SkillTarget::Entity(other),
+        },
+    );
+    arena.input(1, Input::Leave);
+    let events = arena.step().to_vec();
+    assert_eq!(arena.rejections(1), vec![], "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, OutEvent::SkillHit { caster, .. } if *caster == me)),
+        "the swing was not applied: {events:?}"
+    );
+    assert!(tessera_sim::players::avatar_id(arena.world.world(), PlayerId(1)).is_none());
+}
+
 #[test]
 fn inputs_sent_before_a_rejoin_do_not_steer_the_new_avatar() {
     // Regression: a Move queued before Leave + Join in the same tick used to

@@ -125,11 +125,13 @@ pub fn start_casts(
         let Input::UseSkill { skill, target } = &envelope.input else {
             continue;
         };
-        if cutoffs
+        if let Some(cut) = cutoffs
             .get(&envelope.player)
-            .is_some_and(|cut| position < *cut)
+            .filter(|cut| cut.skips(position))
         {
-            outbox.reject(envelope.player, envelope.request, Rejection::NotJoined);
+            if let Some(reason) = cut.refusal() {
+                outbox.reject(envelope.player, envelope.request, reason);
+            }
             continue;
         }
         match index.get(envelope.player) {
