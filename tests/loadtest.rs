@@ -96,12 +96,7 @@ fn fighting_bots_find_npcs_and_hit_them() {
 fn arena_bots_are_matched_and_their_rooms_finish() {
     let dir = tempfile::tempdir().unwrap();
     write_tables_with_room_size(dir.path(), "arena", 2);
-    let node = start(&["--tables", dir.path().to_str().unwrap()]);
-    let mut config = config(&node, Scenario::Arena);
-    config.bots = 4;
-    config.duration = Duration::from_secs(30);
-    let report = run(&config, |_, _| {}).expect("the load test runs");
-    assert_eq!(report.connected, 4, "{:?}", report.failed);
+    let report = four_arena_bots_for_30_s(dir.path());
     assert_eq!(
         report.room_results, 4,
         "two duels, a result for each player"
@@ -122,14 +117,21 @@ fn arena_bots_wait_for_the_cooldown_their_tables_give() {
             ("skills", "slash", SKILL_COOLDOWN_TICKS, 30i64.into()),
         ],
     );
-    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let report = four_arena_bots_for_30_s(dir.path());
+    assert!(report.bots_hit > 0, "the bots fought: {report:?}");
+    assert_swings_wait_for_the_cooldown(&report, 4);
+}
+
+/// Four arena bots for 30 s against a node on the tables in `dir`, all of
+/// them in.
+fn four_arena_bots_for_30_s(dir: &std::path::Path) -> tessera_bot::loadtest::Report {
+    let node = start(&["--tables", dir.to_str().unwrap()]);
     let mut config = config(&node, Scenario::Arena);
     config.bots = 4;
     config.duration = Duration::from_secs(30);
     let report = run(&config, |_, _| {}).expect("the load test runs");
     assert_eq!(report.connected, 4, "{:?}", report.failed);
-    assert!(report.bots_hit > 0, "the bots fought: {report:?}");
-    assert_swings_wait_for_the_cooldown(&report, 4);
+    report
 }
 
 /// Bots swing when the skill is ready, as a player would: swinging on
