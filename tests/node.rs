@@ -226,3 +226,34 @@ fn a_zone_the_tables_add_while_the_node_runs_takes_players() {
     signal(&node, "TERM");
     assert_eq!(wait_exit(&mut node), 0);
 }
+
+/// A running zone keeps its tick rate, size and capacity until the node
+/// restarts: a reload that changes them, or removes the zone's row, says so
+/// instead of pretending to apply it, and the world keeps taking players.
+#[test]
+fn a_reload_that_changes_or_removes_a_running_zone_says_the_world_keeps_its_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with_frontier(dir.path());
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    assert_eq!(ready(&node)["worlds"], 2);
+    // The starter zone at 25 Hz, and no frontier.
+    write_tables_with_zones(dir.path(), &[("starter", ZONE_TICK_HZ, 25i64.into())]);
+    wait_ready(&node, "the new tables", |r| r["tables"]["version"] == 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (mut changed, mut removed) = (false, false);
+    while !(changed && removed) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = node
+            .lines
+            .recv_timeout(left)
+            .expect("the node says what the reload could not apply");
+        changed |= line.contains("starter") && line.contains("keeps the ones it started with");
+        removed |= line.contains("frontier") && line.contains("no longer in the tables");
+    }
+    assert_eq!(ready(&node)["worlds"], 2, "both worlds run on");
+    let session = join_world(&node, "still-20-hz", "warrior", "frontier");
+    let welcome = session.welcome.as_ref().unwrap();
+    assert_eq!(welcome.world, "frontier");
+    let session = join_world(&node, "starter-at-20", "warrior", "");
+    assert_eq!(session.welcome.as_ref().unwrap().tick_hz, 20);
+}
