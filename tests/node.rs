@@ -7,6 +7,7 @@ mod support;
 use std::{path::Path, process::Command, time::Duration};
 
 use support::*;
+use tessera_net::proto::{self, event};
 
 #[test]
 fn the_node_ticks_its_zone_worlds_and_stops_on_sigterm() {
@@ -256,4 +257,52 @@ fn a_reload_that_changes_or_removes_a_running_zone_says_the_world_keeps_its_spec
     assert_eq!(welcome.world, "frontier");
     let session = join_world(&node, "starter-at-20", "warrior", "");
     assert_eq!(session.welcome.as_ref().unwrap().tick_hz, 20);
+}
+
+/// A designer's hot reload reaches the players already in a world: each is
+/// told the new tables' hash and its skills as the new tables define them,
+/// which the bot library folds into its welcome (a client pacing `slash`
+/// by the old cooldown would draw `Cooldown` refusals).
+#[test]
+fn a_reload_tells_the_players_in_a_world_their_skills_as_the_new_tables_define_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with(dir.path(), &[]);
+    let node = start(&["--tables", dir.path().to_str().unwrap()]);
+    let mut warrior = join_world(&node, "reload-warrior", "warrior", "");
+    let before = warrior.welcome.clone().unwrap();
+    let slash = |skills: &[proto::SkillInfo]| skills.iter().find(|s| s.id == "slash").cloned();
+    assert_eq!(slash(&before.skills).unwrap().cooldown_ticks, 20);
+    let told = |s: &tessera_bot::session::Session| {
+        s.events
+            .iter()
+            .any(|e| matches!(e.kind, Some(event::Kind::TablesChanged(_))))
+    };
+    assert!(
+        !warrior
+            .pump_until(Duration::from_millis(500), told)
+            .unwrap(),
+        "nothing to tell before a reload"
+    );
+    write_tables_with(
+        dir.path(),
+        &[("skills", "slash", SKILL_COOLDOWN_TICKS, 45i64.into())],
+    );
+    assert!(
+        warrior.pump_until(Duration::from_secs(20), told).unwrap(),
+        "the player is told of the reload"
+    );
+    let welcome = warrior.welcome.as_ref().unwrap();
+    assert_eq!(
+        slash(&welcome.skills).unwrap().cooldown_ticks,
+        45,
+        "the new cooldown"
+    );
+    let now = ready(&node)["tables"]["hash"].as_str().unwrap().to_string();
+    assert_ne!(now, before.tables_hash);
+    assert_eq!(welcome.tables_hash, now, "the node's tables now");
+    // Told exactly what a player joining now is welcomed with.
+    let late = join_world(&node, "reload-late", "warrior", "");
+    let late = late.welcome.as_ref().unwrap();
+    assert_eq!(late.skills, welcome.skills);
+    assert_eq!(late.tables_hash, welcome.tables_hash);
 }

@@ -36,7 +36,7 @@ use crate::{
 
 mod events;
 
-pub use events::route_events;
+pub use events::{announce_tables, route_events};
 
 /// Messages for players, produced by this tick: (player, channel, bytes).
 #[derive(Resource, Default, Debug)]
@@ -125,7 +125,7 @@ impl Plugin for ReplicationPlugin {
             })
             .add_systems(
                 TickSchedule,
-                (route_events, snapshots)
+                (announce_tables, route_events, snapshots)
                     .chain()
                     .in_set(TickSystems::Output)
                     .after(tessera_sim::teams::share_team_health),

@@ -11,7 +11,7 @@ use base64::Engine;
 use serde::Deserialize;
 use tessera_net::{
     codec::{decode_server, encode_client},
-    proto::{self, client_message::Body, server_message},
+    proto::{self, client_message::Body, event, server_message},
     transport::{ClientSocket, ORDERED, RELIABLE, TransportError, UNRELIABLE},
 };
 
@@ -189,7 +189,8 @@ pub struct Session {
     pub events: Vec<proto::Event>,
     /// Responses received, oldest first.
     pub responses: Vec<proto::Response>,
-    /// The welcome, once the avatar is in a world.
+    /// The welcome, once the avatar is in a world (its tables hash and
+    /// skills kept current by `TablesChanged` events).
     pub welcome: Option<proto::Welcome>,
     /// A kick, if the server kicked this session.
     pub kicked: Option<proto::Kick>,
@@ -430,7 +431,16 @@ impl Session {
                         self.snapshots += 1;
                         self.take_snapshot(snapshot);
                     }
-                    Some(server_message::Body::Event(event)) => self.events.push(event),
+                    Some(server_message::Body::Event(event)) => {
+                        if let (Some(event::Kind::TablesChanged(changed)), Some(welcome)) =
+                            (&event.kind, self.welcome.as_mut())
+                        {
+                            // What the welcome said of the tables is stale.
+                            welcome.tables_hash.clone_from(&changed.tables_hash);
+                            welcome.skills.clone_from(&changed.skills);
+                        }
+                        self.events.push(event);
+                    }
                     Some(server_message::Body::Response(response)) => self.responses.push(response),
                     Some(server_message::Body::Welcome(welcome))
                         if let Some(mismatch) = protocol_mismatch(&welcome) =>

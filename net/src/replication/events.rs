@@ -2,7 +2,10 @@
 //! deaths to both sides, chat to its recipients, team and room changes,
 //! refusals back to their sender as typed responses.
 
-use bevy_ecs::system::{Query, Res, ResMut};
+use bevy_ecs::{
+    change_detection::DetectChanges,
+    system::{Query, Res, ResMut},
+};
 use tessera_sim::{
     OutEvent, Outbox, PlayerId, SimId, WorldSpec,
     combat::components::KnownSkills,
@@ -27,17 +30,21 @@ fn owner(id: SimId, ids: &SimIds, players: &Query<&Player>) -> Option<PlayerId> 
     ids.get(id).and_then(|e| players.get(e).ok()).map(|p| p.0)
 }
 
-/// The skills avatar `id` knows, as this world's tables define them (a
-/// skill the tables lack is left out: the sim refuses it anyway).
+/// The skills avatar `id` knows, as this world's tables define them.
 fn skills_of(
     id: SimId,
     ids: &SimIds,
     known: &Query<&KnownSkills>,
     tables: &GameTables,
 ) -> Vec<proto::SkillInfo> {
-    let Some(known) = ids.get(id).and_then(|e| known.get(e).ok()) else {
-        return Vec::new();
-    };
+    ids.get(id)
+        .and_then(|e| known.get(e).ok())
+        .map_or_else(Vec::new, |known| skill_infos(known, tables))
+}
+
+/// `known` as `tables` define them (a skill the tables lack is left out:
+/// the sim refuses it anyway).
+fn skill_infos(known: &KnownSkills, tables: &GameTables) -> Vec<proto::SkillInfo> {
     known
         .0
         .iter()
@@ -49,6 +56,35 @@ fn skills_of(
             cast_ticks: skill.cast_ticks,
         })
         .collect()
+}
+
+/// After a hot reload swapped this world's tables, tells each player the
+/// new tables' hash and its avatar's skills as they now are: a client
+/// paces a skill by the cooldown its welcome gave, and a designer's new
+/// cooldown would otherwise draw `Cooldown` refusals (or waste time)
+/// until the player's next welcome.
+pub fn announce_tables(
+    tables: Res<GameTables>,
+    avatars: Query<(&Player, &KnownSkills)>,
+    mut outgoing: ResMut<Outgoing>,
+) {
+    // Inserted with the world: the welcome already says all of it.
+    if !tables.is_changed() || tables.is_added() {
+        return;
+    }
+    let tables_hash = tables.0.hash().to_string();
+    for (player, known) in &avatars {
+        let changed = proto::TablesChanged {
+            tables_hash: tables_hash.clone(),
+            skills: skill_infos(known, &tables),
+        };
+        // Ordered with the welcome: a player that moved on meanwhile gets
+        // this before its next world's welcome, which replaces it.
+        let body = Body::Event(proto::Event {
+            kind: Some(event::Kind::TablesChanged(changed)),
+        });
+        outgoing.0.push((player.0, ORDERED, message(body)));
+    }
 }
 
 /// Turns this tick's events into messages for the players they concern.
