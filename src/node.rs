@@ -126,6 +126,10 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
     if let Some(cluster) = &cluster {
         cluster.deregister().await;
     }
+    flusher
+        .backend()
+        .close(std::time::Duration::from_secs(5))
+        .await;
     served?;
     tracing::info!("node stopped");
     Ok(())

@@ -82,6 +82,15 @@ impl Backend {
         .await
     }
 
+    /// Releases the store's server-side resources (MongoDB's sessions and
+    /// connections) before the process exits; the embedded store has none
+    /// beyond its file, which each write already made durable.
+    pub async fn close(&self, deadline: std::time::Duration) {
+        if let Backend::Mongo(store) = self {
+            store.close(deadline).await;
+        }
+    }
+
     /// Loads a record.
     pub async fn load(&self, player: u64) -> Result<Option<PlayerRecord>, StoreError> {
         self.call(

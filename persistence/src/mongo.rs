@@ -129,6 +129,24 @@ impl MongoStore {
         })
     }
 
+    /// Ends the client's server sessions and closes its connections, within
+    /// `deadline`; every clone of this store fails its calls afterwards.
+    /// A node calls it last: a client merely dropped ends its sessions from
+    /// a task that races the runtime's own shutdown, and the driver panics
+    /// when it loses (its pool's worker is gone first).
+    pub async fn close(&self, deadline: std::time::Duration) {
+        let client = self.players.client().clone();
+        if tokio::time::timeout(deadline, client.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?deadline,
+                "the MongoDB client did not close in time; exiting without it"
+            );
+        }
+    }
+
     /// Applies each patch with its own round trip (the baseline batching beats).
     pub async fn save_one_by_one(&self, batch: &[Patch]) -> Result<SaveReport, StoreError> {
         let mut report = SaveReport::default();

@@ -7,6 +7,7 @@ use serde_json::json;
 use tessera_persistence::{
     dirty::{self, Dirty, PersistencePlugin},
     embedded::EmbeddedStore,
+    error::StoreError,
     flush::{Backend, FlushSettings, Flusher},
     mongo::MongoStore,
     record::{Patch, SaveReport},
@@ -413,5 +414,30 @@ async fn a_player_who_leaves_is_written_without_waiting_for_the_interval() {
             .pending
             .load(std::sync::atomic::Ordering::Relaxed),
         0
+    );
+}
+
+/// A node closes its MongoDB client last: what it wrote stays, and a call
+/// after the close is a typed error rather than a panic in the driver.
+#[tokio::test]
+async fn a_closed_mongo_store_refuses_calls_and_keeps_what_it_wrote() {
+    let remote = mongo("close").await;
+    let patch = Patch {
+        player: 1,
+        version: 1,
+        parts: BTreeMap::from([("xp".to_string(), json!(40))]),
+    };
+    remote.save(&[patch]).await.unwrap();
+    let backend = Backend::Mongo(remote.clone());
+    backend.close(Duration::from_secs(5)).await;
+    let error = backend.load(1).await.unwrap_err();
+    assert!(matches!(error, StoreError::Mongo(_)), "{error:?}");
+    let uri = services::mongodb_uri().unwrap();
+    let reopened = MongoStore::connect(&uri, &remote.collection().namespace().db)
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.load(1).await.unwrap().unwrap().parts["xp"],
+        json!(40)
     );
 }
