@@ -301,7 +301,13 @@ impl Worker {
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
-        let mut ticker = tokio::time::interval(self.settings.interval);
+        // The first flush one interval from now, not at once (`interval`'s
+        // first tick is immediate): changes sent right after start wait for
+        // the interval like any others.
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.settings.interval,
+            self.settings.interval,
+        );
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
