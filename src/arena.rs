@@ -399,17 +399,23 @@ impl Arena {
             rejections: self.rejections.clone(),
             ..ReplicationPlugin::default()
         };
-        let mut sim = SimWorld::build(spec.clone(), |app| {
-            app.add_plugins(replication);
-        })
-        .map_err(|e| e.to_string())?;
-        sim.set_tables(tables.clone());
-        let mut room = sim.world_mut().resource_mut::<Room>();
-        for (side, players) in sides.iter().enumerate() {
-            for player in players {
-                room.roster.insert(*player, side as u8);
+        spec.validate().map_err(|e| e.to_string())?;
+        let (world_spec, roster) = (spec.clone(), sides.to_vec());
+        // Built on its worker: this runs on the net thread.
+        let build = Box::new(move || {
+            let mut sim = SimWorld::build(world_spec, |app| {
+                app.add_plugins(replication);
+            })
+            .map_err(|e| e.to_string())?;
+            sim.set_tables(tables);
+            let mut room = sim.world_mut().resource_mut::<Room>();
+            for (side, players) in roster.iter().enumerate() {
+                for player in players {
+                    room.roster.insert(*player, side as u8);
+                }
             }
-        }
+            Ok(sim)
+        });
         let empty = Arc::new(AtomicBool::new(false));
         let finished = Arc::new(AtomicBool::new(false));
         let started = Arc::new(AtomicBool::new(false));
@@ -435,7 +441,7 @@ impl Arena {
         };
         let handle = self
             .scheduler
-            .add_world(sim, options)
+            .add_world_built(&spec, build, options)
             .map_err(|e| e.to_string())?;
         let players = sides.iter().flatten().count();
         match &custom {

@@ -340,8 +340,14 @@ impl Rooms {
         let relay = Arc::new(Mutex::new(relay));
         let over = Arc::new(AtomicBool::new(false));
         let over_flag = over.clone();
-        let mut sim = SimWorld::new(spec.clone()).map_err(|e| e.to_string())?;
-        sim.set_tables(tables);
+        spec.validate().map_err(|e| e.to_string())?;
+        let world_spec = spec.clone();
+        // Built on its worker: this runs on the net thread.
+        let build = Box::new(move || {
+            let mut sim = SimWorld::new(world_spec).map_err(|e| e.to_string())?;
+            sim.set_tables(tables);
+            Ok(sim)
+        });
         let driver_relay = relay.clone();
         let to_net = self.to_net.clone();
         let options = WorldOptions {
@@ -366,7 +372,7 @@ impl Rooms {
         };
         let handle = self
             .scheduler
-            .add_world(sim, options)
+            .add_world_built(&spec, build, options)
             .map_err(|e| e.to_string())?;
         tracing::info!(world = %handle.id, kind = %spec.kind, seed = spec.seed, "frame-sync room started");
         Ok(Arc::new(RoomSink {

@@ -480,3 +480,76 @@ fn new_worlds_go_to_the_worker_whose_worlds_cost_least() {
     assert_eq!(placed, [first.worker; 3], "beside the cheap world");
     scheduler.shutdown();
 }
+
+/// A world can be built on the worker that ticks it (rooms are asked for on
+/// the net thread, which must not spend a world's set-up on them); a build
+/// that fails ends that world alone, reported like a panic, and the worker
+/// goes on with the others.
+#[test]
+fn a_world_is_built_on_its_worker_and_a_failed_build_ends_it_alone() {
+    let (scheduler, events) = Scheduler::start(SchedulerConfig {
+        workers: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let (built_on_tx, built_on) = mpsc::channel();
+    let (tx, rx) = mpsc::channel();
+    let good = scheduler
+        .add_world_built(
+            &spec(1, 200),
+            Box::new(move || {
+                let _ = built_on_tx.send(std::thread::current().name().map(str::to_string));
+                SimWorld::new(spec(1, 200)).map_err(|e| e.to_string())
+            }),
+            WorldOptions {
+                observer: Some(tx),
+                ..driven(1, 5)
+            },
+        )
+        .unwrap();
+    let bad = scheduler
+        .add_world_built(
+            &spec(2, 200),
+            Box::new(|| Err("no such map".to_string())),
+            WorldOptions::default(),
+        )
+        .unwrap();
+    let panicking = scheduler
+        .add_world_built(
+            &spec(3, 200),
+            Box::new(|| panic!("plugin set-up failed")),
+            WorldOptions::default(),
+        )
+        .unwrap();
+    let name = built_on.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_ne!(name, std::thread::current().name().map(str::to_string));
+    assert!(
+        name.as_deref()
+            .is_some_and(|n| n.starts_with("tessera-worker")),
+        "built on {name:?}"
+    );
+    let mut failed = BTreeMap::new();
+    while failed.len() < 2 {
+        match events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("both failed builds are reported")
+        {
+            NodeEvent::WorldEnded {
+                world,
+                last_tick: 0,
+                reason: EndReason::Panicked(message),
+            } => {
+                failed.insert(world, message);
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert_eq!(failed[&bad.id], "no such map");
+    assert!(failed[&panicking.id].contains("plugin set-up failed"));
+    let ticks = collect(&rx, 1, 100, Duration::from_secs(20));
+    assert!(ticks[&good.id].len() >= 100, "the built world ticks");
+    let stats = scheduler.stats();
+    assert_eq!(stats.worlds.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.panicked_worlds.load(Ordering::Relaxed), 2);
+    scheduler.shutdown();
+}

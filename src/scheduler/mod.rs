@@ -23,7 +23,7 @@ use std::{
 };
 
 use tessera_persistence::histogram::{DURATION_BOUNDS_US, Histogram};
-use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
+use tessera_sim::{InputEnvelope, SimWorld, TickReport, WorldSpec};
 use tessera_tables::{TablesHandle, TablesHash};
 
 use crate::replays::ReplaySink;
@@ -65,6 +65,10 @@ pub enum EndReason {
     /// A tick panicked; the message is the panic's.
     Panicked(String),
 }
+
+/// Builds a world on its worker ([`Scheduler::add_world_built`]); an
+/// error says why it could not be built.
+pub type BuildWorld = Box<dyn FnOnce() -> Result<SimWorld, String> + Send>;
 
 /// Lifecycle notices from the workers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -282,23 +286,28 @@ impl Scheduler {
     /// ([`placement`]); it starts ticking right away.
     pub fn add_world(
         &self,
-        mut sim: SimWorld,
+        sim: SimWorld,
+        options: WorldOptions,
+    ) -> Result<WorldHandle, SchedulerError> {
+        let spec = sim.spec().clone();
+        self.add_world_built(&spec, Box::new(move || Ok(sim)), options)
+    }
+
+    /// Like [`Scheduler::add_world`], but the world of `spec` is built by
+    /// `build` on the worker that will tick it, not on the calling thread:
+    /// a world's plugins and schedules take ~100 µs to set up, and rooms
+    /// are asked for on the net thread, where a burst of new rooms would
+    /// delay every client's messages. Validate `spec` first: a build that
+    /// fails (or panics) ends the world at once, reported like a world
+    /// whose tick panicked.
+    pub fn add_world_built(
+        &self,
+        spec: &WorldSpec,
+        build: BuildWorld,
         options: WorldOptions,
     ) -> Result<WorldHandle, SchedulerError> {
         let id = WorldId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        // The version first: if a reload lands in between, the world holds
-        // tables at least that new and takes the next version as it comes.
-        let tables_version = options.tables.as_ref().map_or(0, |tables| {
-            let version = tables.version();
-            sim.set_tables(tables.current());
-            version
-        });
         let (inbox, inbox_rx) = mpsc::sync_channel(self.inbox_capacity);
-        let header = options
-            .record
-            .as_ref()
-            .map(|_| ReplayHeader::for_world(&sim));
-        let spec = sim.spec();
         let mean_tick_us = self.stats.tick_histogram(&spec.kind).mean();
         let expected = placement::expected_us(mean_tick_us, spec.tick_hz);
         let index = placement::least_loaded(self.loads.iter().map(|load| &**load))
@@ -306,11 +315,9 @@ impl Scheduler {
         self.loads[index].placed(expected);
         let command = Command::Add(Box::new(worker::NewWorld {
             id,
-            sim,
+            build,
             inbox: inbox_rx,
             options,
-            header,
-            tables_version,
         }));
         self.workers[index]
             .0

@@ -9,18 +9,16 @@ use std::{
 use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
 
 use super::{
-    EndReason, NodeEvent, SchedulerStats, TickEvent, WorldId, WorldOptions,
+    BuildWorld, EndReason, NodeEvent, SchedulerStats, TickEvent, WorldId, WorldOptions,
     placement::{Load, Meter},
 };
 use crate::replays::Recording;
 
 pub(super) struct NewWorld {
     pub id: WorldId,
-    pub sim: SimWorld,
+    pub build: BuildWorld,
     pub inbox: mpsc::Receiver<InputEnvelope>,
     pub options: WorldOptions,
-    pub header: Option<ReplayHeader>,
-    pub tables_version: u64,
 }
 
 pub(super) enum Command {
@@ -133,18 +131,36 @@ impl Worker {
             Command::Add(new) => {
                 let NewWorld {
                     id,
-                    sim,
+                    build,
                     inbox,
                     options,
-                    header,
-                    tables_version,
                 } = *new;
+                let built = catch_unwind(AssertUnwindSafe(build))
+                    .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())));
+                let mut sim = match built {
+                    Ok(sim) => sim,
+                    Err(message) => {
+                        self.failed_to_build(id, message);
+                        return true;
+                    }
+                };
+                // The version first: if a reload lands in between, the world
+                // holds tables at least that new and takes the next version
+                // as it comes.
+                let tables_version = options.tables.as_ref().map_or(0, |tables| {
+                    let version = tables.version();
+                    sim.set_tables(tables.current());
+                    version
+                });
+                let header = options
+                    .record
+                    .as_ref()
+                    .map(|_| ReplayHeader::for_world(&sim));
                 let kind = sim.spec().kind.clone();
                 let recording = match (&options.record, header) {
                     (Some(sink), Some(header)) => sink.open(id, header),
                     _ => None,
                 };
-                let mut sim = sim;
                 if recording.is_some() {
                     sim.start_recording();
                 }
@@ -323,6 +339,19 @@ impl Worker {
             world: id,
             last_tick,
             reason,
+        });
+    }
+
+    /// A world whose build failed: nothing to tick or drop, but its place
+    /// is given back and it is reported ended like a world that panicked.
+    fn failed_to_build(&mut self, id: WorldId, message: String) {
+        tracing::error!(world = %id, error = %message, "world could not be built");
+        self.stats.panicked_worlds.fetch_add(1, Ordering::Relaxed);
+        self.load.ended();
+        let _ = self.events.send(NodeEvent::WorldEnded {
+            world: id,
+            last_tick: 0,
+            reason: EndReason::Panicked(message),
         });
     }
 
