@@ -94,6 +94,47 @@ fn the_node_stops_cleanly_on_sigint_and_saves_its_replays() {
     assert!(stdout.contains("tick hashes match"), "{stdout}");
 }
 
+/// A node that fails after its worlds started (here: its HTTP address is
+/// taken) exits 1 with the reason, recording too: nothing started before
+/// the failure (worlds, the tables follower, replay writers) holds up its
+/// shutdown.
+#[test]
+fn a_node_whose_http_address_is_taken_exits_with_the_reason() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["--http", &http, "--udp", "127.0.0.1:0", "--tables"])
+        .arg(SHIPPED_TABLES)
+        .arg("--store-path")
+        .arg(dir.path().join("p.redb"))
+        .arg("--record")
+        .arg(dir.path().join("replays"))
+        .env("TESSERA_NETCODE_KEY", TEST_KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node did not exit within 30 s of failing to listen");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen for HTTP on {http}")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bad_config_or_tables_refuse_to_start_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
