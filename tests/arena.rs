@@ -71,6 +71,15 @@ fn two_queued_players_are_matched_fight_and_get_one_result() {
         let welcome = session.welcome.as_ref().expect("welcomed into the room");
         assert_eq!(welcome.world, "arena");
         assert!(arena.attacks > 0, "they fought");
+        // Duelists only close in, so no swing is out of range, not even the
+        // first: the room's first running tick moves each side to its spawn
+        // point, and its snapshot shows them there.
+        let out_of_range = session
+            .responses
+            .iter()
+            .filter(|r| r.reason == "OutOfRange")
+            .count();
+        assert_eq!(out_of_range, 0, "{:?}", session.responses);
     }
     let sides: Vec<u32> = players
         .iter()

@@ -162,7 +162,7 @@ pub fn snapshots(
     outbox: Res<Outbox>,
     mut replication: ResMut<Replication>,
     avatars: Query<(&Player, &SimId, &Position, &LastInputSeq, &Health)>,
-    entities: Query<(&Health, Option<&Player>, Option<&Npc>)>,
+    entities: Query<(&Health, &Position, Option<&Player>, Option<&Npc>)>,
     mut outgoing: ResMut<Outgoing>,
 ) {
     let quantise = |mm: i32| mm.div_euclid(100);
@@ -226,7 +226,10 @@ pub fn snapshots(
     let others = max_entities.saturating_sub(1);
     // What each entity looks like this tick, once, by grid index: a crowd
     // of viewers who all see each other would otherwise look up every
-    // entity once per viewer.
+    // entity once per viewer. The position is the entity's own, not the
+    // grid's: the grid is built after movement, and later systems move
+    // entities too (a room's start puts each side on its spawn point); a
+    // snapshot of tick T shows tick T as it ended.
     let states: Vec<Option<Seen>> = grid
         .entries()
         .iter()
@@ -234,7 +237,7 @@ pub fn snapshots(
             entities
                 .get(entry.entity)
                 .ok()
-                .map(|(health, owner, npc)| seen(entry.position, health, owner, npc.is_some()))
+                .map(|(health, position, owner, npc)| seen(*position, health, owner, npc.is_some()))
         })
         .collect();
     let mut in_reach: Vec<(i64, u64, usize)> = Vec::new();
