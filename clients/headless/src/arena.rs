@@ -62,6 +62,10 @@ pub struct Arena {
     pub attacks: u32,
     /// When the next swing is ready (none swung yet).
     next_slash: Option<Instant>,
+    /// The room's first running tick, from its countdown: the tick that
+    /// puts each side on its spawn point, so older snapshots show where
+    /// the players no longer are (a swing by them draws `OutOfRange`).
+    starts_at: u64,
     /// Sides announced, by player (ours may come before our first snapshot).
     sides: std::collections::BTreeMap<u64, u32>,
     seq: u32,
@@ -82,6 +86,9 @@ impl Arena {
             match &event.kind {
                 Some(event::Kind::RoomStage(stage)) => {
                     self.stage = proto::RoomStageKind::try_from(stage.stage).ok();
+                    if self.stage == Some(proto::RoomStageKind::Countdown) {
+                        self.starts_at = stage.starts_at;
+                    }
                 }
                 Some(event::Kind::RoomSide(side)) => {
                     self.sides.insert(side.player, side.side);
@@ -96,7 +103,11 @@ impl Arena {
         if let Some(side) = self.sides.get(&me.player) {
             self.side = Some(*side);
         }
-        if self.stage != Some(proto::RoomStageKind::Running) || self.result.is_some() || me.dead {
+        if self.stage != Some(proto::RoomStageKind::Running)
+            || snapshot.tick < self.starts_at
+            || self.result.is_some()
+            || me.dead
+        {
             return Vec::new();
         }
         let distance =
@@ -198,6 +209,61 @@ mod tests {
         let at_30 = Weapon::of(Some(&welcome(30, Vec::new()))).every;
         assert!(at_30 > Duration::from_millis(666) + Duration::from_millis(50));
         assert!(at_30 < Duration::from_millis(667) + Duration::from_millis(50));
+    }
+
+    fn stage(stage: proto::RoomStageKind, starts_at: u64) -> proto::Event {
+        proto::Event {
+            kind: Some(event::Kind::RoomStage(proto::RoomStage {
+                stage: stage as i32,
+                starts_at,
+            })),
+        }
+    }
+
+    /// The running tick moves each side to its spawn point: a snapshot from
+    /// before it shows an opponent in reach who no longer is.
+    #[test]
+    fn a_bot_waits_for_a_snapshot_of_the_first_running_tick() {
+        let mut snapshot = proto::Snapshot {
+            tick: 99,
+            avatar: 1,
+            entities: vec![
+                proto::EntityState {
+                    id: 1,
+                    player: 10,
+                    ..Default::default()
+                },
+                proto::EntityState {
+                    id: 2,
+                    player: 20,
+                    x_dm: 10,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let weapon = Weapon::of(Some(&welcome(30, vec![slash(20, 2_500)])));
+        let now = Instant::now();
+        let mut arena = Arena::default();
+        let countdown = [stage(proto::RoomStageKind::Countdown, 100)];
+        assert!(
+            arena
+                .step(&countdown, Some(&snapshot), weapon, now)
+                .is_empty()
+        );
+        let running = [stage(proto::RoomStageKind::Running, 0)];
+        assert!(
+            arena
+                .step(&running, Some(&snapshot), weapon, now)
+                .is_empty(),
+            "the snapshot is from before the teleport"
+        );
+        snapshot.tick = 100;
+        let swing = arena.step(&[], Some(&snapshot), weapon, now);
+        assert!(
+            swing.iter().any(|b| matches!(b, Body::UseSkill(_))),
+            "{swing:?}"
+        );
     }
 
     #[test]
