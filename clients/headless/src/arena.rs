@@ -220,12 +220,11 @@ mod tests {
         }
     }
 
-    /// The running tick moves each side to its spawn point: a snapshot from
-    /// before it shows an opponent in reach who no longer is.
-    #[test]
-    fn a_bot_waits_for_a_snapshot_of_the_first_running_tick() {
-        let mut snapshot = proto::Snapshot {
-            tick: 99,
+    /// A snapshot of `tick` from player 10's avatar (1), with player 20's
+    /// (2) a metre away.
+    fn duel(tick: u64) -> proto::Snapshot {
+        proto::Snapshot {
+            tick,
             avatar: 1,
             entities: vec![
                 proto::EntityState {
@@ -241,7 +240,14 @@ mod tests {
                 },
             ],
             ..Default::default()
-        };
+        }
+    }
+
+    /// The running tick moves each side to its spawn point: a snapshot from
+    /// before it shows an opponent in reach who no longer is.
+    #[test]
+    fn a_bot_waits_for_a_snapshot_of_the_first_running_tick() {
+        let mut snapshot = duel(99);
         let weapon = Weapon::of(Some(&welcome(30, vec![slash(20, 2_500)])));
         let now = Instant::now();
         let mut arena = Arena::default();
@@ -268,29 +274,8 @@ mod tests {
 
     #[test]
     fn a_bot_in_reach_swings_once_per_cooldown_and_keeps_still_between() {
-        let snapshot = proto::Snapshot {
-            avatar: 1,
-            entities: vec![
-                proto::EntityState {
-                    id: 1,
-                    player: 10,
-                    ..Default::default()
-                },
-                proto::EntityState {
-                    id: 2,
-                    player: 20,
-                    x_dm: 10,
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        };
-        let running = [proto::Event {
-            kind: Some(event::Kind::RoomStage(proto::RoomStage {
-                stage: proto::RoomStageKind::Running as i32,
-                ..Default::default()
-            })),
-        }];
+        let snapshot = duel(0);
+        let running = [stage(proto::RoomStageKind::Running, 0)];
         let mut arena = Arena::default();
         let start = Instant::now();
         let swings = |bodies: &[Body]| {
