@@ -293,9 +293,12 @@ pub fn walk(
     }
 }
 
-/// Walks one session for `moves` inputs and waits until the server has
-/// applied at least most of them (the last input sequence in its snapshots).
+/// Walks one session for `moves` inputs, then stops, and waits for a
+/// snapshot of the tick that applied the stop: the avatar stands where
+/// that snapshot shows it (a move's direction holds until the next input,
+/// so without the stop it would walk on while a slow test reads it).
 pub fn walk_and_settle(session: &mut tessera_bot::session::Session, dir: (i32, i32), moves: u32) {
+    use tessera_net::proto::{self, client_message::Body};
     let mut seq = 0;
     walk(
         std::slice::from_mut(session),
@@ -303,15 +306,20 @@ pub fn walk_and_settle(session: &mut tessera_bot::session::Session, dir: (i32, i
         dir,
         Duration::from_millis(u64::from(moves) * 20),
     );
-    let wanted = seq * 3 / 4;
+    let stop = seq + 1;
+    session.send(Body::Move(proto::MoveInput {
+        seq: stop,
+        dir_x: 0,
+        dir_y: 0,
+    }));
     let settled = session
         .pump_until(Duration::from_secs(20), |s| {
             s.snapshot
                 .as_ref()
-                .is_some_and(|s| s.last_input_seq >= wanted)
+                .is_some_and(|s| s.last_input_seq >= stop)
         })
         .unwrap();
-    assert!(settled, "the server applied the moves");
+    assert!(settled, "the server applied the moves and the stop");
 }
 
 /// POSTs raw JSON; returns the status and the parsed body.
