@@ -493,12 +493,14 @@ fn a_world_is_built_on_its_worker_and_a_failed_build_ends_it_alone() {
     })
     .unwrap();
     let (built_on_tx, built_on) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
     let (tx, rx) = mpsc::channel();
     let good = scheduler
         .add_world_built(
             &spec(1, 200),
             Box::new(move || {
                 let _ = built_on_tx.send(std::thread::current().name().map(str::to_string));
+                let _ = released.recv();
                 SimWorld::new(spec(1, 200)).map_err(|e| e.to_string())
             }),
             WorldOptions {
@@ -528,6 +530,11 @@ fn a_world_is_built_on_its_worker_and_a_failed_build_ends_it_alone() {
             .is_some_and(|n| n.starts_with("tessera-worker")),
         "built on {name:?}"
     );
+    // Counted while still being built: a node reporting ready counts the
+    // zones it started.
+    let stats = scheduler.stats();
+    assert_eq!(stats.worlds.load(Ordering::Relaxed), 3);
+    release.send(()).unwrap();
     let mut failed = BTreeMap::new();
     while failed.len() < 2 {
         match events
@@ -548,7 +555,6 @@ fn a_world_is_built_on_its_worker_and_a_failed_build_ends_it_alone() {
     assert!(failed[&panicking.id].contains("plugin set-up failed"));
     let ticks = collect(&rx, 1, 100, Duration::from_secs(20));
     assert!(ticks[&good.id].len() >= 100, "the built world ticks");
-    let stats = scheduler.stats();
     assert_eq!(stats.worlds.load(Ordering::Relaxed), 1);
     assert_eq!(stats.panicked_worlds.load(Ordering::Relaxed), 2);
     scheduler.shutdown();

@@ -93,7 +93,8 @@ pub struct SchedulerStats {
     pub overruns: AtomicU64,
     /// Ticks given up by re-anchoring a world that fell too far behind.
     pub dropped_ticks: AtomicU64,
-    /// Worlds currently ticking.
+    /// Worlds placed on a worker and not yet ended (one counts from
+    /// `add_world` on, before the worker has built it).
     pub worlds: AtomicU64,
     /// Worlds ended by a panic since start.
     pub panicked_worlds: AtomicU64,
@@ -313,16 +314,19 @@ impl Scheduler {
         let index = placement::least_loaded(self.loads.iter().map(|load| &**load))
             .ok_or(SchedulerError::ShutDown)?;
         self.loads[index].placed(expected);
+        // Counted from here, not when the worker takes it: a node that
+        // says it is ready has its zones in the count.
+        self.stats.worlds.fetch_add(1, Ordering::Relaxed);
         let command = Command::Add(Box::new(worker::NewWorld {
             id,
             build,
             inbox: inbox_rx,
             options,
         }));
-        self.workers[index]
-            .0
-            .send(command)
-            .map_err(|_| SchedulerError::ShutDown)?;
+        if self.workers[index].0.send(command).is_err() {
+            self.stats.worlds.fetch_sub(1, Ordering::Relaxed);
+            return Err(SchedulerError::ShutDown);
+        }
         tracing::info!(world = %id, worker = index, "world added");
         Ok(WorldHandle {
             id,

@@ -165,7 +165,6 @@ impl Worker {
                     sim.start_recording();
                 }
                 let period = Duration::from_nanos(sim.spec().tick_period_nanos());
-                self.stats.worlds.fetch_add(1, Ordering::Relaxed);
                 self.slots.push(Slot {
                     id,
                     sim,
@@ -347,6 +346,7 @@ impl Worker {
     fn failed_to_build(&mut self, id: WorldId, message: String) {
         tracing::error!(world = %id, error = %message, "world could not be built");
         self.stats.panicked_worlds.fetch_add(1, Ordering::Relaxed);
+        self.stats.worlds.fetch_sub(1, Ordering::Relaxed);
         self.load.ended();
         let _ = self.events.send(NodeEvent::WorldEnded {
             world: id,
