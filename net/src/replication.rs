@@ -14,7 +14,7 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::{
     resource::Resource,
     schedule::IntoScheduleConfigs,
-    system::{Query, Res, ResMut},
+    system::{Local, Query, Res, ResMut},
 };
 use tessera_sim::{
     OutEvent, Outbox, PlayerId, SimId, TickSchedule, TickSystems, WorldSpec,
@@ -35,6 +35,7 @@ use crate::{
 };
 
 mod events;
+mod interest;
 
 pub use events::{announce_tables, route_events};
 
@@ -158,6 +159,8 @@ pub fn snapshots(
     tick: Res<Tick>,
     spec: Res<WorldSpec>,
     grid: Res<SpatialGrid>,
+    located: Query<interest::Located>,
+    mut fresh_grid: Local<Option<SpatialGrid>>,
     acks: Res<AckBoard>,
     outbox: Res<Outbox>,
     mut replication: ResMut<Replication>,
@@ -224,12 +227,14 @@ pub fn snapshots(
     let max_entities = replication.max_entities;
     let budget = (replication.bytes_per_sec / u64::from(spec.tick_hz.max(1))) as usize;
     let others = max_entities.saturating_sub(1);
+    let grid: &SpatialGrid = if interest::is_current(&grid, &located) {
+        &grid
+    } else {
+        interest::rebuilt(&grid, &mut fresh_grid, &located)
+    };
     // What each entity looks like this tick, once, by grid index: a crowd
     // of viewers who all see each other would otherwise look up every
-    // entity once per viewer. The position is the entity's own, not the
-    // grid's: the grid is built after movement, and later systems move
-    // entities too (a room's start puts each side on its spawn point); a
-    // snapshot of tick T shows tick T as it ended.
+    // entity once per viewer.
     let states: Vec<Option<Seen>> = grid
         .entries()
         .iter()

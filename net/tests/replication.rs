@@ -13,7 +13,10 @@ use tessera_net::{
     proto::server_message::Body,
     replication::{AckBoard, Outgoing, ReplicationPlugin},
 };
-use tessera_sim::{Input, PlayerId, SimWorld, WorldSpec, movement::Position, players::PlayerIndex};
+use tessera_sim::{
+    Input, PlayerId, SimWorld, WorldSpec, combat::components::Health, movement::Position,
+    players::PlayerIndex,
+};
 use tessera_tables::generate::default_tables;
 
 /// A 200 m starter world on the default tables, replicating with `plugin`.
@@ -267,4 +270,158 @@ fn viewers_who_come_and_go_keep_their_own_baselines() {
             views.push_back((snapshot.id, view));
         }
     }
+}
+
+/// Changes made after movement, as a room's start (a teleport) or a
+/// respawn makes them: applied by a system in the social stage.
+#[derive(bevy_ecs::resource::Resource, Default)]
+struct LateChanges(Vec<(PlayerId, LateChange)>);
+
+enum LateChange {
+    MoveTo(Position),
+    Die,
+    Revive,
+}
+
+fn apply_late_changes(
+    mut changes: bevy_ecs::system::ResMut<LateChanges>,
+    index: bevy_ecs::system::Res<PlayerIndex>,
+    mut avatars: bevy_ecs::system::Query<(&mut Position, &mut Health)>,
+) {
+    for (player, change) in changes.0.drain(..) {
+        let entity = index.get(player).unwrap();
+        let (mut position, mut health) = avatars.get_mut(entity).unwrap();
+        match change {
+            LateChange::MoveTo(to) => *position = to,
+            LateChange::Die => {
+                health.hp = 0;
+                health.respawn_at = Some(u64::MAX);
+            }
+            LateChange::Revive => *health = Health::full(health.max),
+        }
+    }
+}
+
+/// Player 1's view after the snapshot of the tick just stepped, rebuilt
+/// from `view` (the client acknowledges every snapshot).
+fn next_view_of_1(world: &mut SimWorld, acks: &AckBoard, view: &mut Option<(u32, View)>) {
+    world.drain_events();
+    let outgoing = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
+    let snapshot = outgoing
+        .iter()
+        .filter(|(to, ..)| *to == PlayerId(1))
+        .filter_map(|(_, _, bytes)| match decode_server(bytes).unwrap().body {
+            Some(Body::Snapshot(snapshot)) => Some(snapshot),
+            _ => None,
+        })
+        .next_back()
+        .expect("a snapshot for player 1");
+    let base = view
+        .as_ref()
+        .filter(|(id, _)| *id == snapshot.baseline)
+        .map(|(_, v)| v);
+    let next = apply(base, &snapshot).unwrap();
+    acks.ack(PlayerId(1), snapshot.id);
+    *view = Some((snapshot.id, next));
+}
+
+/// What `view` shows of `player`'s avatar.
+fn seen(
+    world: &SimWorld,
+    view: &Option<(u32, View)>,
+    player: u64,
+) -> Option<tessera_net::delta::Seen> {
+    let entity = world
+        .world()
+        .resource::<PlayerIndex>()
+        .get(PlayerId(player))?;
+    let id = world.world().get::<tessera_sim::SimId>(entity)?.0;
+    tessera_net::delta::lookup(&view.as_ref()?.1, id).copied()
+}
+
+/// A snapshot of tick T shows who is in reach as T ended: someone moved
+/// into reach after movement (a room's start) or brought back to life (a
+/// respawn) is in that tick's snapshot, not the next one's, and someone who
+/// dies in such a tick is shown dead.
+#[test]
+fn who_is_in_reach_is_as_the_tick_ended_not_as_movement_left_it() {
+    let acks = AckBoard::default();
+    let spec = WorldSpec {
+        kind: "starter".into(),
+        seed: 5,
+        tick_hz: 20,
+        width: 200_000,
+        height: 200_000,
+        capacity: 100,
+    };
+    let mut world = SimWorld::build(spec, |app| {
+        use bevy_ecs::schedule::IntoScheduleConfigs;
+        app.add_plugins(ReplicationPlugin {
+            acks: acks.clone(),
+            ..ReplicationPlugin::default()
+        })
+        .init_resource::<LateChanges>()
+        .add_systems(
+            tessera_sim::TickSchedule,
+            apply_late_changes.in_set(tessera_sim::TickSystems::Social),
+        );
+    })
+    .unwrap();
+    world.set_tables(Arc::new(default_tables()));
+    for player in 1..=3 {
+        world.push_input(
+            PlayerId(player),
+            Input::Join {
+                class: "warrior".into(),
+            },
+        );
+    }
+    world.step();
+    // Player 1 at (100, 100) m, player 3 next to it; player 2 far out of
+    // the 60 m reach.
+    for (player, x, y) in [
+        (1, 100_000, 100_000),
+        (2, 190_000, 190_000),
+        (3, 102_000, 100_000),
+    ] {
+        let entity = world
+            .world()
+            .resource::<PlayerIndex>()
+            .get(PlayerId(player))
+            .unwrap();
+        *world.world_mut().get_mut::<Position>(entity).unwrap() = Position { x, y };
+    }
+    let mut view = None;
+    world.step();
+    next_view_of_1(&mut world, &acks, &mut view);
+    assert_eq!(seen(&world, &view, 2), None, "out of reach");
+    assert!(seen(&world, &view, 3).is_some_and(|s| !s.dead));
+
+    // Player 2 is put next to player 1 and player 3 dies, both after movement.
+    world.world_mut().resource_mut::<LateChanges>().0 = vec![
+        (
+            PlayerId(2),
+            LateChange::MoveTo(Position {
+                x: 105_000,
+                y: 100_000,
+            }),
+        ),
+        (PlayerId(3), LateChange::Die),
+    ];
+    world.step();
+    next_view_of_1(&mut world, &acks, &mut view);
+    let moved = seen(&world, &view, 2).expect("in reach in the tick it came");
+    assert_eq!((moved.x_dm, moved.y_dm), (1_050, 1_000));
+    let dying = seen(&world, &view, 3).expect("the dead are shown in the tick they die");
+    assert!(dying.dead);
+
+    // The dead leave the next view; a revival after movement is seen at once.
+    world.step();
+    next_view_of_1(&mut world, &acks, &mut view);
+    assert_eq!(seen(&world, &view, 3), None, "the dead leave the view");
+    world.world_mut().resource_mut::<LateChanges>().0 = vec![(PlayerId(3), LateChange::Revive)];
+    world.step();
+    next_view_of_1(&mut world, &acks, &mut view);
+    let back = seen(&world, &view, 3).expect("in view in the tick it revived");
+    assert!(!back.dead);
 }
