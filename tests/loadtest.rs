@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use tessera_bot::loadtest::{LoadConfig, Scenario, run};
+use tessera_bot::loadtest::{LoadConfig, Scenario, device_id, run};
 
 fn config(node: &Node, scenario: Scenario) -> LoadConfig {
     LoadConfig {
@@ -84,7 +84,7 @@ fn fighting_bots_find_npcs_and_hit_them() {
             .unwrap();
     let xp: u64 = (0..30)
         .filter_map(|i| {
-            let player = tessera::login::player_for_device(&format!("bot-9-{i}"));
+            let player = tessera::login::player_for_device(&device_id(Scenario::Fight, 9, i));
             let record = store.load(player.0).unwrap()?;
             record.parts.get("experience")?["xp"].as_u64()
         })

@@ -21,6 +21,8 @@ use crate::behave::Rosters;
 mod logins;
 mod worker;
 
+pub use logins::device_id;
+
 /// What the bots do once in the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 pub enum Scenario {
@@ -51,6 +53,20 @@ impl Scenario {
             Scenario::Roam | Scenario::Fight | Scenario::Roam100 | Scenario::Team => "",
             Scenario::Arena => "arena",
             Scenario::Lockstep => "duel_lockstep",
+        }
+    }
+}
+
+impl Scenario {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Roam => "roam",
+            Scenario::Fight => "fight",
+            Scenario::Arena => "arena",
+            Scenario::Lockstep => "lockstep",
+            Scenario::Roam100 => "roam100",
+            Scenario::Team => "team",
         }
     }
 }

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::LoadConfig;
+use super::{LoadConfig, Scenario};
 use crate::session::{Login, SessionError, login, refresh};
 
 /// What a login was for.
@@ -47,9 +47,14 @@ impl Logins {
     }
 }
 
-/// The guest identity of bot `index`: the same player on every login.
-fn device(seed: u64, index: usize) -> String {
-    format!("bot-{seed}-{index}")
+/// The guest identity of bot `index` in a run of `scenario` with `seed`:
+/// the same player on every login, and in every run with the same three
+/// (a second run finds the progress of the first). Tools running
+/// different scenarios against one node never share a player; two
+/// running the same one need different seeds, or each kicks the other's
+/// bots ("this player connected again").
+pub fn device_id(scenario: Scenario, seed: u64, index: usize) -> String {
+    format!("bot-{}-{seed}-{index}", scenario.name())
 }
 
 /// Starts the login thread of a worker whose bots are `mine`.
@@ -61,14 +66,16 @@ pub(super) fn start(
 ) -> Logins {
     let (done_tx, done) = mpsc::channel();
     let (again, again_rx) = mpsc::channel::<(usize, usize, Login)>();
-    let (server, seed, ramp) = (config.server.clone(), config.seed, config.ramp.max(0.001));
+    let (server, scenario, seed) = (config.server.clone(), config.scenario, config.seed);
+    let ramp = config.ramp.max(0.001);
+    let device = move |index| device_id(scenario, seed, index);
     std::thread::spawn(move || {
         let again_in = |(slot, index, last): (usize, usize, Login)| {
             let began = Instant::now();
             // The session's fresh token; a node that no longer knows the
             // session (restarted without Redis) takes the guest login.
             let result = match refresh(&server, &last) {
-                Err(SessionError::UnknownSession) => login(&server, &device(seed, index)),
+                Err(SessionError::UnknownSession) => login(&server, &device(index)),
                 other => other,
             };
             done_tx.send((Purpose::Again(slot), began.elapsed(), result))
@@ -91,7 +98,7 @@ pub(super) fn start(
                     if now >= due {
                         firsts.next();
                         let began = Instant::now();
-                        let result = login(&server, &device(seed, index));
+                        let result = login(&server, &device(index));
                         if done_tx
                             .send((Purpose::First(index), began.elapsed(), result))
                             .is_err()
@@ -116,4 +123,33 @@ pub(super) fn start(
         }
     });
     Logins { again, done }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::{Scenario, device_id};
+
+    #[test]
+    fn runs_of_different_scenarios_never_share_a_player_and_a_rerun_is_the_same_players() {
+        let ids: std::collections::BTreeSet<String> = Scenario::value_variants()
+            .iter()
+            .map(|scenario| device_id(*scenario, 1, 0))
+            .collect();
+        assert_eq!(ids.len(), Scenario::value_variants().len(), "{ids:?}");
+        assert_eq!(
+            device_id(Scenario::Fight, 9, 3),
+            device_id(Scenario::Fight, 9, 3)
+        );
+        assert_ne!(
+            device_id(Scenario::Fight, 9, 3),
+            device_id(Scenario::Fight, 10, 3)
+        );
+        // The name is the command line's.
+        for scenario in Scenario::value_variants() {
+            let value = scenario.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), scenario.name());
+        }
+    }
 }
