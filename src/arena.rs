@@ -332,6 +332,28 @@ impl Arena {
             .collect()
     }
 
+    /// A room whose world crashed: forgotten, its players told why. Returns
+    /// the players placed in it, who go back to their zones (none if the
+    /// world was not one of these rooms).
+    pub fn crashed(&mut self, world: WorldId, reason: &str) -> Vec<PlayerId> {
+        let Some(at) = self.rooms.iter().position(|room| room.id == world) else {
+            return Vec::new();
+        };
+        self.rooms.remove(at);
+        let players: Vec<PlayerId> = self
+            .placed
+            .iter()
+            .filter(|(_, room)| **room == world)
+            .map(|(player, _)| *player)
+            .collect();
+        self.placed.retain(|_, room| *room != world);
+        tracing::warn!(%world, players = players.len(), "room crashed: its players go back to their zones");
+        let _ = self
+            .to_net
+            .send(crate::crashes::room_closed(&players, world, reason));
+        players
+    }
+
     /// Forms what matches can form, starts their rooms, ends empty ones,
     /// and returns who moves where.
     pub fn poll(&mut self) -> Vec<Assignment> {

@@ -7,8 +7,10 @@
 
 pub mod accounts;
 pub mod arena;
+pub mod chaos;
 pub mod cluster;
 pub mod config;
+pub mod crashes;
 pub mod http;
 pub mod lobby;
 pub mod logging;

@@ -71,10 +71,13 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
         ..Default::default()
     })?;
     let scheduler = Arc::new(scheduler);
+    let crashed = crate::crashes::CrashedWorlds::default();
+    let noted = crashed.clone();
     std::thread::Builder::new().name("tessera-events".into()).spawn(move || {
         for event in events {
             if let NodeEvent::WorldEnded { world, last_tick, reason: EndReason::Panicked(message) } = event {
                 tracing::error!(%world, last_tick, panic = %message, "world crashed and was removed");
+                noted.push(world, message);
             }
         }
     })?;
@@ -104,6 +107,7 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
         &tables,
         &flusher,
         cluster.clone(),
+        crashed,
         shutdown,
     )
     .await;
@@ -135,6 +139,7 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn start_and_serve(
     config: &NodeConfig,
     scheduler: &Arc<Scheduler>,
@@ -142,10 +147,13 @@ async fn start_and_serve(
     tables: &TablesHandle,
     flusher: &Arc<Flusher>,
     cluster: Option<Cluster>,
+    crashed: crate::crashes::CrashedWorlds,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let keys = play::keys(config)?;
-    let host = ZoneHost::default();
+    let chaos = crate::chaos::Chaos::from_env(scheduler.clone())?;
+    let mut host = ZoneHost::default();
+    host.crashed = crashed;
     let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone(), config)?;
     let _ = host
         .arena
@@ -244,6 +252,10 @@ async fn start_and_serve(
             scheduler.worker_count().max(2),
         ),
     });
+    let app = match chaos {
+        Some(chaos) => app.merge(chaos.router()),
+        None => app,
+    };
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait())
         .await

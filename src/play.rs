@@ -74,6 +74,8 @@ pub struct ZoneHost {
     pub arena: Arc<std::sync::OnceLock<Arc<std::sync::Mutex<crate::arena::Arena>>>>,
     /// When the net thread last asked the arena for formed matches.
     last_poll: Option<std::time::Instant>,
+    /// Worlds the scheduler reported crashed, whose room players go home.
+    pub crashed: crate::crashes::CrashedWorlds,
 }
 
 impl ZoneHost {
@@ -171,13 +173,14 @@ impl Host for ZoneHost {
             return Vec::new();
         }
         self.last_poll = Some(now);
+        let mut moves = self.out_of_crashed_rooms();
         if let Some(rooms) = self.rooms.get() {
             rooms.lock().unwrap_or_else(|p| p.into_inner()).prune();
         }
-        match self.arena.get() {
-            Some(arena) => arena.lock().unwrap_or_else(|p| p.into_inner()).poll(),
-            None => Vec::new(),
+        if let Some(arena) = self.arena.get() {
+            moves.extend(arena.lock().unwrap_or_else(|p| p.into_inner()).poll());
         }
+        moves
     }
 
     fn room(

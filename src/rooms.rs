@@ -295,6 +295,39 @@ impl Rooms {
             .collect()
     }
 
+    /// A room whose world crashed: forgotten, its members told why.
+    /// Returns its members, who go back to their zones (none if the world
+    /// was not one of these rooms).
+    pub fn crashed(&mut self, world: WorldId, reason: &str) -> Vec<PlayerId> {
+        let mut found = false;
+        for rooms in self.open.values_mut() {
+            rooms.retain(|room| {
+                let this = room.world == world;
+                if this {
+                    room.over.store(true, Ordering::Relaxed);
+                    found = true;
+                }
+                !this
+            });
+        }
+        if !found {
+            return Vec::new();
+        }
+        let mut membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+        let players: Vec<PlayerId> = membership
+            .iter()
+            .filter(|(_, room)| room.world == world)
+            .map(|(player, _)| *player)
+            .collect();
+        membership.retain(|_, room| room.world != world);
+        drop(membership);
+        tracing::warn!(%world, players = players.len(), "frame-sync room crashed: its players go back to their zones");
+        let _ = self
+            .to_net
+            .send(crate::crashes::room_closed(&players, world, reason));
+        players
+    }
+
     /// Ends rooms that are over and forgets them and their memberships.
     pub fn prune(&mut self) {
         let mut ended = Vec::new();

@@ -398,3 +398,119 @@ fn a_player_back_within_the_grace_period_leaves_the_zone_for_a_room_cleanly() {
         "no avatar left behind in the zone"
     );
 }
+
+/// The fault injection key the crash test's node is started with.
+const CHAOS_KEY: &str = "rooms-test-chaos-key";
+
+/// Asks the node to crash `world`; the status and the body.
+fn crash(node: &Node, world: u64, key: Option<&str>) -> (u16, serde_json::Value) {
+    let bearer = key.map(|key| format!("Bearer {key}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|value| ("Authorization", value.as_str()))
+        .collect();
+    let body = format!(r#"{{"world": {world}}}"#);
+    let (status, _, reply) =
+        post_json_with_headers(&node.http, "/v1/chaos/crash-world", &body, &headers);
+    (status, reply)
+}
+
+/// Whether `session` was told that `room` closed.
+fn told_closed(session: &Session, room: u64) -> bool {
+    session.events.iter().any(
+        |e| matches!(&e.kind, Some(proto::event::Kind::RoomClosed(closed)) if closed.room == room),
+    )
+}
+
+/// When a room's world crashes (here by fault injection, as a bug in its
+/// code would), its players are told and sent back to the zone they came
+/// from, where they left it; the crashed rooms leave the list, their
+/// players are in no room, and everyone else plays on. The key guards
+/// the fault injection.
+#[test]
+fn players_of_a_crashed_room_are_told_and_sent_back_to_their_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with_zones(
+        dir.path(),
+        &[
+            ("starter", ZONE_SPAWNS, "100:100".into()),
+            ("arena", ZONE_CAPACITY, 2i64.into()),
+        ],
+    );
+    let node = start_with_env(
+        &["--tables", dir.path().to_str().unwrap()],
+        &[("TESSERA_CHAOS_KEY", CHAOS_KEY)],
+    );
+    let mut bystander = join_zone(&node, "crash-bystander");
+    let mut stated = join_zone(&node, "crash-state");
+    let mut framed = join_zone(&node, "crash-frame");
+
+    walk_and_settle(&mut stated, (1, 0), 15);
+    let walked_to = stated.entity(stated.avatar().unwrap()).unwrap().x_dm;
+    let create = |kind: &str| {
+        Kind::Create(proto::RoomCreate {
+            kind: kind.into(),
+            password: String::new(),
+            class: String::new(),
+        })
+    };
+    stated.welcome = None;
+    stated.snapshot = None;
+    let state_room = ask(&mut stated, create("arena"));
+    assert!(ok(&state_room), "{state_room:?}");
+    welcomed_to(&mut stated, "arena");
+    let frame_room = ask(&mut framed, create("duel_lockstep"));
+    assert!(ok(&frame_room), "{frame_room:?}");
+    assert!(
+        framed
+            .pump_until(WAIT, |s| s
+                .welcome
+                .as_ref()
+                .is_some_and(|w| w.frame_room.is_some()))
+            .unwrap()
+    );
+
+    // Without the key, or with another, nothing happens.
+    for key in [None, Some("rooms-test-chaos-kez")] {
+        let (status, reply) = crash(&node, state_room.room, key);
+        assert_eq!(status, 401, "{reply}");
+        assert_eq!(reply["code"], "unauthorized");
+    }
+    let listed = ask(&mut bystander, Kind::List(String::new()));
+    assert_eq!(listed.rooms.len(), 2, "{:?}", listed.rooms);
+
+    for (session, room) in [(&mut stated, &state_room), (&mut framed, &frame_room)] {
+        session.welcome = None;
+        session.snapshot = None;
+        let (status, reply) = crash(&node, room.room, Some(CHAOS_KEY));
+        assert_eq!(status, 202, "{reply}");
+    }
+    for (session, room) in [(&mut stated, &state_room), (&mut framed, &frame_room)] {
+        welcomed_to(session, "starter");
+        assert!(told_closed(session, room.room), "{:?}", session.events);
+        assert!(session.welcome.as_ref().unwrap().frame_room.is_none());
+    }
+    let back = stated.entity(stated.avatar().unwrap()).unwrap().x_dm;
+    assert!(
+        (back - walked_to).abs() <= 2,
+        "back at {back}, left the zone at {walked_to}"
+    );
+
+    // The crashed rooms are gone, and their players are in no room.
+    let listed = ask(&mut bystander, Kind::List(String::new()));
+    assert!(listed.rooms.is_empty(), "{:?}", listed.rooms);
+    for session in [&mut stated, &mut framed] {
+        let left = ask(session, Kind::Leave(proto::Empty {}));
+        assert_eq!(left.reason, "not in a room or a queue");
+    }
+
+    // Everyone else played on; the node counts what crashed.
+    let before = bystander.snapshot.as_ref().unwrap().tick;
+    assert!(
+        bystander
+            .pump_until(WAIT, |s| s.snapshot.as_ref().unwrap().tick >= before + 20)
+            .unwrap()
+    );
+    assert!(!told_closed(&bystander, state_room.room));
+    assert_eq!(ready(&node)["panicked_worlds"], 2);
+}

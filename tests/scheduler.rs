@@ -559,3 +559,74 @@ fn a_world_is_built_on_its_worker_and_a_failed_build_ends_it_alone() {
     assert_eq!(stats.panicked_worlds.load(Ordering::Relaxed), 2);
     scheduler.shutdown();
 }
+
+/// Fault injection: `crash_world` makes that world panic in its next tick,
+/// reported and contained exactly like a bug in a system (its end hook
+/// runs, the panic is counted), while a world on the same worker goes on
+/// and a world that is not running is left alone.
+#[test]
+fn a_world_crashed_on_purpose_ends_like_a_panicking_one_and_alone() {
+    let (scheduler, events) = Scheduler::start(SchedulerConfig {
+        workers: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let (ended_tx, ended) = mpsc::channel();
+    let doomed = scheduler
+        .add_world(
+            SimWorld::new(spec(1, 200)).unwrap(),
+            WorldOptions {
+                at_end: Some(Box::new(move |sim: &mut SimWorld| {
+                    let _ = ended_tx.send(sim.tick());
+                })),
+                ..driven(1, 3)
+            },
+        )
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let good = scheduler
+        .add_world(
+            SimWorld::new(spec(2, 200)).unwrap(),
+            WorldOptions {
+                observer: Some(tx),
+                ..driven(2, 3)
+            },
+        )
+        .unwrap();
+    // No such world: nothing happens to anyone.
+    scheduler.crash_world(WorldId(9_999));
+    let _ = collect(&rx, 1, 20, Duration::from_secs(20));
+    assert_eq!(scheduler.stats().panicked_worlds.load(Ordering::Relaxed), 0);
+
+    scheduler.crash_world(doomed.id);
+    match events
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the crash is reported")
+    {
+        NodeEvent::WorldEnded {
+            world,
+            reason: EndReason::Panicked(message),
+            ..
+        } => {
+            assert_eq!(world, doomed.id);
+            assert_eq!(message, tessera::scheduler::INJECTED_CRASH);
+        }
+        other => panic!("unexpected event {other:?}"),
+    }
+    assert!(
+        ended.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "its end hook ran"
+    );
+    let after = (0..50)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(20))
+                .expect("the other world ticks on")
+        })
+        .filter(|event| event.world == good.id)
+        .count();
+    assert_eq!(after, 50);
+    let stats = scheduler.stats();
+    assert_eq!(stats.panicked_worlds.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.worlds.load(Ordering::Relaxed), 1);
+    scheduler.shutdown();
+}

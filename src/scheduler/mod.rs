@@ -55,6 +55,9 @@ pub struct TickEvent {
     pub tables: TablesHash,
 }
 
+/// The panic message of a world crashed by [`Scheduler::crash_world`].
+pub const INJECTED_CRASH: &str = "fault injection: crash_world";
+
 /// Why a world stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndReason {
@@ -339,6 +342,16 @@ impl Scheduler {
     pub fn end_world(&self, id: WorldId) {
         for (tx, _) in &self.workers {
             let _ = tx.send(Command::End(id));
+        }
+    }
+
+    /// Fault injection, for testing what players and operators see when
+    /// a world's code fails: world `id` panics in its next tick, exactly
+    /// as a tick that hits a bug does (see [`NodeEvent::WorldEnded`]). A
+    /// world that is not running is left alone.
+    pub fn crash_world(&self, id: WorldId) {
+        for (tx, _) in &self.workers {
+            let _ = tx.send(Command::Crash(id));
         }
     }
 

@@ -9,7 +9,8 @@ use std::{
 use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
 
 use super::{
-    BuildWorld, EndReason, NodeEvent, SchedulerStats, TickEvent, WorldId, WorldOptions,
+    BuildWorld, EndReason, INJECTED_CRASH, NodeEvent, SchedulerStats, TickEvent, WorldId,
+    WorldOptions,
     placement::{Load, Meter},
 };
 use crate::replays::Recording;
@@ -24,6 +25,8 @@ pub(super) struct NewWorld {
 pub(super) enum Command {
     Add(Box<NewWorld>),
     End(WorldId),
+    /// Fault injection: the world panics in its next tick.
+    Crash(WorldId),
     Shutdown,
 }
 
@@ -42,6 +45,8 @@ struct Slot {
     ticks_since_anchor: u32,
     /// Where this world's tick durations go (shared by its kind).
     durations: Arc<tessera_persistence::histogram::Histogram>,
+    /// Fault injection asked this world to panic in its next tick.
+    crash: bool,
 }
 
 impl Slot {
@@ -177,6 +182,7 @@ impl Worker {
                     anchor: Instant::now(),
                     ticks_since_anchor: 0,
                     durations: self.stats.tick_histogram(&kind),
+                    crash: false,
                 });
                 true
             }
@@ -184,6 +190,13 @@ impl Worker {
                 if let Some(position) = self.slots.iter().position(|s| s.id == id) {
                     let slot = self.slots.swap_remove(position);
                     self.end(slot, EndReason::Requested);
+                }
+                true
+            }
+            Command::Crash(id) => {
+                if let Some(slot) = self.slots.iter_mut().find(|s| s.id == id) {
+                    tracing::warn!(world = %id, "fault injection: this world panics in its next tick");
+                    slot.crash = true;
                 }
                 true
             }
@@ -283,6 +296,10 @@ impl Worker {
         Self::follow_tables(slot);
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
+            // Inside the tick's guard, as a bug in a system would be.
+            if std::mem::take(&mut slot.crash) {
+                panic!("{INJECTED_CRASH}");
+            }
             let next = slot.sim.tick() + 1;
             if let Some(driver) = slot.options.driver.as_mut() {
                 slot.sim.push_envelopes(driver(next));

@@ -36,6 +36,11 @@ impl Drop for Node {
 
 /// Starts a node on a free HTTP port; the shipped tables unless `extra` says otherwise.
 pub fn start(extra: &[&str]) -> Node {
+    start_with_env(extra, &[])
+}
+
+/// [`start`], with `env` set for the node besides the test defaults.
+pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Node {
     let own_tables = extra.iter().any(|a| *a == "--tables" || *a == "--config");
     let data = tempfile::tempdir().unwrap();
     let store = data.path().join("tessera.redb");
@@ -65,6 +70,7 @@ pub fn start(extra: &[&str]) -> Node {
         .current_dir(std::env::temp_dir())
         .env("TESSERA_LOG", "info")
         .env("TESSERA_NETCODE_KEY", TEST_KEY)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -330,11 +336,25 @@ pub fn post_json(http: &str, path: &str, body: &str) -> (u16, serde_json::Value)
 
 /// [`post_json`], with the response's status line and headers.
 pub fn post_json_with_head(http: &str, path: &str, body: &str) -> (u16, String, serde_json::Value) {
+    post_json_with_headers(http, path, body, &[])
+}
+
+/// [`post_json_with_head`], sending `headers` too.
+pub fn post_json_with_headers(
+    http: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, serde_json::Value) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(http).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();

@@ -39,6 +39,9 @@ pub struct Stepped {
     pub kills: u64,
     /// Skill hits (damage or healing) on this bot's avatar.
     pub hits_taken: u64,
+    /// Rooms the node closed without a result with this bot in them (their
+    /// world crashed; the node sends the bot back to its zone).
+    pub rooms_closed: u64,
 }
 
 /// The bot's weapon as its world's welcome describes it.
@@ -109,6 +112,7 @@ impl Behaviour {
                 Some(proto::event::Kind::Hit(hit)) if Some(hit.target) == avatar => {
                     stepped.hits_taken += 1;
                 }
+                Some(proto::event::Kind::RoomClosed(_)) => stepped.rooms_closed += 1,
                 _ => {}
             }
         }

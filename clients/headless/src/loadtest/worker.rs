@@ -635,6 +635,9 @@ fn play(bot: &mut Bot, now: Instant, step: &mut Step) {
         let stepped = bot.behaviour.step(session, rosters, now);
         tally.events += stepped.events;
         tally.room_results += u64::from(stepped.room_result);
+        if stepped.rooms_closed > 0 {
+            tally.error("room closed by the node", stepped.rooms_closed);
+        }
         tally.kills += stepped.kills;
         bot.hit |= stepped.hits_taken > 0;
     }
