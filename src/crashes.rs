@@ -1,7 +1,12 @@
-//! What players see when a room's world crashes (a tick panicked, or the
-//! world could not be built): the room is forgotten, each of its players
-//! is told why (`room_closed`) and moved back to the zone they came from,
-//! as if they had left the room, with the progress the zone kept for them.
+//! What players see when a world crashes (a tick panicked, or the world
+//! could not be built).
+//!
+//! - A room is forgotten; each of its players is told why (`room_closed`)
+//!   and moved back to the zone they came from, as if they had left the
+//!   room, with the progress the zone kept for them.
+//! - A zone is started again by the zone task (`zone_worlds`), and its
+//!   players are moved into the new world with their progress as the old
+//!   one last had it.
 //!
 //! The scheduler reports the crash on its event thread; the net thread
 //! moves the players at its next poll of the host.
@@ -11,29 +16,62 @@ use std::sync::{Arc, Mutex};
 use tessera_net::{
     codec::encode_server,
     proto::{self, event, server_message::Body},
-    service::Host,
+    service::{Host, InputSink},
     transport::ORDERED,
 };
 use tessera_sim::{Input, PlayerId};
 
 use crate::{arena::Assignment, play::ZoneHost, scheduler::WorldId};
 
-/// Worlds that crashed, with the panic's message, for the net thread to
-/// take their players out at its next poll.
+/// Worlds that crashed, as the scheduler reported them, and players to
+/// move to a zone's new world; shared by the event thread that hears of
+/// crashes, the task that restarts zones, and the net thread.
 #[derive(Clone, Default)]
-pub struct CrashedWorlds(Arc<Mutex<Vec<(WorldId, String)>>>);
+pub struct CrashedWorlds(Arc<Mutex<Crashes>>);
+
+/// A crashed zone's world, and the world that took its place.
+type Replaced = (Arc<dyn InputSink>, Arc<dyn InputSink>);
+
+#[derive(Default)]
+struct Crashes {
+    /// For the net thread: rooms among them send their players home.
+    rooms: Vec<(WorldId, String)>,
+    /// For the zone task: zones among them are started again.
+    zones: Vec<WorldId>,
+    /// Crashed zones' worlds and their replacements, for the net thread.
+    replaced: Vec<Replaced>,
+}
 
 impl CrashedWorlds {
-    /// Notes that `world` crashed.
-    pub fn push(&self, world: WorldId, message: String) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((world, message));
+    fn lock(&self) -> std::sync::MutexGuard<'_, Crashes> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take(&self) -> Vec<(WorldId, String)> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Notes that `world` crashed with the panic `message`.
+    pub fn push(&self, world: WorldId, message: String) {
+        let mut crashes = self.lock();
+        crashes.rooms.push((world, message));
+        crashes.zones.push(world);
+    }
+
+    /// The worlds that crashed since the last call, for the zone task.
+    pub fn take_for_zones(&self) -> Vec<WorldId> {
+        std::mem::take(&mut self.lock().zones)
+    }
+
+    /// At the net thread's next poll, every player in `old` is moved to
+    /// `new` (a crashed zone's world and the one started in its place).
+    pub fn replaced(&self, old: Arc<dyn InputSink>, new: Arc<dyn InputSink>) {
+        self.lock().replaced.push((old, new));
+    }
+
+    fn take_rooms(&self) -> Vec<(WorldId, String)> {
+        std::mem::take(&mut self.lock().rooms)
+    }
+
+    /// The replaced worlds since the last call, for the net thread.
+    pub(crate) fn take_replaced(&self) -> Vec<Replaced> {
+        std::mem::take(&mut self.lock().replaced)
     }
 }
 
@@ -67,7 +105,7 @@ impl ZoneHost {
     /// the zone to go back to and the join that takes them there.
     pub(crate) fn out_of_crashed_rooms(&mut self) -> Vec<Assignment> {
         let mut moves = Vec::new();
-        for (world, message) in self.crashed.take() {
+        for (world, message) in self.crashed.take_rooms() {
             let mut players = Vec::new();
             if let Some(arena) = self.arena.get() {
                 players.extend(
@@ -86,7 +124,8 @@ impl ZoneHost {
                 );
             }
             if players.is_empty() {
-                // A zone, or a room nobody was in any more.
+                // A zone (the zone task starts it again), or a room nobody
+                // was in any more.
                 tracing::debug!(%world, panic = %message, "crashed world held no room players");
             }
             for player in players {

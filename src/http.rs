@@ -53,6 +53,8 @@ pub struct HttpState {
     pub lockstep: Arc<tessera_net::relay::RelayStats>,
     /// Redis-backed cluster membership, when configured.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// Each zone's world now.
+    pub zones: crate::zone_worlds::ZoneDirectory,
 }
 
 /// The router.
@@ -291,6 +293,7 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
         },
         "cluster": state.cluster.as_ref().map(|c| json!({ "node": c.node(), "redis_reachable": c.reachable() })),
         "worlds": s.worlds.load(Ordering::Relaxed),
+        "zones": state.zones.worlds(),
         "ticks": s.ticks.load(Ordering::Relaxed),
         "overruns": s.overruns.load(Ordering::Relaxed),
         "dropped_ticks": s.dropped_ticks.load(Ordering::Relaxed),

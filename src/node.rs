@@ -192,6 +192,7 @@ async fn start_and_serve(
         },
     );
     zones.start_all()?;
+    let zone_directory = zones.directory();
     // Ended with the HTTP server, or on any early return: it holds a replay
     // sink and senders that shutdown waits on.
     let follower = AbortOnDrop(tokio::spawn(zones.follow()));
@@ -247,6 +248,7 @@ async fn start_and_serve(
         sessions,
         session_ttl: Duration::from_secs(config.session_ttl_secs),
         cluster,
+        zones: zone_directory,
         accounts: crate::accounts::Accounts::new(
             flusher.backend().clone(),
             scheduler.worker_count().max(2),

@@ -80,11 +80,26 @@ pub struct ZoneHost {
 
 impl ZoneHost {
     /// Makes `world`, a zone of `kind`, available to players.
-    pub fn add(&self, kind: &str, world: ZoneSink) {
+    pub fn add(&self, kind: &str, world: Arc<dyn InputSink>) {
         self.worlds
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push((kind.to_string(), Arc::new(world)));
+            .push((kind.to_string(), world));
+    }
+
+    /// Puts `world` in place of the zone of `kind` (its world crashed and
+    /// was started again): the zone keeps its place, so players whose home
+    /// it was find it there.
+    /// Returns the world it replaced.
+    pub fn replace(&self, kind: &str, world: Arc<dyn InputSink>) -> Option<Arc<dyn InputSink>> {
+        let mut worlds = self.worlds.write().unwrap_or_else(|p| p.into_inner());
+        match worlds.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, sink)) => Some(std::mem::replace(sink, world)),
+            None => {
+                worlds.push((kind.to_string(), world));
+                None
+            }
+        }
     }
 
     /// The zone `player` last played in (the first zone if none yet).
@@ -181,6 +196,10 @@ impl Host for ZoneHost {
             moves.extend(arena.lock().unwrap_or_else(|p| p.into_inner()).poll());
         }
         moves
+    }
+
+    fn replaced(&mut self) -> Vec<(Arc<dyn InputSink>, Arc<dyn InputSink>)> {
+        self.crashed.take_replaced()
     }
 
     fn room(

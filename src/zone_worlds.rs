@@ -11,7 +11,10 @@ use std::{
 };
 
 use anyhow::Context;
-use tessera_net::replication::{AckBoard, ReplicationPlugin};
+use tessera_net::{
+    replication::{AckBoard, ReplicationPlugin},
+    service::InputSink,
+};
 use tessera_persistence::{
     dirty::PersistencePlugin,
     flush::{ChangeSender, Flusher},
@@ -19,13 +22,17 @@ use tessera_persistence::{
 use tessera_sim::{PlayerId, SimWorld, WorldSpec, driver::RandomInputs};
 use tessera_tables::{TablesHandle, schema::ZoneKind};
 
+mod restart;
+
+pub use restart::ZoneDirectory;
+
 use crate::{
     cluster::{Presence, presence_events},
     config::NodeConfig,
     persist,
     play::{self, ZoneHost},
     replays::ReplaySink,
-    scheduler::{Scheduler, WorldOptions},
+    scheduler::{Scheduler, WorldId, WorldOptions},
     zones::{persistent_zones, spec_for},
 };
 
@@ -46,6 +53,8 @@ pub struct ZoneWorlds {
     presence: Option<tokio::sync::mpsc::UnboundedSender<Presence>>,
     /// The spec each running zone started with, by zone id.
     running: BTreeMap<String, WorldSpec>,
+    /// Each running zone's world, and what is restarted when it crashes.
+    restarts: restart::Restarts,
     /// The tables version last looked at, and what it was warned about.
     seen_version: u64,
 }
@@ -85,6 +94,7 @@ impl ZoneWorlds {
             host: wiring.host,
             presence: wiring.presence,
             running: BTreeMap::new(),
+            restarts: restart::Restarts::default(),
         }
     }
 
@@ -105,6 +115,10 @@ impl ZoneWorlds {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
+            if !self.restart_crashed() {
+                tracing::info!("the node is stopping: no longer starting crashed zones again");
+                return;
+            }
             let version = self.tables.version();
             if version == self.seen_version {
                 continue;
@@ -169,10 +183,20 @@ impl ZoneWorlds {
 
     /// Starts one zone world and makes it available to players.
     fn start(&mut self, spec: WorldSpec) -> anyhow::Result<()> {
+        let kind = spec.kind.clone();
+        let (world, sink) = self.launch(spec.clone())?;
+        self.restarts.started(world, &kind);
+        self.host.add(&kind, sink);
+        self.running.insert(kind, spec);
+        Ok(())
+    }
+
+    /// Starts a world of zone `spec` on the scheduler: the zone's world,
+    /// not yet anywhere players can reach it.
+    fn launch(&mut self, spec: WorldSpec) -> anyhow::Result<(WorldId, Arc<dyn InputSink>)> {
         let config = &self.config;
         let (kind, tick_hz, seed) = (spec.kind.clone(), spec.tick_hz, spec.seed);
         let index = self.running.len() as u64;
-        let started = spec.clone();
         let acks = AckBoard::default();
         let replication = ReplicationPlugin {
             acks: acks.clone(),
@@ -206,7 +230,14 @@ impl ZoneWorlds {
             )),
             at_end: Some({
                 let to_store = self.flusher.sender();
-                Box::new(move |sim: &mut SimWorld| persist::hand_over_all(sim, &to_store))
+                let evacuees = self.restarts.evacuees();
+                let world_id = world_id.clone();
+                Box::new(move |sim: &mut SimWorld| {
+                    persist::hand_over_all(sim, &to_store);
+                    // For a restart, if this end is a crash.
+                    let world = WorldId(world_id.load(std::sync::atomic::Ordering::Relaxed));
+                    evacuees.keep(world, tessera_sim::players::players_progress(sim.world()));
+                })
             }),
             ..Default::default()
         };
@@ -220,15 +251,12 @@ impl ZoneWorlds {
         let handle = self.scheduler.add_world(sim, options)?;
         world_id.store(handle.id.0, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(world = %handle.id, %kind, tick_hz, bots = config.bots, "world started");
-        self.host.add(
-            &kind,
-            play::ZoneSink {
-                world: handle,
-                acks,
-            },
-        );
-        self.running.insert(kind, started);
-        Ok(())
+        let id = handle.id;
+        let sink: Arc<dyn InputSink> = Arc::new(play::ZoneSink {
+            world: handle,
+            acks,
+        });
+        Ok((id, sink))
     }
 }
 

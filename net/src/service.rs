@@ -89,6 +89,14 @@ pub trait Host: Send + 'static {
         Vec::new()
     }
 
+    /// Worlds the host put others in place of (a crashed zone started
+    /// again), each with its replacement: every player whose join went to
+    /// the first is moved to the second, with the join the host makes of a
+    /// plain one ([`Host::adapt_join`]). Called every pass; keep it cheap.
+    fn replaced(&mut self) -> Vec<(Arc<dyn InputSink>, Arc<dyn InputSink>)> {
+        Vec::new()
+    }
+
     /// A room or matchmaking command from `player`, whose messages go to
     /// `current` now.
     fn room(

@@ -335,13 +335,7 @@ pub fn apply_presence(
                         ids.release(id);
                     }
                     if let Ok((class, position, health, experience, stats)) = progress.get(entity) {
-                        let kept = SavedProgress {
-                            class: class.0.0.clone(),
-                            xp: experience.xp,
-                            position: Some((position.x, position.y)),
-                            hp: Some(health.hp),
-                            stats: (stats.kills, stats.deaths, stats.damage, stats.healing),
-                        };
+                        let kept = kept(class, position, health, experience, stats);
                         parked.by_player.insert(player, kept);
                     }
                     commands.entity(entity).despawn();
@@ -352,6 +346,65 @@ pub fn apply_presence(
             _ => {}
         }
     }
+}
+
+/// What an avatar keeps when it leaves.
+fn kept(
+    class: &ClassOf,
+    position: &Position,
+    health: &Health,
+    experience: &Experience,
+    stats: &CombatStats,
+) -> SavedProgress {
+    SavedProgress {
+        class: class.0.0.clone(),
+        xp: experience.xp,
+        position: Some((position.x, position.y)),
+        hp: Some(health.hp),
+        stats: (stats.kills, stats.deaths, stats.damage, stats.healing),
+    }
+}
+
+/// Every player's progress in a world as it stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlayersProgress {
+    /// The avatars' players, each with what it would keep if it left now.
+    pub present: Vec<(PlayerId, SavedProgress)>,
+    /// Players away (in a room), with what was parked for them.
+    pub parked: Vec<(PlayerId, SavedProgress)>,
+}
+
+/// Every player's progress in `world`: for a host that must move them to
+/// another world of the same zone because this one cannot go on (it
+/// crashed). Read from components alone, so it works on a world whose
+/// tick was cut short.
+pub fn players_progress(world: &bevy_ecs::world::World) -> PlayersProgress {
+    let index = world.resource::<PlayerIndex>();
+    let present = index
+        .iter()
+        .filter_map(|(player, entity)| {
+            let progress = kept(
+                world.get::<ClassOf>(entity)?,
+                world.get::<Position>(entity)?,
+                world.get::<Health>(entity)?,
+                world.get::<Experience>(entity)?,
+                world.get::<CombatStats>(entity)?,
+            );
+            Some((player, progress))
+        })
+        .collect();
+    let parked = world
+        .get_resource::<Parked>()
+        .map(|parked| {
+            parked
+                .by_player
+                .iter()
+                .filter(|(player, _)| index.get(**player).is_none())
+                .map(|(player, progress)| (*player, progress.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    PlayersProgress { present, parked }
 }
 
 /// The `SimId` of a player's avatar, for tests and hosts.

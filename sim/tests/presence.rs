@@ -157,3 +157,47 @@ fn a_roam100_runner_stings_and_mends_itself() {
     cast(&mut world, "mend");
     assert_eq!(hp(&world), full);
 }
+
+/// What a host reads to move everyone to a new world of the zone: each
+/// avatar's progress as a leave would keep it, and what is parked for the
+/// players away, and a world that takes them with `JoinSaved` gives them
+/// back exactly that.
+#[test]
+fn everyones_progress_is_what_a_leave_would_keep_and_a_new_world_restores_it() {
+    use tessera_sim::players::players_progress;
+    let mut arena = Arena::new("starter");
+    let hero = arena.join(1, "warrior", 10, 10);
+    arena.get_mut::<Experience>(hero).xp = 250;
+    arena.get_mut::<Health>(hero).hp = 17;
+    let away = arena.join(2, "warrior", 20, 20);
+    arena.get_mut::<Experience>(away).xp = 40;
+    arena.step();
+    leave(&mut arena, 2);
+    let progress = players_progress(arena.world.world());
+    assert_eq!(progress.present.len(), 1);
+    assert_eq!(progress.parked.len(), 1);
+    let (player, kept) = &progress.present[0];
+    assert_eq!(*player, tessera_sim::PlayerId(1));
+    assert_eq!((kept.xp, kept.hp), (250, Some(17)));
+    let here = arena.get::<Position>(hero);
+    assert_eq!(kept.position, Some((here.x, here.y)));
+    assert_eq!(
+        progress.parked[0],
+        (
+            tessera_sim::PlayerId(2),
+            arena
+                .world
+                .world()
+                .resource::<Parked>()
+                .get(tessera_sim::PlayerId(2))
+                .unwrap()
+                .clone()
+        )
+    );
+
+    let mut fresh = Arena::new("starter");
+    let back = rejoin(&mut fresh, 1, Input::JoinSaved(Box::new(kept.clone())));
+    assert_eq!(fresh.get::<Experience>(back).xp, 250);
+    assert_eq!(fresh.get::<Health>(back).hp, 17);
+    assert_eq!(fresh.get::<Position>(back), here);
+}

@@ -404,3 +404,40 @@ pub fn enter_world(
     );
     session
 }
+
+/// Sends a room command and waits for its response.
+pub fn ask(
+    session: &mut tessera_bot::session::Session,
+    kind: tessera_net::proto::room_command::Kind,
+) -> tessera_net::proto::Response {
+    let request = session.room(kind);
+    assert!(
+        session
+            .pump_until(Duration::from_secs(30), |s| s
+                .response_to(request)
+                .is_some())
+            .unwrap(),
+        "no response to request {request}"
+    );
+    session.response_to(request).unwrap().clone()
+}
+
+/// Whether `response` says the command was carried out.
+pub fn ok(response: &tessera_net::proto::Response) -> bool {
+    response.code == tessera_net::proto::ResultCode::Ok as i32
+}
+
+/// Waits for a welcome into `world` and a snapshot after it.
+pub fn welcomed_to(session: &mut tessera_bot::session::Session, world: &str) {
+    assert!(
+        session
+            .pump_until(Duration::from_secs(30), |s| s
+                .welcome
+                .as_ref()
+                .is_some_and(|w| w.world == world)
+                && s.snapshot.is_some())
+            .unwrap(),
+        "no welcome to {world}: {:?}",
+        session.welcome
+    );
+}

@@ -69,6 +69,9 @@ pub struct Arena {
     /// Sides announced, by player (ours may come before our first snapshot).
     sides: std::collections::BTreeMap<u64, u32>,
     seq: u32,
+    /// The node closed the room without a result (its world crashed) and
+    /// moves the player to a zone, where nobody is an opponent.
+    pub closed: bool,
 }
 
 impl Arena {
@@ -94,6 +97,7 @@ impl Arena {
                     self.sides.insert(side.player, side.side);
                 }
                 Some(event::Kind::RoomFinished(result)) => self.result = Some(result.clone()),
+                Some(event::Kind::RoomClosed(_)) => self.closed = true,
                 _ => {}
             }
         }
@@ -106,6 +110,7 @@ impl Arena {
         if self.stage != Some(proto::RoomStageKind::Running)
             || snapshot.tick < self.starts_at
             || self.result.is_some()
+            || self.closed
             || me.dead
         {
             return Vec::new();
@@ -303,5 +308,33 @@ mod tests {
             matches!(&walk[..], [Body::Move(m)] if m.dir_x > 0),
             "{walk:?}"
         );
+    }
+
+    #[test]
+    fn a_bot_whose_room_closed_fights_no_more() {
+        let snapshot = duel(0);
+        let weapon = Weapon::of(Some(&welcome(30, vec![slash(20, 2_500)])));
+        let mut arena = Arena::default();
+        let running = [stage(proto::RoomStageKind::Running, 0)];
+        let now = Instant::now();
+        assert!(
+            !arena
+                .step(&running, Some(&snapshot), weapon, now)
+                .is_empty()
+        );
+        let closed = [proto::Event {
+            kind: Some(event::Kind::RoomClosed(proto::RoomClosed {
+                room: 7,
+                reason: "crashed".into(),
+            })),
+        }];
+        // Whoever the next snapshots show (the zone's players) is no opponent.
+        let later = now + weapon.every * 2;
+        assert!(
+            arena
+                .step(&closed, Some(&snapshot), weapon, later)
+                .is_empty()
+        );
+        assert!(arena.closed && arena.result.is_none());
     }
 }

@@ -166,6 +166,9 @@ impl<H: Host> Loop<H> {
             for (player, sink, input) in self.host.poll() {
                 self.reassign(player, sink, input, 0);
             }
+            for (old, new) in self.host.replaced() {
+                self.move_all(&old, &new);
+            }
             let now = Instant::now();
             let mut departed = Vec::new();
             self.away.retain(|player, away| {
@@ -386,6 +389,29 @@ impl<H: Host> Loop<H> {
         };
         if let Err(reason) = sink.send(envelope) {
             tracing::warn!(%player, reason, "could not join the room");
+        }
+    }
+
+    /// Moves every player whose join went to `old` (connected or away) to
+    /// `new`, joining it.
+    fn move_all(&mut self, old: &Arc<dyn InputSink>, new: &Arc<dyn InputSink>) {
+        let connected = self
+            .clients
+            .values()
+            .filter(|c| c.joined && c.sink.as_ref().is_some_and(|s| Arc::ptr_eq(s, old)))
+            .map(|c| c.player);
+        let away = self
+            .away
+            .iter()
+            .filter(|(_, a)| a.joined && Arc::ptr_eq(&a.sink, old))
+            .map(|(player, _)| *player);
+        let players: Vec<PlayerId> = connected.chain(away).collect();
+        for player in players {
+            let join = Input::Join {
+                class: String::new(),
+            };
+            let input = self.host.adapt_join(player, join);
+            self.reassign(player, new.clone(), input, 0);
         }
     }
 

@@ -1,0 +1,254 @@
+//! What players see when a world crashes (here by fault injection, as a
+//! bug in its code would crash it): a room's players are told and sent
+//! back to their zone; a zone is started again with its players in it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tessera_bot::session::Session;
+use tessera_net::proto::{self, room_command::Kind};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The fault injection key the test nodes are started with.
+const CHAOS_KEY: &str = "crash-test-chaos-key";
+
+/// Asks the node to crash `world`; the status and the body.
+fn crash(node: &Node, world: u64, key: Option<&str>) -> (u16, serde_json::Value) {
+    let bearer = key.map(|key| format!("Bearer {key}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|value| ("Authorization", value.as_str()))
+        .collect();
+    let body = format!(r#"{{"world": {world}}}"#);
+    let (status, _, reply) =
+        post_json_with_headers(&node.http, "/v1/chaos/crash-world", &body, &headers);
+    (status, reply)
+}
+
+/// Whether `session` was told that `room` closed.
+fn told_closed(session: &Session, room: u64) -> bool {
+    session.events.iter().any(
+        |e| matches!(&e.kind, Some(proto::event::Kind::RoomClosed(closed)) if closed.room == room),
+    )
+}
+
+/// When a room's world crashes (here by fault injection, as a bug in its
+/// code would), its players are told and sent back to the zone they came
+/// from, where they left it; the crashed rooms leave the list, their
+/// players are in no room, and everyone else plays on. The key guards
+/// the fault injection.
+#[test]
+fn players_of_a_crashed_room_are_told_and_sent_back_to_their_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_with_zones(
+        dir.path(),
+        &[
+            ("starter", ZONE_SPAWNS, "100:100".into()),
+            ("arena", ZONE_CAPACITY, 2i64.into()),
+        ],
+    );
+    let node = start_with_env(
+        &["--tables", dir.path().to_str().unwrap()],
+        &[("TESSERA_CHAOS_KEY", CHAOS_KEY)],
+    );
+    let mut bystander = join_world(&node, "crash-bystander", "warrior", "");
+    let mut stated = join_world(&node, "crash-state", "warrior", "");
+    let mut framed = join_world(&node, "crash-frame", "warrior", "");
+
+    walk_and_settle(&mut stated, (1, 0), 15);
+    let walked_to = stated.entity(stated.avatar().unwrap()).unwrap().x_dm;
+    let create = |kind: &str| {
+        Kind::Create(proto::RoomCreate {
+            kind: kind.into(),
+            password: String::new(),
+            class: String::new(),
+        })
+    };
+    stated.welcome = None;
+    stated.snapshot = None;
+    let state_room = ask(&mut stated, create("arena"));
+    assert!(ok(&state_room), "{state_room:?}");
+    welcomed_to(&mut stated, "arena");
+    let frame_room = ask(&mut framed, create("duel_lockstep"));
+    assert!(ok(&frame_room), "{frame_room:?}");
+    assert!(
+        framed
+            .pump_until(WAIT, |s| s
+                .welcome
+                .as_ref()
+                .is_some_and(|w| w.frame_room.is_some()))
+            .unwrap()
+    );
+
+    // Without the key, or with another, nothing happens.
+    for key in [None, Some("crash-test-chaos-kez")] {
+        let (status, reply) = crash(&node, state_room.room, key);
+        assert_eq!(status, 401, "{reply}");
+        assert_eq!(reply["code"], "unauthorized");
+    }
+    let listed = ask(&mut bystander, Kind::List(String::new()));
+    assert_eq!(listed.rooms.len(), 2, "{:?}", listed.rooms);
+
+    for (session, room) in [(&mut stated, &state_room), (&mut framed, &frame_room)] {
+        session.welcome = None;
+        session.snapshot = None;
+        let (status, reply) = crash(&node, room.room, Some(CHAOS_KEY));
+        assert_eq!(status, 202, "{reply}");
+    }
+    for (session, room) in [(&mut stated, &state_room), (&mut framed, &frame_room)] {
+        welcomed_to(session, "starter");
+        assert!(told_closed(session, room.room), "{:?}", session.events);
+        assert!(session.welcome.as_ref().unwrap().frame_room.is_none());
+    }
+    let back = stated.entity(stated.avatar().unwrap()).unwrap().x_dm;
+    assert!(
+        (back - walked_to).abs() <= 2,
+        "back at {back}, left the zone at {walked_to}"
+    );
+
+    // The crashed rooms are gone, and their players are in no room.
+    let listed = ask(&mut bystander, Kind::List(String::new()));
+    assert!(listed.rooms.is_empty(), "{:?}", listed.rooms);
+    for session in [&mut stated, &mut framed] {
+        let left = ask(session, Kind::Leave(proto::Empty {}));
+        assert_eq!(left.reason, "not in a room or a queue");
+    }
+
+    // Everyone else played on; the node counts what crashed.
+    let before = bystander.snapshot.as_ref().unwrap().tick;
+    assert!(
+        bystander
+            .pump_until(WAIT, |s| s.snapshot.as_ref().unwrap().tick >= before + 20)
+            .unwrap()
+    );
+    assert!(!told_closed(&bystander, state_room.room));
+    assert_eq!(ready(&node)["panicked_worlds"], 2);
+}
+
+/// A node on tables whose `starter` zone spawns at (100, 100) m and whose
+/// arena takes two, with fault injection on.
+fn chaos_node(dir: &std::path::Path) -> Node {
+    write_tables_with_zones(
+        dir,
+        &[
+            ("starter", ZONE_SPAWNS, "100:100".into()),
+            ("arena", ZONE_CAPACITY, 2i64.into()),
+        ],
+    );
+    start_with_env(
+        &["--tables", dir.to_str().unwrap()],
+        &[("TESSERA_CHAOS_KEY", CHAOS_KEY)],
+    )
+}
+
+/// Where `session`'s avatar stands, decimetres.
+fn standing(session: &Session) -> (i32, i32) {
+    let me = session.entity(session.avatar().unwrap()).unwrap();
+    (me.x_dm, me.y_dm)
+}
+
+fn near(a: (i32, i32), b: (i32, i32)) -> bool {
+    (a.0 - b.0).abs() <= 2 && (a.1 - b.1).abs() <= 2
+}
+
+/// When a zone's world crashes, a new world takes the zone's place: its
+/// players are welcomed into it where they stood, a player away in a room
+/// (or on the way to one as it crashed) stays there and comes back to it
+/// where they left, and players who log in after land in it and see the
+/// others.
+#[test]
+fn a_crashed_zone_starts_again_with_its_players_where_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = chaos_node(dir.path());
+    let zone = ready(&node)["zones"]["starter"].as_u64().unwrap();
+    let mut walker = join_world(&node, "zone-walker", "warrior", "");
+    let mut away = join_world(&node, "zone-away", "warrior", "");
+    walk_and_settle(&mut walker, (1, 0), 15);
+    walk_and_settle(&mut away, (0, 1), 10);
+    let (walker_at, away_at) = (standing(&walker), standing(&away));
+    assert!(
+        walker_at.0 > 1_000 && away_at.1 > 1_000,
+        "{walker_at:?} {away_at:?}"
+    );
+    let room = ask(
+        &mut away,
+        Kind::Create(proto::RoomCreate {
+            kind: "arena".into(),
+            password: String::new(),
+            class: String::new(),
+        }),
+    );
+    assert!(ok(&room), "{room:?}");
+    welcomed_to(&mut away, "arena");
+
+    // One more leaves for a room just as the zone crashes: the zone may
+    // never take its leave, but the player is the room's now.
+    let mut switcher = join_world(&node, "zone-switcher", "warrior", "");
+    walk_and_settle(&mut switcher, (-1, 0), 10);
+    let switcher_at = standing(&switcher);
+    switcher.welcome = None;
+    switcher.snapshot = None;
+    let room = ask(
+        &mut switcher,
+        Kind::Create(proto::RoomCreate {
+            kind: "arena".into(),
+            password: String::new(),
+            class: String::new(),
+        }),
+    );
+    assert!(ok(&room), "{room:?}");
+
+    walker.welcome = None;
+    walker.snapshot = None;
+    let (status, reply) = crash(&node, zone, Some(CHAOS_KEY));
+    assert_eq!(status, 202, "{reply}");
+    welcomed_to(&mut switcher, "arena");
+    welcomed_to(&mut walker, "starter");
+    assert!(
+        near(standing(&walker), walker_at),
+        "{:?} vs {walker_at:?}",
+        standing(&walker)
+    );
+    let state = ready(&node);
+    let restarted = state["zones"]["starter"].as_u64().unwrap();
+    assert_ne!(restarted, zone, "a new world");
+    assert_eq!(state["panicked_worlds"], 1);
+
+    // Back from the room: into the new world, where the old one kept them.
+    away.welcome = None;
+    away.snapshot = None;
+    let left = ask(&mut away, Kind::Leave(proto::Empty {}));
+    assert!(ok(&left), "{left:?}");
+    welcomed_to(&mut away, "starter");
+    assert!(
+        near(standing(&away), away_at),
+        "{:?} vs {away_at:?}",
+        standing(&away)
+    );
+
+    // The switcher stayed in its room, and is back where it left the zone.
+    switcher.pump().unwrap();
+    assert_eq!(switcher.welcome.as_ref().unwrap().world, "arena");
+    switcher.welcome = None;
+    switcher.snapshot = None;
+    let left = ask(&mut switcher, Kind::Leave(proto::Empty {}));
+    assert!(ok(&left), "{left:?}");
+    welcomed_to(&mut switcher, "starter");
+    assert!(
+        near(standing(&switcher), switcher_at),
+        "{:?} vs {switcher_at:?}",
+        standing(&switcher)
+    );
+
+    // Someone new lands in the new world with them.
+    let mut late = join_world(&node, "zone-late", "warrior", "");
+    let walker_avatar = walker.avatar().unwrap();
+    assert!(
+        late.pump_until(WAIT, |s| s.entity(walker_avatar).is_some())
+            .unwrap(),
+        "the walker is in the world new players join"
+    );
+}
