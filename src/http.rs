@@ -270,18 +270,27 @@ async fn admit(state: &HttpState, player: tessera_sim::PlayerId) -> Result<Login
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let s = &state.stats;
+    // A zone left down leaves its players without a world: a load balancer
+    // should send new logins elsewhere.
+    let zones_down = state.zones.down();
+    let ready = zones_down.is_empty();
     let reload_error = state
         .tables
         .last_error()
         .map(|failure| failure.report.to_string());
-    Json(json!({
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Json(json!({
         "tables": {
             "dir": state.tables.dir().display().to_string(),
             "hash": state.tables.current().hash().to_string(),
             "version": state.tables.version(),
             "last_reload_error": reload_error,
         },
-        "ready": true,
+        "ready": ready,
         "workers": state.workers,
         "udp": state.udp.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "clients": state.net.connected.load(Ordering::Relaxed),
@@ -294,9 +303,11 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
         "cluster": state.cluster.as_ref().map(|c| json!({ "node": c.node(), "redis_reachable": c.reachable() })),
         "worlds": s.worlds.load(Ordering::Relaxed),
         "zones": state.zones.worlds(),
+        "zones_down": zones_down,
         "ticks": s.ticks.load(Ordering::Relaxed),
         "overruns": s.overruns.load(Ordering::Relaxed),
         "dropped_ticks": s.dropped_ticks.load(Ordering::Relaxed),
         "panicked_worlds": s.panicked_worlds.load(Ordering::Relaxed),
-    }))
+    }));
+    (status, body)
 }

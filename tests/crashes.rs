@@ -252,3 +252,41 @@ fn a_crashed_zone_starts_again_with_its_players_where_they_were() {
         "the walker is in the world new players join"
     );
 }
+
+/// A zone that crashes again and again (a bug its players keep hitting) is
+/// started again twice, then left down rather than crashed in a loop; the
+/// node then says it is not ready (503), naming the zone, so a load
+/// balancer sends new logins elsewhere.
+#[test]
+fn a_zone_that_keeps_crashing_is_left_down_and_the_node_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = chaos_node(dir.path());
+    let mut player = join_world(&node, "crashing-zone", "warrior", "");
+    for crashes in 1..=3u64 {
+        let zone = ready(&node)["zones"]["starter"].as_u64().unwrap();
+        player.welcome = None;
+        let (status, reply) = crash(&node, zone, Some(CHAOS_KEY));
+        assert_eq!(status, 202, "{reply}");
+        if crashes < 3 {
+            welcomed_to(&mut player, "starter");
+            continue;
+        }
+        // The third: nothing takes the zone's place.
+        let deadline = std::time::Instant::now() + WAIT;
+        let (status, state) = loop {
+            let (status, body) = get(&node.http, "/readyz");
+            if status != 200 || std::time::Instant::now() > deadline {
+                break (
+                    status,
+                    serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status, 503, "{state}");
+        assert_eq!(state["ready"], false);
+        assert_eq!(state["zones_down"], serde_json::json!(["starter"]));
+        assert!(state["zones"].get("starter").is_none(), "{state}");
+        assert_eq!(state["panicked_worlds"], crashes);
+    }
+}

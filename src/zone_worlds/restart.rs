@@ -23,27 +23,48 @@ pub const MAX_CRASHES: usize = 3;
 /// See [`MAX_CRASHES`].
 pub const CRASH_WINDOW: Duration = Duration::from_secs(60);
 
-/// Each zone's world now, by zone id (for `/readyz`, and to name a zone's
-/// world to the fault injection).
+/// Each zone's world now, by zone id, and the zones left down (for
+/// `/readyz`, and to name a zone's world to the fault injection).
 #[derive(Clone, Default)]
-pub struct ZoneDirectory(Arc<RwLock<BTreeMap<String, WorldId>>>);
+pub struct ZoneDirectory(Arc<RwLock<Directory>>);
+
+#[derive(Default)]
+struct Directory {
+    worlds: BTreeMap<String, WorldId>,
+    down: Vec<String>,
+}
 
 impl ZoneDirectory {
-    /// Zone ids and their worlds' ids.
+    /// Zone ids and their worlds' ids (a zone left down has none).
     pub fn worlds(&self) -> BTreeMap<String, u64> {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        self.read()
+            .worlds
             .iter()
             .map(|(kind, world)| (kind.clone(), world.0))
             .collect()
     }
 
+    /// Zones whose world crashed too often to be started again.
+    pub fn down(&self) -> Vec<String> {
+        self.read().down.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Directory> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn set(&self, kind: &str, world: WorldId) {
-        self.0
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(kind.to_string(), world);
+        self.write().worlds.insert(kind.to_string(), world);
+    }
+
+    fn set_down(&self, kind: &str) {
+        let mut directory = self.write();
+        directory.worlds.remove(kind);
+        directory.down.push(kind.to_string());
     }
 }
 
@@ -132,6 +153,7 @@ impl ZoneWorlds {
                     "zone crashed {MAX_CRASHES} times within {}s: not starting it again; its players have no world until the node restarts",
                     CRASH_WINDOW.as_secs()
                 );
+                self.restarts.directory.set_down(&kind);
                 continue;
             }
             let Some(spec) = self.running.get(&kind).cloned() else {
