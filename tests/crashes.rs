@@ -43,36 +43,19 @@ fn told_closed(session: &Session, room: u64) -> bool {
 #[test]
 fn players_of_a_crashed_room_are_told_and_sent_back_to_their_zone() {
     let dir = tempfile::tempdir().unwrap();
-    write_tables_with_zones(
-        dir.path(),
-        &[
-            ("starter", ZONE_SPAWNS, "100:100".into()),
-            ("arena", ZONE_CAPACITY, 2i64.into()),
-        ],
-    );
-    let node = start_with_env(
-        &["--tables", dir.path().to_str().unwrap()],
-        &[("TESSERA_CHAOS_KEY", CHAOS_KEY)],
-    );
+    let node = chaos_node(dir.path());
     let mut bystander = join_world(&node, "crash-bystander", "warrior", "");
     let mut stated = join_world(&node, "crash-state", "warrior", "");
     let mut framed = join_world(&node, "crash-frame", "warrior", "");
 
     walk_and_settle(&mut stated, (1, 0), 15);
     let walked_to = stated.entity(stated.avatar().unwrap()).unwrap().x_dm;
-    let create = |kind: &str| {
-        Kind::Create(proto::RoomCreate {
-            kind: kind.into(),
-            password: String::new(),
-            class: String::new(),
-        })
-    };
     stated.welcome = None;
     stated.snapshot = None;
-    let state_room = ask(&mut stated, create("arena"));
+    let state_room = open_room(&mut stated, "arena");
     assert!(ok(&state_room), "{state_room:?}");
     welcomed_to(&mut stated, "arena");
-    let frame_room = ask(&mut framed, create("duel_lockstep"));
+    let frame_room = open_room(&mut framed, "duel_lockstep");
     assert!(ok(&frame_room), "{frame_room:?}");
     assert!(
         framed
@@ -154,6 +137,18 @@ fn near(a: (i32, i32), b: (i32, i32)) -> bool {
     (a.0 - b.0).abs() <= 2 && (a.1 - b.1).abs() <= 2
 }
 
+/// `session`'s player leaves its room and is welcomed in `starter` where
+/// it stood when it left the zone, `left_at`.
+fn back_from_room(session: &mut Session, left_at: (i32, i32)) {
+    session.welcome = None;
+    session.snapshot = None;
+    let left = ask(session, Kind::Leave(proto::Empty {}));
+    assert!(ok(&left), "{left:?}");
+    welcomed_to(session, "starter");
+    let back = standing(session);
+    assert!(near(back, left_at), "back at {back:?}, left at {left_at:?}");
+}
+
 /// When a zone's world crashes, a new world takes the zone's place: its
 /// players are welcomed into it where they stood, a player away in a room
 /// (or on the way to one as it crashed) stays there and comes back to it
@@ -173,14 +168,7 @@ fn a_crashed_zone_starts_again_with_its_players_where_they_were() {
         walker_at.0 > 1_000 && away_at.1 > 1_000,
         "{walker_at:?} {away_at:?}"
     );
-    let room = ask(
-        &mut away,
-        Kind::Create(proto::RoomCreate {
-            kind: "arena".into(),
-            password: String::new(),
-            class: String::new(),
-        }),
-    );
+    let room = open_room(&mut away, "arena");
     assert!(ok(&room), "{room:?}");
     welcomed_to(&mut away, "arena");
 
@@ -191,14 +179,7 @@ fn a_crashed_zone_starts_again_with_its_players_where_they_were() {
     let switcher_at = standing(&switcher);
     switcher.welcome = None;
     switcher.snapshot = None;
-    let room = ask(
-        &mut switcher,
-        Kind::Create(proto::RoomCreate {
-            kind: "arena".into(),
-            password: String::new(),
-            class: String::new(),
-        }),
-    );
+    let room = open_room(&mut switcher, "arena");
     assert!(ok(&room), "{room:?}");
 
     walker.welcome = None;
@@ -218,30 +199,11 @@ fn a_crashed_zone_starts_again_with_its_players_where_they_were() {
     assert_eq!(state["panicked_worlds"], 1);
 
     // Back from the room: into the new world, where the old one kept them.
-    away.welcome = None;
-    away.snapshot = None;
-    let left = ask(&mut away, Kind::Leave(proto::Empty {}));
-    assert!(ok(&left), "{left:?}");
-    welcomed_to(&mut away, "starter");
-    assert!(
-        near(standing(&away), away_at),
-        "{:?} vs {away_at:?}",
-        standing(&away)
-    );
-
+    back_from_room(&mut away, away_at);
     // The switcher stayed in its room, and is back where it left the zone.
     switcher.pump().unwrap();
     assert_eq!(switcher.welcome.as_ref().unwrap().world, "arena");
-    switcher.welcome = None;
-    switcher.snapshot = None;
-    let left = ask(&mut switcher, Kind::Leave(proto::Empty {}));
-    assert!(ok(&left), "{left:?}");
-    welcomed_to(&mut switcher, "starter");
-    assert!(
-        near(standing(&switcher), switcher_at),
-        "{:?} vs {switcher_at:?}",
-        standing(&switcher)
-    );
+    back_from_room(&mut switcher, switcher_at);
 
     // Someone new lands in the new world with them.
     let mut late = join_world(&node, "zone-late", "warrior", "");

@@ -441,3 +441,20 @@ pub fn welcomed_to(session: &mut tessera_bot::session::Session, world: &str) {
         session.welcome
     );
 }
+
+/// Opens a room of `kind` (no password, the class last played) for
+/// `session`'s player, which the node moves into it; the response.
+pub fn open_room(
+    session: &mut tessera_bot::session::Session,
+    kind: &str,
+) -> tessera_net::proto::Response {
+    use tessera_net::proto::{RoomCreate, room_command::Kind};
+    ask(
+        session,
+        Kind::Create(RoomCreate {
+            kind: kind.into(),
+            password: String::new(),
+            class: String::new(),
+        }),
+    )
+}
