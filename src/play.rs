@@ -74,7 +74,8 @@ pub struct ZoneHost {
     pub arena: Arc<std::sync::OnceLock<Arc<std::sync::Mutex<crate::arena::Arena>>>>,
     /// When the net thread last asked the arena for formed matches.
     last_poll: Option<std::time::Instant>,
-    /// Worlds the scheduler reported crashed, whose room players go home.
+    /// Worlds the scheduler reported crashed (a room's players go home),
+    /// and the worlds that replaced crashed zones (theirs move in).
     pub crashed: crate::crashes::CrashedWorlds,
 }
 
@@ -88,9 +89,8 @@ impl ZoneHost {
     }
 
     /// Puts `world` in place of the zone of `kind` (its world crashed and
-    /// was started again): the zone keeps its place, so players whose home
-    /// it was find it there.
-    /// Returns the world it replaced.
+    /// was started again) and returns the world it replaced: the zone keeps
+    /// its place, so players whose home it was find it there.
     pub fn replace(&self, kind: &str, world: Arc<dyn InputSink>) -> Option<Arc<dyn InputSink>> {
         let mut worlds = self.worlds.write().unwrap_or_else(|p| p.into_inner());
         match worlds.iter_mut().find(|(k, _)| k == kind) {
