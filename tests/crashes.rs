@@ -252,3 +252,51 @@ fn a_zone_that_keeps_crashing_is_left_down_and_the_node_is_not_ready() {
         assert_eq!(state["panicked_worlds"], crashes);
     }
 }
+
+/// Teams lived in the crashed zone's world: after the restart nobody is in
+/// one, so a former member may queue alone (before, only the leader could
+/// queue, for the whole team).
+#[test]
+fn a_crashed_zone_takes_its_teams_with_it() {
+    use tessera_bot::team::{Role, Team};
+    let dir = tempfile::tempdir().unwrap();
+    let node = chaos_node(dir.path());
+    let mut leader = join_world(&node, "crash-team-lead", "warrior", "");
+    let mut mate = join_world(&node, "crash-team-mate", "warrior", "");
+    let mut leading = Team::new(
+        Role::Leader {
+            invite: vec![mate.player],
+        },
+        30,
+    );
+    let mut following = Team::new(Role::Member, 30);
+    let in_team = |t: &Team| t.view.as_ref().is_some_and(|v| v.members.len() == 2);
+    let deadline = std::time::Instant::now() + WAIT;
+    let (mut seen_leader, mut seen_mate) = (0, 0);
+    while !(in_team(&leading) && in_team(&following)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the team did not form"
+        );
+        step_team(&mut leader, &mut leading, &mut seen_leader);
+        step_team(&mut mate, &mut following, &mut seen_mate);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let queue = || {
+        Kind::Queue(proto::RoomQueue {
+            kind: "arena".into(),
+            class: String::new(),
+        })
+    };
+    // The node noted the team in the tick that announced it to them.
+    let refused = ask(&mut mate, queue());
+    assert_eq!(refused.reason, "only the team leader can queue the team");
+
+    let zone = ready(&node)["zones"]["starter"].as_u64().unwrap();
+    mate.welcome = None;
+    let (status, reply) = crash(&node, zone, Some(CHAOS_KEY));
+    assert_eq!(status, 202, "{reply}");
+    welcomed_to(&mut mate, "starter");
+    let queued = ask(&mut mate, queue());
+    assert!(ok(&queued), "{queued:?}");
+}

@@ -19,16 +19,6 @@ fn join_zone(node: &Node, name: &str) -> Session {
     join_world(node, name, "warrior", "")
 }
 
-/// Pumps `session` and steps its team behaviour over the new events.
-fn step(session: &mut Session, team: &mut Team, seen: &mut usize) {
-    session.pump().unwrap();
-    let events = session.events[*seen..].to_vec();
-    *seen = session.events.len();
-    for body in team.step(&events, session.snapshot.as_ref()) {
-        session.send(body);
-    }
-}
-
 #[test]
 fn a_password_room_is_listed_joined_by_id_and_left_for_the_zone_with_progress() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,8 +155,8 @@ fn a_team_leader_queues_the_team_into_one_room_on_one_side() {
             std::time::Instant::now() < deadline,
             "the team did not form"
         );
-        step(&mut leader, &mut leading, &mut seen_leader);
-        step(&mut mate, &mut following, &mut seen_mate);
+        step_team(&mut leader, &mut leading, &mut seen_leader);
+        step_team(&mut mate, &mut following, &mut seen_mate);
         std::thread::sleep(Duration::from_millis(10));
     }
     let queue = || {

@@ -458,3 +458,17 @@ pub fn open_room(
         }),
     )
 }
+
+/// Pumps `session` and steps its team behaviour over the new events.
+pub fn step_team(
+    session: &mut tessera_bot::session::Session,
+    team: &mut tessera_bot::team::Team,
+    seen: &mut usize,
+) {
+    session.pump().unwrap();
+    let events = session.events[*seen..].to_vec();
+    *seen = session.events.len();
+    for body in team.step(&events, session.snapshot.as_ref()) {
+        session.send(body);
+    }
+}
