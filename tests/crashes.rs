@@ -270,26 +270,14 @@ fn a_crashed_zone_takes_its_teams_with_it() {
         30,
     );
     let mut following = Team::new(Role::Member, 30);
-    let in_team = |t: &Team| t.view.as_ref().is_some_and(|v| v.members.len() == 2);
-    let deadline = std::time::Instant::now() + WAIT;
-    let (mut seen_leader, mut seen_mate) = (0, 0);
-    while !(in_team(&leading) && in_team(&following)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the team did not form"
-        );
-        step_team(&mut leader, &mut leading, &mut seen_leader);
-        step_team(&mut mate, &mut following, &mut seen_mate);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let queue = || {
-        Kind::Queue(proto::RoomQueue {
-            kind: "arena".into(),
-            class: String::new(),
-        })
-    };
+    step_teams_until(
+        (&mut leader, &mut leading),
+        (&mut mate, &mut following),
+        "the team did not form",
+        |lead, follow| team_of(lead, 2) && team_of(follow, 2),
+    );
     // The node noted the team in the tick that announced it to them.
-    let refused = ask(&mut mate, queue());
+    let refused = ask(&mut mate, queue_command("arena"));
     assert_eq!(refused.reason, "only the team leader can queue the team");
 
     let zone = ready(&node)["zones"]["starter"].as_u64().unwrap();
@@ -297,6 +285,6 @@ fn a_crashed_zone_takes_its_teams_with_it() {
     let (status, reply) = crash(&node, zone, Some(CHAOS_KEY));
     assert_eq!(status, 202, "{reply}");
     welcomed_to(&mut mate, "starter");
-    let queued = ask(&mut mate, queue());
+    let queued = ask(&mut mate, queue_command("arena"));
     assert!(ok(&queued), "{queued:?}");
 }

@@ -147,25 +147,13 @@ fn a_team_leader_queues_the_team_into_one_room_on_one_side() {
     let mut following = Team::new(Role::Member, 30);
 
     // Only the leader may queue the team (the mate asks once it is in one).
-    let in_team = |t: &Team| t.view.as_ref().is_some_and(|v| v.members.len() == 2);
-    let (mut seen_leader, mut seen_mate) = (0, 0);
-    let deadline = std::time::Instant::now() + WAIT;
-    while !(leading.queued && in_team(&following)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the team did not form"
-        );
-        step_team(&mut leader, &mut leading, &mut seen_leader);
-        step_team(&mut mate, &mut following, &mut seen_mate);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let queue = || {
-        Kind::Queue(proto::RoomQueue {
-            kind: "arena".into(),
-            class: String::new(),
-        })
-    };
-    let refused = ask(&mut mate, queue());
+    step_teams_until(
+        (&mut leader, &mut leading),
+        (&mut mate, &mut following),
+        "the team did not form",
+        |lead, follow| lead.queued && team_of(follow, 2),
+    );
+    let refused = ask(&mut mate, queue_command("arena"));
     assert_eq!(refused.reason, "only the team leader can queue the team");
     assert!(
         leader
@@ -182,7 +170,7 @@ fn a_team_leader_queues_the_team_into_one_room_on_one_side() {
         .iter()
         .map(|name| {
             let mut solo = join_zone(&node, name);
-            assert!(ok(&ask(&mut solo, queue())));
+            assert!(ok(&ask(&mut solo, queue_command("arena"))));
             solo
         })
         .collect();

@@ -472,3 +472,42 @@ pub fn step_team(
         session.send(body);
     }
 }
+
+/// Steps the team behaviours of two players together until `done` says
+/// so of them, failing after 30 s with `what` did not happen.
+pub fn step_teams_until(
+    (first, first_team): (
+        &mut tessera_bot::session::Session,
+        &mut tessera_bot::team::Team,
+    ),
+    (second, second_team): (
+        &mut tessera_bot::session::Session,
+        &mut tessera_bot::team::Team,
+    ),
+    what: &str,
+    done: impl Fn(&tessera_bot::team::Team, &tessera_bot::team::Team) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut seen_first, mut seen_second) = (0, 0);
+    while !done(first_team, second_team) {
+        assert!(Instant::now() < deadline, "{what}");
+        step_team(first, first_team, &mut seen_first);
+        step_team(second, second_team, &mut seen_second);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether `team`'s view has `members` members.
+pub fn team_of(team: &tessera_bot::team::Team, members: usize) -> bool {
+    team.view
+        .as_ref()
+        .is_some_and(|v| v.members.len() == members)
+}
+
+/// A matchmaking queue command for `kind`, with the class last played.
+pub fn queue_command(kind: &str) -> tessera_net::proto::room_command::Kind {
+    tessera_net::proto::room_command::Kind::Queue(tessera_net::proto::RoomQueue {
+        kind: kind.into(),
+        class: String::new(),
+    })
+}
