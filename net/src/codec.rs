@@ -246,6 +246,30 @@ fn command(body: Body) -> Result<Command, DecodeError> {
     Ok(Command::World(input))
 }
 
+/// A ping's field key in `ClientMessage` (field 18, length-delimited), as
+/// it is on the wire.
+const PING_KEY: [u8; 2] = [18 << 3 | 2, 1];
+
+/// The pong for `bytes` when they are a ping, else `None`: what a socket
+/// thread answers itself ([`crate::transport::ServerSocket::answer_with`]),
+/// so the probe measures the network and the socket, not a queue of a
+/// tick's snapshots. Anything else (inputs, mostly) is left after a scan
+/// for the ping's key, not decoded.
+pub fn answer_ping(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !bytes.windows(2).any(|pair| pair == PING_KEY) {
+        return None;
+    }
+    let Ok((_, Command::Ping(client_time_us))) = decode_client(bytes) else {
+        return None;
+    };
+    Some(encode_server(&proto::ServerMessage {
+        body: Some(proto::server_message::Body::Pong(proto::Pong {
+            client_time_us,
+            server_tick: 0,
+        })),
+    }))
+}
+
 /// Encodes a server message.
 pub fn encode_server(message: &proto::ServerMessage) -> Vec<u8> {
     message.encode_to_vec()
@@ -419,11 +443,53 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_ping_is_answered_with_its_time_and_nothing_else_is() {
+        let pong = |bytes: &[u8]| match decode_server(&answer_ping(bytes)?).ok()?.body {
+            Some(proto::server_message::Body::Pong(pong)) => Some(pong.client_time_us),
+            _ => None,
+        };
+        let ping = |request, client_time_us| {
+            encode_client(request, Body::Ping(proto::Ping { client_time_us }))
+        };
+        assert_eq!(pong(&ping(0, 1_234_567)), Some(1_234_567));
+        // A request number before the ping's field.
+        assert_eq!(pong(&ping(300, 9)), Some(9));
+        // A move whose direction is the ping key's bytes on the wire.
+        let sneaky = encode_client(
+            0,
+            Body::Move(proto::MoveInput {
+                seq: 1,
+                dir_x: 73, // zigzag: 146, the key's bytes
+                dir_y: 0,
+            }),
+        );
+        assert!(sneaky.windows(2).any(|pair| pair == PING_KEY));
+        assert_eq!(answer_ping(&sneaky), None);
+        // A ping cut short.
+        let whole = ping(0, u64::MAX);
+        assert_eq!(answer_ping(&whole[..whole.len() - 2]), None);
+    }
+
     proptest! {
         #[test]
         fn any_bytes_decode_to_a_message_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..3_000)) {
             let _ = decode_client(&bytes);
             let _ = decode_server(&bytes);
+        }
+
+        /// The socket answers only what decodes as a ping (a ping whose
+        /// key is spelled oddly is left to the net loop, which answers it).
+        #[test]
+        fn only_what_decodes_as_a_ping_is_answered(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            time in any::<u64>(),
+            request in any::<u32>(),
+        ) {
+            let is_ping = |bytes: &[u8]| matches!(decode_client(bytes), Ok((_, Command::Ping(_))));
+            prop_assert!(answer_ping(&bytes).is_none() || is_ping(&bytes));
+            let ping = encode_client(request, Body::Ping(proto::Ping { client_time_us: time }));
+            prop_assert!(answer_ping(&ping).is_some());
         }
     }
 }

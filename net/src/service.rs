@@ -162,7 +162,10 @@ impl NetService {
         let sockets = sockets
             .into_iter()
             .enumerate()
-            .map(|(index, socket)| SocketWorker::start(socket, index))
+            .map(|(index, mut socket)| {
+                socket.answer_with(crate::codec::answer_ping);
+                SocketWorker::start(socket, index)
+            })
             .collect::<std::io::Result<Vec<_>>>()?;
         let (outgoing, outgoing_rx) = mpsc::channel();
         let (evictions, evictions_rx) = mpsc::channel();

@@ -171,4 +171,13 @@ pub enum TransportEvent {
         /// Why, as renet puts it.
         reason: String,
     },
+    /// The socket answered a message of `bytes` bytes from `client`
+    /// itself ([`ServerSocket::answer_with`]): it is not among the
+    /// messages, but counts against the client's limits all the same.
+    Answered {
+        /// The connection.
+        client: ClientId,
+        /// The message's length.
+        bytes: usize,
+    },
 }

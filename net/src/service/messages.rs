@@ -85,6 +85,28 @@ impl<H: Host> Loop<H> {
         }
     }
 
+    /// Counts a message of `len` bytes against the client's rate limits;
+    /// false (and the client kicked) when it is over them, or unknown.
+    pub(super) fn admit(&mut self, socket: usize, client: ClientId, len: usize) -> bool {
+        let now = self.now_nanos();
+        let Some(state) = self.clients.get_mut(&(socket, client)) else {
+            return false;
+        };
+        self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+        if !state.messages.try_take(1, now) || !state.bytes.try_take(len as u64, now) {
+            self.forget(socket, client, true);
+            self.drop_client(
+                socket,
+                client,
+                proto::KickReason::Flooding,
+                "over the message rate limit",
+            );
+            return false;
+        }
+        true
+    }
+
     pub(super) fn on_message(
         &mut self,
         socket: usize,
@@ -92,23 +114,12 @@ impl<H: Host> Loop<H> {
         channel: u8,
         bytes: &[u8],
     ) {
-        let now = self.now_nanos();
+        if !self.admit(socket, client, bytes.len()) {
+            return;
+        }
         let Some(state) = self.clients.get_mut(&(socket, client)) else {
             return;
         };
-        self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .bytes_in
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if !state.messages.try_take(1, now) || !state.bytes.try_take(bytes.len() as u64, now) {
-            self.forget(socket, client, true);
-            return self.drop_client(
-                socket,
-                client,
-                proto::KickReason::Flooding,
-                "over the message rate limit",
-            );
-        }
         match decode_client(bytes) {
             Ok((request, Command::Join { class, world })) => {
                 if state.left {

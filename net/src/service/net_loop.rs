@@ -292,6 +292,10 @@ impl<H: Host> Loop<H> {
                     tracing::info!(%player, %reason, "client disconnected");
                 }
             }
+            // Answered by the socket (a ping), counted here all the same.
+            TransportEvent::Answered { client, bytes } => {
+                self.admit(socket, client, bytes);
+            }
         }
     }
 

@@ -40,6 +40,10 @@ const MAX_QUEUED: usize = 64;
 /// `/metrics` as they are read).
 const WARN_DROPS_EVERY: Duration = Duration::from_secs(10);
 
+/// Answers an unreliable message on the socket's own thread, or `None`
+/// to pass it on ([`ServerSocket::answer_with`]).
+pub type Answerer = fn(&[u8]) -> Option<Vec<u8>>;
+
 /// What the socket keeps per connection besides renet and netcode.
 #[derive(Debug, Default)]
 struct Peer {
@@ -69,6 +73,9 @@ struct Io {
     active: Vec<ClientId>,
     /// Each reliable channel and its memory ([`super::reliable_memory`]).
     reliable_memory: Vec<(u8, usize)>,
+    answerer: Option<Answerer>,
+    /// Messages answered since the last read: (client, length).
+    answered: Vec<(ClientId, usize)>,
 }
 
 impl Io {
@@ -142,15 +149,30 @@ impl Io {
                 // All of them, however many: the datagram is already read
                 // and opened, and the net loop's rate limits (which kick a
                 // flooding client) must see every message to count it.
-                Entry::Message(bytes) => {
-                    messages.push((client, UNRELIABLE, bytes::Bytes::copy_from_slice(bytes)));
-                }
+                Entry::Message(bytes) => match self.answerer.and_then(|answer| answer(bytes)) {
+                    Some(reply) => {
+                        queue(peer, reply);
+                        self.answered.push((client, bytes.len()));
+                    }
+                    None => {
+                        messages.push((client, UNRELIABLE, bytes::Bytes::copy_from_slice(bytes)))
+                    }
+                },
             }
         }
     }
 }
 
 type Messages = Vec<(ClientId, u8, bytes::Bytes)>;
+
+/// Queues a small unreliable message for the peer's next flush; the oldest
+/// goes when too many wait (a newer snapshot or input supersedes it).
+fn queue(peer: &mut Peer, bytes: Vec<u8>) {
+    if peer.queued.len() == MAX_QUEUED {
+        peer.queued.remove(0);
+    }
+    peer.queued.push(bytes);
+}
 
 /// One netcode server on one UDP socket.
 pub struct ServerSocket {
@@ -210,6 +232,8 @@ impl ServerSocket {
                 peers: HashMap::new(),
                 active: Vec::new(),
                 reliable_memory,
+                answerer: None,
+                answered: Vec::new(),
             },
             bound,
             incoming: RecvBatch::default(),
@@ -221,6 +245,15 @@ impl ServerSocket {
             last_walk: now,
             last_read: 0,
         })
+    }
+
+    /// Has the socket's thread answer the unreliable messages `answerer`
+    /// answers (a latency probe, say), at once, without handing them on:
+    /// the reply does not wait behind the net loop or a tick's sends.
+    /// Each shows as [`TransportEvent::Answered`], so the client's limits
+    /// still count it.
+    pub fn answer_with(&mut self, answerer: Answerer) {
+        self.io.answerer = Some(answerer);
     }
 
     /// The address clients connect to (what tokens name).
@@ -345,6 +378,18 @@ impl ServerSocket {
             }
         }
         self.io.active = still_active;
+        // Replies go now, each client's with whatever else waits for it.
+        let mut answered = std::mem::take(&mut self.io.answered);
+        for &(client, bytes) in &answered {
+            events.push(TransportEvent::Answered { client, bytes });
+        }
+        answered.sort_unstable_by_key(|&(client, _)| client);
+        answered.dedup_by_key(|(client, _)| *client);
+        for &(client, _) in &answered {
+            self.flush_peer(client, false);
+        }
+        answered.clear();
+        self.io.answered = answered;
         self.transmit();
         Ok(())
     }
@@ -386,12 +431,7 @@ impl ServerSocket {
     /// Queues `bytes` for `client` on `channel`.
     pub fn send(&mut self, client: ClientId, channel: u8, bytes: Vec<u8>) {
         match self.io.peers.get_mut(&client).filter(|peer| !peer.dropped) {
-            Some(peer) if channel == UNRELIABLE && bytes.len() <= MAX_DIRECT => {
-                if peer.queued.len() == MAX_QUEUED {
-                    peer.queued.remove(0);
-                }
-                peer.queued.push(bytes);
-            }
+            Some(peer) if channel == UNRELIABLE && bytes.len() <= MAX_DIRECT => queue(peer, bytes),
             Some(peer) => {
                 peer.renet_queued = true;
                 self.io.server.send_message(client, channel, bytes);
@@ -521,6 +561,64 @@ mod tests {
         assert!(!server.idle(), "a datagram (a handshake, say) was read");
         server.receive(&mut events, &mut messages, 64).unwrap();
         assert!(server.idle(), "and nothing since");
+    }
+
+    /// Over real UDP: what the answerer answers goes back from the read
+    /// that found it, with nobody flushing, and is counted as an event,
+    /// not passed on; everything else is passed on as before.
+    #[test]
+    fn a_socket_answers_what_its_answerer_answers_in_the_same_read() {
+        let keys = NetcodeKeys::random(7);
+        let mut server =
+            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
+        server.answer_with(|bytes| {
+            bytes
+                .starts_with(b"ping")
+                .then(|| [b"pong", &bytes[4..]].concat())
+        });
+        let token = keys
+            .connect_token(1, PlayerId(9), server.local_addr(), 30)
+            .unwrap();
+        let mut client = super::super::ClientSocket::connect(&token).unwrap();
+        let (mut events, mut messages) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !client.is_connected() && Instant::now() < deadline {
+            client.update().unwrap();
+            client.flush().unwrap();
+            server.receive(&mut events, &mut messages, 64).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(client.is_connected());
+        let connected = events.iter().find_map(|event| match event {
+            TransportEvent::Connected { client, .. } => Some(*client),
+            _ => None,
+        });
+        let connected = connected.expect("a connection event");
+        events.clear();
+        client.send(UNRELIABLE, b"ping-42".to_vec());
+        client.send(UNRELIABLE, b"move".to_vec());
+        client.flush().unwrap();
+        let mut pong = None;
+        while pong.is_none() && Instant::now() < deadline {
+            server.receive(&mut events, &mut messages, 64).unwrap();
+            client.update().unwrap();
+            pong = client.receive(UNRELIABLE);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(pong.as_deref(), Some(&b"pong-42"[..]));
+        assert_eq!(
+            events,
+            vec![TransportEvent::Answered {
+                client: connected,
+                bytes: 7
+            }]
+        );
+        let passed: Vec<_> = messages
+            .iter()
+            .filter(|(_, channel, _)| *channel == UNRELIABLE)
+            .map(|(client, _, bytes)| (*client, bytes.to_vec()))
+            .collect();
+        assert_eq!(passed, vec![(connected, b"move".to_vec())]);
     }
 
     /// Over real UDP: datagrams the kernel drops while the socket's buffer

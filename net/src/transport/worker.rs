@@ -76,66 +76,29 @@ impl SocketWorker {
         let thread = std::thread::Builder::new()
             .name(format!("tessera-udp-{index}"))
             .spawn(move || {
-                let (mut events, mut messages) = (Vec::new(), Vec::new());
-                let mut next_receive = Instant::now();
-                // A batch read but not yet taken by the net loop.
-                let mut held: Option<Vec<Incoming>> = None;
+                let mut reader = Reader {
+                    incoming: incoming_tx,
+                    held: None,
+                    next_receive: Instant::now(),
+                    events: Vec::new(),
+                    messages: Vec::new(),
+                };
                 loop {
-                    // Reading walks every connection (renet's and netcode's
-                    // timers) and must not wait behind a backlog of sends,
-                    // or connections time out: once a millisecond, between
-                    // any two batches of commands.
-                    let now = Instant::now();
-                    if now >= next_receive {
-                        // The net loop has not taken the last batch yet: it
-                        // is behind, so read nothing more until it catches
-                        // up (the socket's buffer holds the rest, as it
-                        // would for one thread doing both).
-                        let backlog = match held.take() {
-                            Some(batch) => match incoming_tx.try_send(batch) {
-                                Ok(()) => false,
-                                Err(mpsc::TrySendError::Full(batch)) => {
-                                    held = Some(batch);
-                                    true
-                                }
-                                Err(mpsc::TrySendError::Disconnected(_)) => return,
-                            },
-                            None => false,
-                        };
-                        if !backlog {
-                            events.clear();
-                            messages.clear();
-                            let mut batch = Vec::new();
-                            if let Err(error) =
-                                socket.receive(&mut events, &mut messages, PER_CLIENT)
-                            {
-                                batch.push(Incoming::Failed(error.to_string()));
-                            }
-                            batch.extend(events.drain(..).map(Incoming::Event));
-                            batch.extend(messages.drain(..).map(|(client, channel, bytes)| {
-                                Incoming::Message(client, channel, bytes)
-                            }));
-                            if !batch.is_empty() {
-                                match incoming_tx.try_send(batch) {
-                                    Ok(()) => {}
-                                    Err(mpsc::TrySendError::Full(batch)) => held = Some(batch),
-                                    Err(mpsc::TrySendError::Disconnected(_)) => return,
-                                }
-                            }
-                        }
-                        let every = if socket.idle() {
-                            IDLE_RECEIVE_EVERY
-                        } else {
-                            RECEIVE_EVERY
-                        };
-                        next_receive = now + every;
+                    if reader.read_if_due(&mut socket).is_err() {
+                        return;
                     }
                     // One batch of the net loop's commands (in order: sends
                     // go out with the flush that follows), or wait for one
                     // until the socket is due to be read again.
-                    let wait = next_receive.saturating_duration_since(Instant::now());
+                    let wait = reader
+                        .next_receive
+                        .saturating_duration_since(Instant::now());
                     match command_rx.recv_timeout(wait) {
-                        Ok(batch) => apply(&mut socket, batch),
+                        Ok(batch) => {
+                            if apply(&mut socket, batch, &mut reader).is_err() {
+                                return;
+                            }
+                        }
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
                         // The net loop is gone (everything it asked is done).
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -225,8 +188,85 @@ impl SocketWorker {
     }
 }
 
-fn apply(socket: &mut ServerSocket, batch: Vec<Command>) {
-    for command in batch {
+/// The net loop is gone.
+struct Gone;
+
+/// The socket thread's reading side.
+struct Reader {
+    incoming: mpsc::SyncSender<Vec<Incoming>>,
+    /// A batch read but not yet taken by the net loop.
+    held: Option<Vec<Incoming>>,
+    next_receive: Instant,
+    events: Vec<TransportEvent>,
+    messages: Vec<(ClientId, u8, bytes::Bytes)>,
+}
+
+impl Reader {
+    /// Reads the socket when it is due. Reading walks every connection
+    /// (renet's and netcode's timers) and answers latency probes, so it
+    /// must not wait behind a backlog of sends: once a millisecond, even
+    /// in the middle of a tick's worth of them.
+    fn read_if_due(&mut self, socket: &mut ServerSocket) -> Result<(), Gone> {
+        let now = Instant::now();
+        if now < self.next_receive {
+            return Ok(());
+        }
+        // The net loop has not taken the last batch yet: it is behind, so
+        // read nothing more until it catches up (the socket's buffer holds
+        // the rest, as it would for one thread doing both).
+        let backlog = match self.held.take() {
+            Some(batch) => self.hand_over(batch)?,
+            None => false,
+        };
+        if !backlog {
+            self.events.clear();
+            self.messages.clear();
+            let mut batch = Vec::new();
+            if let Err(error) = socket.receive(&mut self.events, &mut self.messages, PER_CLIENT) {
+                batch.push(Incoming::Failed(error.to_string()));
+            }
+            batch.extend(self.events.drain(..).map(Incoming::Event));
+            batch.extend(
+                self.messages
+                    .drain(..)
+                    .map(|(client, channel, bytes)| Incoming::Message(client, channel, bytes)),
+            );
+            if !batch.is_empty() {
+                self.hand_over(batch)?;
+            }
+        }
+        let every = if socket.idle() {
+            IDLE_RECEIVE_EVERY
+        } else {
+            RECEIVE_EVERY
+        };
+        self.next_receive = now + every;
+        Ok(())
+    }
+
+    /// Passes `batch` to the net loop, or holds it while the net loop's
+    /// queue is full (returns whether it was).
+    fn hand_over(&mut self, batch: Vec<Incoming>) -> Result<bool, Gone> {
+        match self.incoming.try_send(batch) {
+            Ok(()) => Ok(false),
+            Err(mpsc::TrySendError::Full(batch)) => {
+                self.held = Some(batch);
+                Ok(true)
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(Gone),
+        }
+    }
+}
+
+/// Commands carried out between two looks at the clock: a tick's sends
+/// to a thousand clients take milliseconds, and reads must go on meanwhile.
+const COMMANDS_BETWEEN_READS: usize = 32;
+
+fn apply(socket: &mut ServerSocket, batch: Vec<Command>, reader: &mut Reader) -> Result<(), Gone> {
+    for (done, command) in batch.into_iter().enumerate() {
+        if done > 0 && done % COMMANDS_BETWEEN_READS == 0 {
+            reader.read_if_due(socket)?;
+        }
         match command {
             Command::Send(client, channel, bytes) => socket.send(client, channel, bytes),
             Command::FlushClient(client) => socket.flush_client(client),
@@ -237,6 +277,7 @@ fn apply(socket: &mut ServerSocket, batch: Vec<Command>) {
     }
     // The whole pass's datagrams in batched system calls.
     socket.transmit();
+    Ok(())
 }
 
 impl Drop for SocketWorker {
