@@ -205,7 +205,7 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
                 &mut out,
                 "tessera_tick_duration_seconds",
                 &format!("kind=\"{kind}\""),
-                1e-6,
+                1e6,
             );
         }
     }
@@ -213,7 +213,7 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     state
         .store
         .latency_us
-        .render(&mut out, "tessera_flush_latency_seconds", "", 1e-6);
+        .render(&mut out, "tessera_flush_latency_seconds", "", 1e6);
     out.push_str("# HELP tessera_flush_batch_players Players per written batch.\n# TYPE tessera_flush_batch_players histogram\n");
     state
         .store

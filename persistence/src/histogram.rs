@@ -74,15 +74,18 @@ impl Histogram {
 
     /// Appends the `_bucket`, `_sum` and `_count` series of `name` with
     /// `labels` (`key="value"` pairs, comma-separated, or empty); values are
-    /// multiplied by `scale` (e.g. 1e-6 to turn microseconds into seconds).
+    /// divided by `per_unit` (e.g. 1e6 to turn microseconds into seconds:
+    /// a division by a power of ten keeps 50,000 µs at `0.05`, where a
+    /// multiplication by 1e-6 gives `0.049999999999999996`, a label no
+    /// query for `le="0.05"` finds).
     /// The `# HELP` / `# TYPE` lines are the caller's, once per name.
-    pub fn render(&self, out: &mut String, name: &str, labels: &str, scale: f64) {
+    pub fn render(&self, out: &mut String, name: &str, labels: &str, per_unit: f64) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (index, count) in self.counts.iter().enumerate() {
             cumulative += count.load(Ordering::Relaxed);
             let le = match self.bounds.get(index) {
-                Some(bound) => format!("{}", *bound as f64 * scale),
+                Some(bound) => format!("{}", *bound as f64 / per_unit),
                 None => "+Inf".to_string(),
             };
             let _ = writeln!(
@@ -95,7 +98,7 @@ impl Histogram {
         } else {
             format!("{{{labels}}}")
         };
-        let sum = self.sum.load(Ordering::Relaxed) as f64 * scale;
+        let sum = self.sum.load(Ordering::Relaxed) as f64 / per_unit;
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
         let _ = writeln!(out, "{name}_count{braces} {cumulative}");
     }
@@ -138,8 +141,29 @@ mod tests {
         let h = Histogram::new(&[1_000]);
         h.record(500);
         let mut out = String::new();
-        h.render(&mut out, "t_seconds", "", 1e-6);
+        h.render(&mut out, "t_seconds", "", 1e6);
         assert!(out.contains("t_seconds_bucket{le=\"0.001\"} 1\n"), "{out}");
         assert!(out.contains("t_seconds_sum 0.0005\n"), "{out}");
+    }
+
+    /// Every duration bucket's label is its bound in seconds as written,
+    /// `0.05` and not `0.049999999999999996`: dashboards and alerts name
+    /// buckets by their label.
+    #[test]
+    fn duration_buckets_are_labelled_with_their_exact_seconds() {
+        let h = Histogram::new(DURATION_BOUNDS_US);
+        let mut out = String::new();
+        h.render(&mut out, "t_seconds", "", 1e6);
+        let labels: Vec<&str> = out
+            .lines()
+            .filter_map(|line| line.split("le=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+                "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "10", "+Inf"
+            ]
+        );
     }
 }
