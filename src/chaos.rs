@@ -1,10 +1,11 @@
 //! Fault injection for staging and tests: with `TESSERA_CHAOS_KEY` set,
 //! `POST /v1/chaos/crash-world` makes a world panic in its next tick, as a
 //! bug in its code would, so a studio can see what its players and
-//! operators see when a zone or a room fails. Without the key the route
+//! operators see when a zone or a room fails: 202 once the crash is armed,
+//! 404 when no world with that id is running. Without the key the route
 //! does not exist; with it, every request must carry the key.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -16,7 +17,11 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::scheduler::{Scheduler, WorldId};
+use crate::scheduler::{CrashError, Scheduler, WorldId};
+
+/// How long a crash request waits for the world's worker to arm it
+/// (workers read commands between ticks, so a tick's length at most).
+const ARM_WAIT: Duration = Duration::from_secs(5);
 
 /// Environment variable holding the key that enables fault injection.
 pub const CHAOS_KEY_VAR: &str = "TESSERA_CHAOS_KEY";
@@ -106,13 +111,34 @@ async fn crash_world(
     };
     let world = WorldId(request.world);
     tracing::warn!(%world, "fault injection: crash requested over HTTP");
-    chaos.scheduler.crash_world(world);
+    let scheduler = chaos.scheduler.clone();
+    let armed = tokio::task::spawn_blocking(move || scheduler.crash_world(world, ARM_WAIT)).await;
+    let error = match armed {
+        Ok(Ok(())) => {
+            return (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "world": request.world,
+                    "crash": "armed: the world panics in its next tick",
+                })),
+            );
+        }
+        Ok(Err(error)) => error,
+        Err(error) => {
+            tracing::error!(%error, "fault injection: the crash request failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "the crash request failed", "code": "internal" })),
+            );
+        }
+    };
+    let (status, code) = match error {
+        CrashError::NoSuchWorld(_) => (StatusCode::NOT_FOUND, "no_such_world"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
     (
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "world": request.world,
-            "crash": "requested: a running world with this id panics in its next tick",
-        })),
+        status,
+        Json(json!({ "error": error.to_string(), "code": code })),
     )
 }
 

@@ -92,6 +92,14 @@ fn players_of_a_crashed_room_are_told_and_sent_back_to_their_zone() {
         "back at {back}, left the zone at {walked_to}"
     );
 
+    // A world that is not running (one that crashed, or a mistyped id) is
+    // said to be missing, not crashed.
+    for world in [state_room.room, frame_room.room, u64::MAX] {
+        let (status, reply) = crash(&node, world, Some(CHAOS_KEY));
+        assert_eq!(status, 404, "{reply}");
+        assert_eq!(reply["code"], "no_such_world");
+    }
+
     // The crashed rooms are gone, and their players are in no room.
     let listed = ask(&mut bystander, Kind::List(String::new()));
     assert!(listed.rooms.is_empty(), "{:?}", listed.rooms);

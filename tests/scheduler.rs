@@ -9,7 +9,7 @@ use std::{
 
 use bevy_ecs::{resource::Resource, schedule::IntoScheduleConfigs, system::Res};
 use tessera::scheduler::{
-    EndReason, NodeEvent, Scheduler, SchedulerConfig, TickEvent, WorldId, WorldOptions,
+    CrashError, EndReason, NodeEvent, Scheduler, SchedulerConfig, TickEvent, WorldId, WorldOptions,
 };
 use tessera_sim::{SimWorld, Tick, TickSchedule, TickSystems, WorldSpec, driver::RandomInputs};
 
@@ -593,12 +593,18 @@ fn a_world_crashed_on_purpose_ends_like_a_panicking_one_and_alone() {
             },
         )
         .unwrap();
-    // No such world: nothing happens to anyone.
-    scheduler.crash_world(WorldId(9_999));
+    // No such world: said so, and nothing happens to anyone.
+    let wait = Duration::from_secs(10);
+    assert!(matches!(
+        scheduler.crash_world(WorldId(9_999), wait),
+        Err(CrashError::NoSuchWorld(WorldId(9_999)))
+    ));
     let _ = collect(&rx, 1, 20, Duration::from_secs(20));
     assert_eq!(scheduler.stats().panicked_worlds.load(Ordering::Relaxed), 0);
 
-    scheduler.crash_world(doomed.id);
+    scheduler
+        .crash_world(doomed.id, wait)
+        .expect("the crash is armed");
     match events
         .recv_timeout(Duration::from_secs(20))
         .expect("the crash is reported")
@@ -616,6 +622,13 @@ fn a_world_crashed_on_purpose_ends_like_a_panicking_one_and_alone() {
     assert!(
         ended.recv_timeout(Duration::from_secs(10)).is_ok(),
         "its end hook ran"
+    );
+    assert!(
+        matches!(
+            scheduler.crash_world(doomed.id, wait),
+            Err(CrashError::NoSuchWorld(_))
+        ),
+        "an ended world is not running"
     );
     let after = (0..50)
         .map(|_| {

@@ -19,7 +19,7 @@ use std::{
         mpsc,
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tessera_persistence::histogram::{DURATION_BOUNDS_US, Histogram};
@@ -219,6 +219,22 @@ pub struct Scheduler {
     events: mpsc::Sender<NodeEvent>,
 }
 
+/// A crash could not be injected ([`Scheduler::crash_world`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrashError {
+    /// No worker runs a world with this id (never did, or it ended).
+    #[error("no running world {0}")]
+    NoSuchWorld(WorldId),
+    /// A worker did not say within the wait whether it runs the world (a
+    /// tick that long is itself the news); the crash may still happen.
+    #[error("a worker did not answer within {0:?}; the crash may still happen")]
+    NoAnswer(Duration),
+    /// The scheduler was shut down.
+    #[error("the scheduler has shut down")]
+    ShutDown,
+}
+
 /// The scheduler could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -347,12 +363,33 @@ impl Scheduler {
 
     /// Fault injection, for testing what players and operators see when
     /// a world's code fails: world `id` panics in its next tick, exactly
-    /// as a tick that hits a bug does (see [`NodeEvent::WorldEnded`]). A
-    /// world that is not running is left alone.
-    pub fn crash_world(&self, id: WorldId) {
-        for (tx, _) in &self.workers {
-            let _ = tx.send(Command::Crash(id));
+    /// as a tick that hits a bug does (see [`NodeEvent::WorldEnded`]).
+    /// Blocks until the worker running it has armed the crash (workers
+    /// read commands between ticks), at most `wait`; a world that is not
+    /// running is left alone and said to be missing, so a mistyped id
+    /// does not pass for a crash.
+    pub fn crash_world(&self, id: WorldId, wait: Duration) -> Result<(), CrashError> {
+        let (armed_tx, armed) = mpsc::channel();
+        let asked = self
+            .workers
+            .iter()
+            .filter(|(tx, _)| tx.send(Command::Crash(id, armed_tx.clone())).is_ok())
+            .count();
+        drop(armed_tx);
+        if asked == 0 {
+            return Err(CrashError::ShutDown);
         }
+        let deadline = Instant::now() + wait;
+        for _ in 0..asked {
+            match armed.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => return Err(CrashError::NoAnswer(wait)),
+                // A worker stopped without answering: it runs no world.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Err(CrashError::NoSuchWorld(id))
     }
 
     /// A sender for lifecycle notices, for components that want to add their own.

@@ -25,8 +25,9 @@ pub(super) struct NewWorld {
 pub(super) enum Command {
     Add(Box<NewWorld>),
     End(WorldId),
-    /// Fault injection: the world panics in its next tick.
-    Crash(WorldId),
+    /// Fault injection: the world panics in its next tick. The reply says
+    /// whether this worker runs it.
+    Crash(WorldId, mpsc::Sender<bool>),
     Shutdown,
 }
 
@@ -193,11 +194,17 @@ impl Worker {
                 }
                 true
             }
-            Command::Crash(id) => {
-                if let Some(slot) = self.slots.iter_mut().find(|s| s.id == id) {
-                    tracing::warn!(world = %id, "fault injection: this world panics in its next tick");
-                    slot.crash = true;
-                }
+            Command::Crash(id, armed) => {
+                let found = match self.slots.iter_mut().find(|s| s.id == id) {
+                    Some(slot) => {
+                        tracing::warn!(world = %id, "fault injection: this world panics in its next tick");
+                        slot.crash = true;
+                        true
+                    }
+                    None => false,
+                };
+                // The asker may have stopped waiting.
+                let _ = armed.send(found);
                 true
             }
             Command::Shutdown => false,
