@@ -6,7 +6,8 @@
 //!   room, with the progress the zone kept for them.
 //! - A zone is started again by the zone task (`zone_worlds`), and its
 //!   players are moved into the new world with their progress as the old
-//!   one last had it.
+//!   one last had it; teams were the old world's, and their members are
+//!   told they ended (`team_left` with a reason).
 //!
 //! The scheduler reports the crash on its event thread; the net thread
 //! moves the players at its next poll of the host.
@@ -17,9 +18,9 @@ use tessera_net::{
     codec::encode_server,
     proto::{self, event, server_message::Body},
     service::{Host, InputSink},
-    transport::ORDERED,
+    transport::{ORDERED, RELIABLE},
 };
-use tessera_sim::{Input, PlayerId};
+use tessera_sim::{Input, PlayerId, TeamId};
 
 use crate::{arena::Assignment, play::ZoneHost, scheduler::WorldId};
 
@@ -97,6 +98,29 @@ pub fn room_closed(
     players
         .iter()
         .map(|player| (*player, ORDERED, bytes.clone()))
+        .collect()
+}
+
+/// What a team's members are told when their zone's world crashed.
+pub const TEAM_CRASHED: &str = "the team ended: its zone stopped because of a server error";
+
+/// `team_left` for each of `members` (each with their team), with
+/// `reason`: the team is gone though nobody left it.
+pub fn team_ended(members: &[(PlayerId, TeamId)], reason: &str) -> Vec<(PlayerId, u8, Vec<u8>)> {
+    members
+        .iter()
+        .map(|(player, team)| {
+            let bytes = encode_server(&proto::ServerMessage {
+                body: Some(Body::Event(proto::Event {
+                    kind: Some(event::Kind::TeamLeft(proto::TeamLeft {
+                        team: team.0,
+                        kicked: false,
+                        reason: reason.to_string(),
+                    })),
+                })),
+            });
+            (*player, RELIABLE, bytes)
+        })
         .collect()
 }
 

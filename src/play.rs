@@ -47,9 +47,20 @@ impl InputSink for ZoneSink {
 /// Progress loaded at login, waiting for the player's `Join`.
 pub type Profiles = Arc<std::sync::Mutex<std::collections::BTreeMap<PlayerId, SavedProgress>>>;
 
-/// Teams as the zones last announced them: each member's team leader and
-/// members (a team leader queues the whole team).
-pub type Teams = Arc<std::sync::Mutex<BTreeMap<PlayerId, (PlayerId, Vec<PlayerId>)>>>;
+/// Teams as the zones last announced them, by member (a team leader
+/// queues the whole team).
+pub type Teams = Arc<std::sync::Mutex<BTreeMap<PlayerId, TeamNote>>>;
+
+/// A team as its zone last announced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamNote {
+    /// The team.
+    pub team: tessera_sim::TeamId,
+    /// Its leader.
+    pub leader: PlayerId,
+    /// Its members, in the order they joined.
+    pub members: Vec<PlayerId>,
+}
 
 /// A zone world by its `zones` row id.
 type Zone = (String, Arc<dyn InputSink>);
@@ -127,7 +138,7 @@ impl ZoneHost {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&player)
-            .cloned()
+            .map(|note| (note.leader, note.members.clone()))
     }
 }
 
@@ -384,8 +395,13 @@ pub fn observe_zone(sim: &SimWorld, profiles: &Profiles, teams: &Teams) {
     for event in changed {
         match event {
             tessera_sim::OutEvent::TeamChanged { view, .. } => {
+                let note = TeamNote {
+                    team: view.team,
+                    leader: view.leader,
+                    members: view.members.clone(),
+                };
                 for member in &view.members {
-                    teams.insert(*member, (view.leader, view.members.clone()));
+                    teams.insert(*member, note.clone());
                 }
             }
             tessera_sim::OutEvent::TeamLeft { to, .. } => {

@@ -263,7 +263,8 @@ fn a_zone_that_keeps_crashing_is_left_down_and_the_node_is_not_ready() {
 
 /// Teams lived in the crashed zone's world: after the restart nobody is in
 /// one, so a former member may queue alone (before, only the leader could
-/// queue, for the whole team).
+/// queue, for the whole team), and every member is told the team ended and
+/// why, so no client shows a team that is gone.
 #[test]
 fn a_crashed_zone_takes_its_teams_with_it() {
     use tessera_bot::team::{Role, Team};
@@ -288,11 +289,29 @@ fn a_crashed_zone_takes_its_teams_with_it() {
     let refused = ask(&mut mate, queue_command("arena"));
     assert_eq!(refused.reason, "only the team leader can queue the team");
 
+    let team = following.view.as_ref().unwrap().team;
+
     let zone = ready(&node)["zones"]["starter"].as_u64().unwrap();
     mate.welcome = None;
     let (status, reply) = crash(&node, zone, Some(CHAOS_KEY));
     assert_eq!(status, 202, "{reply}");
     welcomed_to(&mut mate, "starter");
+    let told_ended = |session: &Session| {
+        session.events.iter().any(|e| {
+            matches!(&e.kind, Some(proto::event::Kind::TeamLeft(left))
+                if left.team == team && !left.kicked && left.reason.contains("server error"))
+        })
+    };
+    for (session, team_state) in [(&mut leader, &mut leading), (&mut mate, &mut following)] {
+        assert!(
+            session.pump_until(WAIT, told_ended).unwrap(),
+            "{:?}",
+            session.events
+        );
+        let events = session.events.clone();
+        let _ = team_state.step(&events, session.snapshot.as_ref());
+        assert!(team_state.view.is_none(), "the bot's team is gone too");
+    }
     let queued = ask(&mut mate, queue_command("arena"));
     assert!(ok(&queued), "{queued:?}");
 }

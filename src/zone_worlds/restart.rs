@@ -175,12 +175,21 @@ impl ZoneWorlds {
                     profiles.insert(*player, kept.clone());
                 }
             }
-            // Teams were the old world's.
-            {
+            // Teams were the old world's: their members are told they ended.
+            let ended: Vec<_> = {
                 let mut teams = self.host.teams.lock().unwrap_or_else(|p| p.into_inner());
-                for (player, _) in progress.present.iter().chain(&progress.parked) {
-                    teams.remove(player);
-                }
+                progress
+                    .present
+                    .iter()
+                    .chain(&progress.parked)
+                    .filter_map(|(player, _)| Some((*player, teams.remove(player)?.team)))
+                    .collect()
+            };
+            if !ended.is_empty() {
+                let _ = self.to_net.send(crate::crashes::team_ended(
+                    &ended,
+                    crate::crashes::TEAM_CRASHED,
+                ));
             }
             // The net thread moves whoever its connections had in the old
             // world (a player who was switching to a room as it crashed is

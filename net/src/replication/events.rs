@@ -232,6 +232,7 @@ pub fn route_events(
                 event(event::Kind::TeamLeft(proto::TeamLeft {
                     team: team.0,
                     kicked: *kicked,
+                    reason: String::new(),
                 })),
             ),
             OutEvent::TeamMemberHp {
