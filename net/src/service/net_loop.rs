@@ -450,6 +450,8 @@ impl<H: Host> Loop<H> {
         });
         tracing::warn!(socket, client, ?reason, detail, "kicking client");
         self.send_to(socket, client, ORDERED, kick(reason, detail));
+        // Its pings, like the rest, are not served during the grace.
+        self.sockets[socket].stop_answering(client);
         self.closing
             .push((Instant::now() + KICK_GRACE, socket, client));
     }

@@ -50,6 +50,14 @@ struct Peer {
     gate: AckGate,
     /// Small unreliable messages waiting for the next flush.
     queued: Vec<Vec<u8>>,
+    /// Answers to its messages ([`Io::answerer`]): sent by the read that
+    /// found them, alone, so that a read in the middle of the net loop's
+    /// sends does not split a tick's messages over two datagrams.
+    replies: Vec<Vec<u8>>,
+    /// The net loop is done with the connection (kicked, about to be
+    /// disconnected): its messages go to the net loop unanswered, which
+    /// drops them, as it did before the socket answered any.
+    unanswered: bool,
     /// In [`Io::active`].
     active: bool,
     /// Messages given to renet since its packets were last taken.
@@ -73,6 +81,7 @@ struct Io {
     active: Vec<ClientId>,
     /// Each reliable channel and its memory ([`super::reliable_memory`]).
     reliable_memory: Vec<(u8, usize)>,
+    /// What the socket answers itself ([`ServerSocket::answer_with`]).
     answerer: Option<Answerer>,
     /// Messages answered since the last read: (client, length).
     answered: Vec<(ClientId, usize)>,
@@ -149,9 +158,13 @@ impl Io {
                 // All of them, however many: the datagram is already read
                 // and opened, and the net loop's rate limits (which kick a
                 // flooding client) must see every message to count it.
-                Entry::Message(bytes) => match self.answerer.and_then(|answer| answer(bytes)) {
+                Entry::Message(bytes) => match self
+                    .answerer
+                    .filter(|_| !peer.unanswered)
+                    .and_then(|answer| answer(bytes))
+                {
                     Some(reply) => {
-                        queue(peer, reply);
+                        bounded_push(&mut peer.replies, reply);
                         self.answered.push((client, bytes.len()));
                     }
                     None => {
@@ -165,13 +178,25 @@ impl Io {
 
 type Messages = Vec<(ClientId, u8, bytes::Bytes)>;
 
-/// Queues a small unreliable message for the peer's next flush; the oldest
-/// goes when too many wait (a newer snapshot or input supersedes it).
-fn queue(peer: &mut Peer, bytes: Vec<u8>) {
-    if peer.queued.len() == MAX_QUEUED {
-        peer.queued.remove(0);
+/// Adds a small unreliable message to those waiting for a flush; the
+/// oldest goes when too many wait (a newer snapshot or input supersedes it).
+fn bounded_push(waiting: &mut Vec<Vec<u8>>, bytes: Vec<u8>) {
+    if waiting.len() == MAX_QUEUED {
+        waiting.remove(0);
     }
-    peer.queued.push(bytes);
+    waiting.push(bytes);
+}
+
+/// Encrypts `client`'s payloads into datagrams in `out`.
+fn emitter<'a>(
+    netcode: &'a mut NetcodeServer,
+    out: &'a mut SendBatch,
+    client: ClientId,
+) -> impl FnMut(&[u8]) + 'a {
+    move |payload| match netcode.generate_payload_packet(client, payload) {
+        Ok((addr, datagram)) => out.push(addr, datagram),
+        Err(error) => tracing::debug!(client, %error, "cannot encrypt a packet"),
+    }
 }
 
 /// One netcode server on one UDP socket.
@@ -378,7 +403,8 @@ impl ServerSocket {
             }
         }
         self.io.active = still_active;
-        // Replies go now, each client's with whatever else waits for it.
+        // Replies go now; what else waits for their clients goes with the
+        // net loop's flush, as it would have.
         let mut answered = std::mem::take(&mut self.io.answered);
         for &(client, bytes) in &answered {
             events.push(TransportEvent::Answered { client, bytes });
@@ -386,7 +412,7 @@ impl ServerSocket {
         answered.sort_unstable_by_key(|&(client, _)| client);
         answered.dedup_by_key(|(client, _)| *client);
         for &(client, _) in &answered {
-            self.flush_peer(client, false);
+            self.flush_replies(client);
         }
         answered.clear();
         self.io.answered = answered;
@@ -431,7 +457,9 @@ impl ServerSocket {
     /// Queues `bytes` for `client` on `channel`.
     pub fn send(&mut self, client: ClientId, channel: u8, bytes: Vec<u8>) {
         match self.io.peers.get_mut(&client).filter(|peer| !peer.dropped) {
-            Some(peer) if channel == UNRELIABLE && bytes.len() <= MAX_DIRECT => queue(peer, bytes),
+            Some(peer) if channel == UNRELIABLE && bytes.len() <= MAX_DIRECT => {
+                bounded_push(&mut peer.queued, bytes)
+            }
             Some(peer) => {
                 peer.renet_queued = true;
                 self.io.server.send_message(client, channel, bytes);
@@ -447,6 +475,14 @@ impl ServerSocket {
         self.io.server.disconnect(client);
         if let Some(peer) = self.io.peers.get_mut(&client) {
             peer.dropped = true;
+        }
+    }
+
+    /// Stops answering `client`'s messages ([`ServerSocket::answer_with`]):
+    /// the net loop has kicked it and counts nothing more from it.
+    pub fn stop_answering(&mut self, client: ClientId) {
+        if let Some(peer) = self.io.peers.get_mut(&client) {
+            peer.unanswered = true;
         }
     }
 
@@ -520,18 +556,35 @@ impl ServerSocket {
         if peer.dropped {
             // The walk tells netcode; nothing more goes to it meanwhile.
             peer.queued.clear();
+            peer.replies.clear();
             return;
         }
-        let (netcode, out) = (&mut self.netcode, &mut self.io.out);
-        let mut emit = |payload: &[u8]| match netcode.generate_payload_packet(client, payload) {
-            Ok((addr, datagram)) => out.push(addr, datagram),
-            Err(error) => tracing::debug!(client, %error, "cannot encrypt a packet"),
-        };
+        let mut emit = emitter(&mut self.netcode, &mut self.io.out, client);
         self.packer.flush(
             &mut peer.gate,
             now,
             &packets,
-            peer.queued.drain(..),
+            peer.replies.drain(..).chain(peer.queued.drain(..)),
+            &mut emit,
+        );
+    }
+
+    /// Builds the datagrams of `client`'s replies alone (sent by
+    /// [`ServerSocket::transmit`]).
+    fn flush_replies(&mut self, client: ClientId) {
+        let Some(peer) = self.io.peers.get_mut(&client) else {
+            return;
+        };
+        if peer.dropped {
+            peer.replies.clear();
+            return;
+        }
+        let mut emit = emitter(&mut self.netcode, &mut self.io.out, client);
+        self.packer.flush(
+            &mut peer.gate,
+            Instant::now(),
+            &[],
+            peer.replies.drain(..),
             &mut emit,
         );
     }
@@ -565,7 +618,10 @@ mod tests {
 
     /// Over real UDP: what the answerer answers goes back from the read
     /// that found it, with nobody flushing, and is counted as an event,
-    /// not passed on; everything else is passed on as before.
+    /// not passed on; everything else is passed on as before. The read
+    /// sends the answer alone: what the net loop queued for the client
+    /// waits for its flush. Once the client is not to be answered, its
+    /// pings are passed on like the rest.
     #[test]
     fn a_socket_answers_what_its_answerer_answers_in_the_same_read() {
         let keys = NetcodeKeys::random(7);
@@ -595,6 +651,8 @@ mod tests {
         });
         let connected = connected.expect("a connection event");
         events.clear();
+        // Half a tick's sends, not flushed yet.
+        server.send(connected, UNRELIABLE, b"snapshot".to_vec());
         client.send(UNRELIABLE, b"ping-42".to_vec());
         client.send(UNRELIABLE, b"move".to_vec());
         client.flush().unwrap();
@@ -606,6 +664,16 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(pong.as_deref(), Some(&b"pong-42"[..]));
+        assert_eq!(client.receive(UNRELIABLE), None, "the snapshot waits");
+        server.flush_client(connected);
+        server.transmit();
+        let mut snapshot = None;
+        while snapshot.is_none() && Instant::now() < deadline {
+            client.update().unwrap();
+            snapshot = client.receive(UNRELIABLE);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(snapshot.as_deref(), Some(&b"snapshot"[..]));
         assert_eq!(
             events,
             vec![TransportEvent::Answered {
@@ -619,6 +687,22 @@ mod tests {
             .map(|(client, _, bytes)| (*client, bytes.to_vec()))
             .collect();
         assert_eq!(passed, vec![(connected, b"move".to_vec())]);
+
+        server.stop_answering(connected);
+        events.clear();
+        messages.clear();
+        client.send(UNRELIABLE, b"ping-43".to_vec());
+        client.flush().unwrap();
+        while messages.is_empty() && Instant::now() < deadline {
+            server.receive(&mut events, &mut messages, 64).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let passed: Vec<_> = messages
+            .iter()
+            .map(|(_, _, bytes)| bytes.to_vec())
+            .collect();
+        assert_eq!(passed, vec![b"ping-43".to_vec()]);
+        assert!(events.is_empty(), "{events:?}");
     }
 
     /// Over real UDP: datagrams the kernel drops while the socket's buffer

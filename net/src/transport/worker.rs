@@ -40,6 +40,7 @@ enum Command {
     FlushClient(ClientId),
     Flush,
     Disconnect(ClientId),
+    StopAnswering(ClientId),
     DisconnectAll,
 }
 
@@ -182,6 +183,12 @@ impl SocketWorker {
         self.command(Command::Disconnect(client));
     }
 
+    /// Stops answering `client`'s messages on the socket's thread
+    /// ([`ServerSocket::stop_answering`]).
+    pub fn stop_answering(&mut self, client: ClientId) {
+        self.command(Command::StopAnswering(client));
+    }
+
     /// Disconnects everyone (shutdown).
     pub fn disconnect_all(&mut self) {
         self.command(Command::DisconnectAll);
@@ -272,6 +279,7 @@ fn apply(socket: &mut ServerSocket, batch: Vec<Command>, reader: &mut Reader) ->
             Command::FlushClient(client) => socket.flush_client(client),
             Command::Flush => socket.flush(),
             Command::Disconnect(client) => socket.disconnect(client),
+            Command::StopAnswering(client) => socket.stop_answering(client),
             Command::DisconnectAll => socket.disconnect_all(),
         }
     }
