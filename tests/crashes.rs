@@ -35,6 +35,52 @@ fn told_closed(session: &Session, room: u64) -> bool {
     )
 }
 
+/// `leader` and `mate` in a team, and the team's id as both see it.
+fn form_team(
+    leader: &mut Session,
+    mate: &mut Session,
+) -> (tessera_bot::team::Team, tessera_bot::team::Team, u64) {
+    use tessera_bot::team::{Role, Team};
+    let mut leading = Team::new(
+        Role::Leader {
+            invite: vec![mate.player],
+        },
+        30,
+    );
+    let mut following = Team::new(Role::Member, 30);
+    step_teams_until(
+        (leader, &mut leading),
+        (mate, &mut following),
+        "the team did not form",
+        |lead, follow| team_of(lead, 2) && team_of(follow, 2),
+    );
+    let team = following.view.as_ref().unwrap().team;
+    (leading, following, team)
+}
+
+/// Waits until `session` is told that `team` ended because of a server
+/// error; then the bot's own view of the team is gone too.
+fn assert_told_team_ended(
+    session: &mut Session,
+    team_state: &mut tessera_bot::team::Team,
+    team: u64,
+) {
+    let told = |session: &Session| {
+        session.events.iter().any(|e| {
+            matches!(&e.kind, Some(proto::event::Kind::TeamLeft(left))
+                if left.team == team && !left.kicked && left.reason.contains("server error"))
+        })
+    };
+    assert!(
+        session.pump_until(WAIT, told).unwrap(),
+        "{:?}",
+        session.events
+    );
+    let events = session.events.clone();
+    let _ = team_state.step(&events, session.snapshot.as_ref());
+    assert!(team_state.view.is_none(), "the bot's team is gone too");
+}
+
 /// When a room's world crashes (here by fault injection, as a bug in its
 /// code would), its players are told and sent back to the zone they came
 /// from, where they left it; the crashed rooms leave the list, their
@@ -226,7 +272,8 @@ fn a_crashed_zone_starts_again_with_its_players_where_they_were() {
 /// A zone that crashes again and again (a bug its players keep hitting) is
 /// started again twice, then left down rather than crashed in a loop; the
 /// node then says it is not ready (503), naming the zone, so a load
-/// balancer sends new logins elsewhere.
+/// balancer sends new logins elsewhere. A team in the zone that is left
+/// down is told it ended, as one in a restarted zone is.
 #[test]
 fn a_zone_that_keeps_crashing_is_left_down_and_the_node_is_not_ready() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,11 +282,20 @@ fn a_zone_that_keeps_crashing_is_left_down_and_the_node_is_not_ready() {
     for crashes in 1..=3u64 {
         let zone = ready(&node)["zones"]["starter"].as_u64().unwrap();
         player.welcome = None;
+        // The mate stays connected (and in the team) until the crash.
+        let team = (crashes == 3).then(|| {
+            let mut mate = join_world(&node, "crashing-zone-mate", "warrior", "");
+            let (leading, _, team) = form_team(&mut player, &mut mate);
+            (mate, leading, team)
+        });
         let (status, reply) = crash(&node, zone, Some(CHAOS_KEY));
         assert_eq!(status, 202, "{reply}");
         if crashes < 3 {
             welcomed_to(&mut player, "starter");
             continue;
+        }
+        if let Some((_mate, mut leading, team)) = team {
+            assert_told_team_ended(&mut player, &mut leading, team);
         }
         // The third: nothing takes the zone's place.
         let deadline = std::time::Instant::now() + WAIT;
@@ -267,51 +323,22 @@ fn a_zone_that_keeps_crashing_is_left_down_and_the_node_is_not_ready() {
 /// why, so no client shows a team that is gone.
 #[test]
 fn a_crashed_zone_takes_its_teams_with_it() {
-    use tessera_bot::team::{Role, Team};
     let dir = tempfile::tempdir().unwrap();
     let node = chaos_node(dir.path());
     let mut leader = join_world(&node, "crash-team-lead", "warrior", "");
     let mut mate = join_world(&node, "crash-team-mate", "warrior", "");
-    let mut leading = Team::new(
-        Role::Leader {
-            invite: vec![mate.player],
-        },
-        30,
-    );
-    let mut following = Team::new(Role::Member, 30);
-    step_teams_until(
-        (&mut leader, &mut leading),
-        (&mut mate, &mut following),
-        "the team did not form",
-        |lead, follow| team_of(lead, 2) && team_of(follow, 2),
-    );
+    let (mut leading, mut following, team) = form_team(&mut leader, &mut mate);
     // The node noted the team in the tick that announced it to them.
     let refused = ask(&mut mate, queue_command("arena"));
     assert_eq!(refused.reason, "only the team leader can queue the team");
-
-    let team = following.view.as_ref().unwrap().team;
 
     let zone = ready(&node)["zones"]["starter"].as_u64().unwrap();
     mate.welcome = None;
     let (status, reply) = crash(&node, zone, Some(CHAOS_KEY));
     assert_eq!(status, 202, "{reply}");
     welcomed_to(&mut mate, "starter");
-    let told_ended = |session: &Session| {
-        session.events.iter().any(|e| {
-            matches!(&e.kind, Some(proto::event::Kind::TeamLeft(left))
-                if left.team == team && !left.kicked && left.reason.contains("server error"))
-        })
-    };
-    for (session, team_state) in [(&mut leader, &mut leading), (&mut mate, &mut following)] {
-        assert!(
-            session.pump_until(WAIT, told_ended).unwrap(),
-            "{:?}",
-            session.events
-        );
-        let events = session.events.clone();
-        let _ = team_state.step(&events, session.snapshot.as_ref());
-        assert!(team_state.view.is_none(), "the bot's team is gone too");
-    }
+    assert_told_team_ended(&mut leader, &mut leading, team);
+    assert_told_team_ended(&mut mate, &mut following, team);
     let queued = ask(&mut mate, queue_command("arena"));
     assert!(ok(&queued), "{queued:?}");
 }

@@ -144,6 +144,23 @@ impl ZoneWorlds {
                 continue; // A room: the net thread sends its players home.
             };
             let progress = self.restarts.evacuees.take(world);
+            // Teams were the old world's, restarted or not: their members are
+            // told they ended.
+            let ended: Vec<_> = {
+                let mut teams = self.host.teams.lock().unwrap_or_else(|p| p.into_inner());
+                progress
+                    .present
+                    .iter()
+                    .chain(&progress.parked)
+                    .filter_map(|(player, _)| Some((*player, teams.remove(player)?.team)))
+                    .collect()
+            };
+            if !ended.is_empty() {
+                let _ = self.to_net.send(crate::crashes::team_ended(
+                    &ended,
+                    crate::crashes::TEAM_CRASHED,
+                ));
+            }
             let history = self.restarts.crashes.entry(kind.clone()).or_default();
             if !may_restart(history, Instant::now()) {
                 tracing::error!(
@@ -174,22 +191,6 @@ impl ZoneWorlds {
                 for (player, kept) in progress.present.iter().chain(&progress.parked) {
                     profiles.insert(*player, kept.clone());
                 }
-            }
-            // Teams were the old world's: their members are told they ended.
-            let ended: Vec<_> = {
-                let mut teams = self.host.teams.lock().unwrap_or_else(|p| p.into_inner());
-                progress
-                    .present
-                    .iter()
-                    .chain(&progress.parked)
-                    .filter_map(|(player, _)| Some((*player, teams.remove(player)?.team)))
-                    .collect()
-            };
-            if !ended.is_empty() {
-                let _ = self.to_net.send(crate::crashes::team_ended(
-                    &ended,
-                    crate::crashes::TEAM_CRASHED,
-                ));
             }
             // The net thread moves whoever its connections had in the old
             // world (a player who was switching to a room as it crashed is

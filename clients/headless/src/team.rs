@@ -90,7 +90,16 @@ impl Team {
         for event in events {
             match &event.kind {
                 Some(event::Kind::Team(view)) => self.view = Some(view.clone()),
-                Some(event::Kind::TeamLeft(_)) => self.view = None,
+                // Of this team: a late notice of an old one (reliable
+                // messages are not ordered) leaves a new team alone.
+                Some(event::Kind::TeamLeft(left))
+                    if self
+                        .view
+                        .as_ref()
+                        .is_some_and(|view| view.team == left.team) =>
+                {
+                    self.view = None
+                }
                 Some(event::Kind::TeamInvite(invite))
                     if self.role == Role::Member && self.view.is_none() =>
                 {
@@ -146,5 +155,38 @@ impl Team {
             }));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: event::Kind) -> proto::Event {
+        proto::Event { kind: Some(kind) }
+    }
+
+    /// A team is gone when the notice names it; a late notice of an
+    /// earlier team (reliable messages arrive in any order) leaves the
+    /// team the player is in now.
+    #[test]
+    fn only_a_notice_naming_the_team_ends_it() {
+        let mut team = Team::new(Role::Member, 30);
+        let view = proto::TeamView {
+            team: 7,
+            leader: 1,
+            members: vec![1, 2],
+        };
+        let left = |team| {
+            event(event::Kind::TeamLeft(proto::TeamLeft {
+                team,
+                kicked: false,
+                reason: String::new(),
+            }))
+        };
+        team.step(&[event(event::Kind::Team(view.clone())), left(6)], None);
+        assert_eq!(team.view, Some(view));
+        team.step(&[left(7)], None);
+        assert_eq!(team.view, None);
     }
 }
