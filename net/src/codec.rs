@@ -262,12 +262,17 @@ pub fn answer_ping(bytes: &[u8]) -> Option<Vec<u8>> {
     let Ok((_, Command::Ping(client_time_us))) = decode_client(bytes) else {
         return None;
     };
-    Some(encode_server(&proto::ServerMessage {
+    Some(encode_pong(client_time_us))
+}
+
+/// The answer to a ping sent at `client_time_us` (the client's clock).
+pub fn encode_pong(client_time_us: u64) -> Vec<u8> {
+    encode_server(&proto::ServerMessage {
         body: Some(proto::server_message::Body::Pong(proto::Pong {
             client_time_us,
             server_tick: 0,
         })),
-    }))
+    })
 }
 
 /// Encodes a server message.

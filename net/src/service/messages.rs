@@ -8,7 +8,7 @@ use tessera_sim::{Input, InputEnvelope};
 
 use super::{Host, net_loop::Loop};
 use crate::{
-    codec::{Command, decode_client, encode_server},
+    codec::{Command, decode_client, encode_pong, encode_server},
     proto::{self, server_message::Body},
     transport::{ClientId, ORDERED, UNRELIABLE},
 };
@@ -175,15 +175,10 @@ impl<H: Host> Loop<H> {
                     self.host.departed(player);
                 }
             }
+            // A ping the socket did not answer (over a reliable channel,
+            // or with its key spelled oddly).
             Ok((_, Command::Ping(client_time_us))) => {
-                let pong = proto::Pong {
-                    client_time_us,
-                    server_tick: 0,
-                };
-                let bytes = encode_server(&proto::ServerMessage {
-                    body: Some(Body::Pong(pong)),
-                });
-                self.send_to(socket, client, UNRELIABLE, bytes);
+                self.send_to(socket, client, UNRELIABLE, encode_pong(client_time_us));
             }
             Ok((request, Command::Room(command))) => {
                 if state.left {

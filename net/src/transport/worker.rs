@@ -299,3 +299,66 @@ impl Drop for SocketWorker {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::transport::{ClientSocket, NetcodeKeys, UNRELIABLE};
+    use tessera_sim::PlayerId;
+
+    /// Commands to a client nobody is: each costs the socket nothing.
+    fn busywork(count: usize) -> Vec<Command> {
+        (0..count)
+            .map(|_| Command::Send(9_999, UNRELIABLE, vec![1]))
+            .collect()
+    }
+
+    /// A batch of the net loop's commands (a tick's sends) reads the socket
+    /// part way when a read falls due, so a ping waiting in the socket is
+    /// answered before the batch is done; a read that is not due waits.
+    #[test]
+    fn a_long_batch_reads_the_socket_when_a_read_falls_due() {
+        let keys = NetcodeKeys::random(7);
+        let mut socket =
+            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
+        socket.answer_with(|bytes| (bytes == b"ping").then(|| b"pong".to_vec()));
+        let token = keys
+            .connect_token(1, PlayerId(9), socket.local_addr(), 30)
+            .unwrap();
+        let mut client = ClientSocket::connect(&token).unwrap();
+        let (mut events, mut messages) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !client.is_connected() && Instant::now() < deadline {
+            client.update().unwrap();
+            client.flush().unwrap();
+            socket.receive(&mut events, &mut messages, 64).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(client.is_connected());
+        let (incoming_tx, incoming) = mpsc::sync_channel(INCOMING_BATCHES);
+        let mut reader = Reader {
+            incoming: incoming_tx,
+            held: None,
+            next_receive: Instant::now() + Duration::from_secs(3_600),
+            events: Vec::new(),
+            messages: Vec::new(),
+        };
+        // On loopback the datagram is in the socket's buffer once sent.
+        client.send(UNRELIABLE, b"ping".to_vec());
+        client.flush().unwrap();
+
+        assert!(apply(&mut socket, busywork(100), &mut reader).is_ok());
+        assert!(incoming.try_recv().is_err(), "no read was due");
+
+        reader.next_receive = Instant::now();
+        assert!(apply(&mut socket, busywork(100), &mut reader).is_ok());
+        let read = incoming.try_recv().expect("a read during the batch");
+        assert!(
+            read.iter().any(|incoming| matches!(
+                incoming,
+                Incoming::Event(TransportEvent::Answered { bytes: 4, .. })
+            )),
+            "the ping was answered"
+        );
+    }
+}
