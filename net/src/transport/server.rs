@@ -591,8 +591,34 @@ impl ServerSocket {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A client connected to `server` over loopback, and its id there.
+    pub(in crate::transport) fn connect(
+        server: &mut ServerSocket,
+        keys: &NetcodeKeys,
+    ) -> (super::super::ClientSocket, ClientId) {
+        let token = keys
+            .connect_token(1, PlayerId(9), server.local_addr(), 30)
+            .unwrap();
+        let mut client = super::super::ClientSocket::connect(&token).unwrap();
+        let (mut events, mut messages) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut connected = None;
+        while (connected.is_none() || !client.is_connected()) && Instant::now() < deadline {
+            client.update().unwrap();
+            client.flush().unwrap();
+            server.receive(&mut events, &mut messages, 64).unwrap();
+            connected = connected.or(events.iter().find_map(|event| match event {
+                TransportEvent::Connected { client, .. } => Some(*client),
+                _ => None,
+            }));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(client.is_connected());
+        (client, connected.expect("a connection event"))
+    }
 
     /// A socket with nobody connected is idle (read less often) until a
     /// datagram comes, and again once a read finds nothing.
@@ -632,25 +658,9 @@ mod tests {
                 .starts_with(b"ping")
                 .then(|| [b"pong", &bytes[4..]].concat())
         });
-        let token = keys
-            .connect_token(1, PlayerId(9), server.local_addr(), 30)
-            .unwrap();
-        let mut client = super::super::ClientSocket::connect(&token).unwrap();
+        let (mut client, connected) = connect(&mut server, &keys);
         let (mut events, mut messages) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !client.is_connected() && Instant::now() < deadline {
-            client.update().unwrap();
-            client.flush().unwrap();
-            server.receive(&mut events, &mut messages, 64).unwrap();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(client.is_connected());
-        let connected = events.iter().find_map(|event| match event {
-            TransportEvent::Connected { client, .. } => Some(*client),
-            _ => None,
-        });
-        let connected = connected.expect("a connection event");
-        events.clear();
         // Half a tick's sends, not flushed yet.
         server.send(connected, UNRELIABLE, b"snapshot".to_vec());
         client.send(UNRELIABLE, b"ping-42".to_vec());

@@ -303,8 +303,7 @@ impl Drop for SocketWorker {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use crate::transport::{ClientSocket, NetcodeKeys, UNRELIABLE};
-    use tessera_sim::PlayerId;
+    use crate::transport::{NetcodeKeys, UNRELIABLE};
 
     /// Commands to a client nobody is: each costs the socket nothing.
     fn busywork(count: usize) -> Vec<Command> {
@@ -322,19 +321,7 @@ mod tests {
         let mut socket =
             ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
         socket.answer_with(|bytes| (bytes == b"ping").then(|| b"pong".to_vec()));
-        let token = keys
-            .connect_token(1, PlayerId(9), socket.local_addr(), 30)
-            .unwrap();
-        let mut client = ClientSocket::connect(&token).unwrap();
-        let (mut events, mut messages) = (Vec::new(), Vec::new());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !client.is_connected() && Instant::now() < deadline {
-            client.update().unwrap();
-            client.flush().unwrap();
-            socket.receive(&mut events, &mut messages, 64).unwrap();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(client.is_connected());
+        let (mut client, _) = super::super::server::tests::connect(&mut socket, &keys);
         let (incoming_tx, incoming) = mpsc::sync_channel(INCOMING_BATCHES);
         let mut reader = Reader {
             incoming: incoming_tx,
