@@ -55,7 +55,9 @@ ticks=$(printf '%s\n' "$metrics" | awk '/^tessera_ticks_total /{print $2}')
 tick_ns=$(printf '%s\n' "$metrics" | awk '/^tessera_tick_seconds_total_nanos /{print $2}')
 overruns=$(printf '%s\n' "$metrics" | awk '/^tessera_tick_overruns_total /{print $2}')
 dropped=$(printf '%s\n' "$metrics" | awk '/^tessera_net_udp_receive_dropped_total /{print $2}')
+thinned=$(printf '%s\n' "$metrics" | awk '/^tessera_snapshot_thinned_ticks_total /{print $2}')
 echo "node cpu: $(( (after - before) * 1000 / hz )) ms over the run; ticks ${ticks:-?}, mean tick $(( ${tick_ns:-0} / ${ticks:-1} / 1000 )) us, overruns ${overruns:-?}"
+echo "ticks that thinned snapshots (the node overloaded): ${thinned:-?} of ${ticks:-?}"
 echo "datagrams the kernel dropped for the node's sockets (receive buffer full): ${dropped:-?}"
 # Tick p99 per world kind, from the histogram's buckets (an upper bound).
 printf '%s\n' "$metrics" | awk '

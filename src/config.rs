@@ -16,6 +16,10 @@ fn default_snapshot_bytes_per_sec() -> u64 {
     6_000
 }
 
+fn default_max_snapshot_interval_ticks() -> u32 {
+    4
+}
+
 fn default_udp_receive_buffer_bytes() -> usize {
     tessera_net::transport::BufferSizes::DEFAULT.receive
 }
@@ -55,6 +59,11 @@ pub struct NodeConfig {
     /// Snapshot bytes per second per player (near and changed first).
     #[serde(default = "default_snapshot_bytes_per_sec")]
     pub snapshot_bytes_per_sec: u64,
+    /// When a worker's ticks keep starting late, its players get a
+    /// snapshot every second tick, then down to one every this many
+    /// (1: never thinned; the world slows down instead).
+    #[serde(default = "default_max_snapshot_interval_ticks")]
+    pub max_snapshot_interval_ticks: u32,
     /// Netcode protocol id.
     pub protocol_id: u64,
     /// Connect token lifetime, seconds.
@@ -165,11 +174,16 @@ mod tests {
         let buffers = tessera_net::transport::BufferSizes::DEFAULT;
         assert_eq!(config.udp_receive_buffer_bytes, buffers.receive);
         assert_eq!(config.udp_send_buffer_bytes, buffers.send);
+        assert_eq!(
+            config.max_snapshot_interval_ticks,
+            default_max_snapshot_interval_ticks()
+        );
         let without: String = DEFAULT_CONFIG
             .lines()
             .filter(|line| {
                 !line.starts_with("udp_receive_buffer_bytes")
                     && !line.starts_with("udp_send_buffer_bytes")
+                    && !line.starts_with("max_snapshot_interval_ticks")
             })
             .map(|line| format!("{line}\n"))
             .collect();

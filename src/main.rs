@@ -88,6 +88,10 @@ struct ServeArgs {
     /// Most entities in one player's view.
     #[arg(long, env = "TESSERA_VIEW_ENTITIES")]
     view_entities: Option<usize>,
+    /// Under overload, a snapshot to each player at least every this many
+    /// ticks (1: never thinned).
+    #[arg(long, env = "TESSERA_MAX_SNAPSHOT_INTERVAL_TICKS")]
+    max_snapshot_interval_ticks: Option<u32>,
     /// World worker threads (0: one per core).
     #[arg(long, env = "TESSERA_WORKERS")]
     workers: Option<usize>,
@@ -137,6 +141,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(view) = args.view_entities {
         config.view_entities = view;
+    }
+    if let Some(ticks) = args.max_snapshot_interval_ticks {
+        config.max_snapshot_interval_ticks = ticks;
     }
     if let Some(workers) = args.workers {
         config.workers = workers;

@@ -55,6 +55,12 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         s.tick_nanos.load(Ordering::Relaxed),
     );
     metric(
+        "tessera_snapshot_thinned_ticks_total",
+        "counter",
+        "World ticks that sent snapshots to only some players, their worker being overloaded.",
+        s.thinned_ticks.load(Ordering::Relaxed),
+    );
+    metric(
         "tessera_tables_version",
         "gauge",
         "Tables versions loaded since start (1 = the start-up load).",

@@ -68,6 +68,7 @@ pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
     };
     let (scheduler, events) = Scheduler::start(SchedulerConfig {
         workers: config.workers,
+        max_snapshot_every: config.max_snapshot_interval_ticks,
         ..Default::default()
     })?;
     let scheduler = Arc::new(scheduler);

@@ -3,7 +3,11 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{atomic::Ordering, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant},
 };
 
@@ -11,6 +15,7 @@ use bevy_ecs::{resource::Resource, schedule::IntoScheduleConfigs, system::Res};
 use tessera::scheduler::{
     CrashError, EndReason, NodeEvent, Scheduler, SchedulerConfig, TickEvent, WorldId, WorldOptions,
 };
+use tessera_net::replication::SnapshotPace;
 use tessera_sim::{SimWorld, Tick, TickSchedule, TickSystems, WorldSpec, driver::RandomInputs};
 
 fn spec(seed: u64, tick_hz: u16) -> WorldSpec {
@@ -641,5 +646,86 @@ fn a_world_crashed_on_purpose_ends_like_a_panicking_one_and_alone() {
     let stats = scheduler.stats();
     assert_eq!(stats.panicked_worlds.load(Ordering::Relaxed), 1);
     assert_eq!(stats.worlds.load(Ordering::Relaxed), 1);
+    scheduler.shutdown();
+}
+
+#[derive(Resource)]
+struct SlowTicks(Arc<AtomicU64>);
+
+fn slow_tick(slow: Res<SlowTicks>) {
+    std::thread::sleep(Duration::from_millis(slow.0.load(Ordering::Relaxed)));
+}
+
+#[derive(Resource)]
+struct PaceSeen(mpsc::Sender<u32>);
+
+fn report_pace(pace: Res<SnapshotPace>, seen: Res<PaceSeen>) {
+    let _ = seen.0.send(pace.every);
+}
+
+/// Reads paces `seen` until one is `wanted`, returning those read.
+fn pace_until(seen: &mpsc::Receiver<u32>, wanted: u32) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut paces = Vec::new();
+    while paces.last() != Some(&wanted) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let pace = seen
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no pace of {wanted} in 30 s: {paces:?}"));
+        paces.push(pace);
+    }
+    paces
+}
+
+/// A worker whose ticks keep starting late thins its replicating worlds'
+/// snapshots, two ticks apart then four (its limit), and counts the
+/// thinned ticks; once ticks are on time again it comes back to every
+/// tick, a step at a time.
+#[test]
+fn an_overloaded_worker_thins_snapshots_and_comes_back_when_ticks_are_on_time() {
+    let (scheduler, _events) = Scheduler::start(SchedulerConfig {
+        workers: 1,
+        max_snapshot_every: 4,
+        pace_window: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .unwrap();
+    // 50 Hz, and 30 ms a tick: every tick starts later than the last.
+    let slow = Arc::new(AtomicU64::new(30));
+    let (tx, seen) = mpsc::channel();
+    let world = SimWorld::build(spec(1, 50), |app| {
+        app.insert_resource(SlowTicks(slow.clone()))
+            .insert_resource(PaceSeen(tx))
+            .init_resource::<SnapshotPace>()
+            .add_systems(
+                TickSchedule,
+                (slow_tick, report_pace)
+                    .chain()
+                    .in_set(TickSystems::Metrics),
+            );
+    })
+    .unwrap();
+    scheduler.add_world(world, WorldOptions::default()).unwrap();
+
+    let shed = pace_until(&seen, 4);
+    assert_eq!(shed[0], 1, "full rate at first");
+    assert!(
+        shed.windows(2).all(|w| w[1] == w[0] || w[1] == 2 * w[0]),
+        "one step at a time: {shed:?}"
+    );
+    assert!(shed.contains(&2), "{shed:?}");
+    // It stays at its limit while the overload lasts.
+    for _ in 0..40 {
+        assert_eq!(seen.recv_timeout(Duration::from_secs(10)).unwrap(), 4);
+    }
+    assert!(scheduler.stats().thinned_ticks.load(Ordering::Relaxed) >= 40);
+
+    slow.store(0, Ordering::Relaxed);
+    let back = pace_until(&seen, 1);
+    assert!(
+        back.windows(2).all(|w| w[1] == w[0] || 2 * w[1] == w[0]),
+        "one step at a time: {back:?}"
+    );
+    assert!(back.contains(&2), "{back:?}");
     scheduler.shutdown();
 }

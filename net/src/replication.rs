@@ -61,6 +61,31 @@ pub struct Replication {
     body: Vec<u8>,
 }
 
+/// Ticks between two snapshots of one player: 1, every tick. The host
+/// raises it when its workers cannot keep up (the simulation keeps its
+/// rate; players see the world less often, and in as many bytes a second,
+/// instead of the whole world slowing down). Players are staggered: with
+/// 2, half of them get one on even ticks and half on odd ones.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotPace {
+    /// Ticks between two snapshots of one player (0 counts as 1).
+    pub every: u32,
+}
+
+impl Default for SnapshotPace {
+    fn default() -> Self {
+        Self { every: 1 }
+    }
+}
+
+impl SnapshotPace {
+    /// Whether `player` gets a snapshot at `tick`.
+    pub fn due(&self, tick: u64, player: PlayerId) -> bool {
+        tick.wrapping_add(player.0)
+            .is_multiple_of(u64::from(self.every.max(1)))
+    }
+}
+
 /// Where this world's refusals are counted.
 #[derive(Resource, Clone, Debug)]
 pub struct RejectionCounts(pub crate::service::Rejections);
@@ -114,6 +139,7 @@ impl Default for ReplicationPlugin {
 impl Plugin for ReplicationPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Outgoing>()
+            .init_resource::<SnapshotPace>()
             .insert_resource(self.acks.clone())
             .insert_resource(RejectionCounts(self.rejections.clone()))
             .insert_resource(Replication {
@@ -151,9 +177,9 @@ fn frame(field: u32, body: &[u8]) -> Vec<u8> {
     message
 }
 
-/// One snapshot per player: the living entities within reach, and itself,
-/// as a delta against the last view that player acknowledged, within the
-/// byte budget.
+/// One snapshot per player due one this tick ([`SnapshotPace`]): the
+/// living entities within reach, and itself, as a delta against the last
+/// view that player acknowledged, within the byte budget.
 #[allow(clippy::too_many_arguments)]
 pub fn snapshots(
     tick: Res<Tick>,
@@ -162,6 +188,7 @@ pub fn snapshots(
     located: Query<interest::Located>,
     mut fresh_grid: Local<Option<SpatialGrid>>,
     acks: Res<AckBoard>,
+    pace: Res<SnapshotPace>,
     outbox: Res<Outbox>,
     mut replication: ResMut<Replication>,
     avatars: Query<(&Player, &SimId, &Position, &LastInputSeq, &Health)>,
@@ -225,7 +252,9 @@ pub fn snapshots(
         }
     }
     let max_entities = replication.max_entities;
-    let budget = (replication.bytes_per_sec / u64::from(spec.tick_hz.max(1))) as usize;
+    // A player's bytes per second, over the snapshots it gets in one.
+    let budget = (replication.bytes_per_sec * u64::from(pace.every.max(1))
+        / u64::from(spec.tick_hz.max(1))) as usize;
     let others = max_entities.saturating_sub(1);
     let grid: &SpatialGrid = if interest::is_current(&grid, &located) {
         &grid
@@ -250,6 +279,9 @@ pub fn snapshots(
     for ((player, id, position, last_seq, health), (_, baselines)) in
         order.into_iter().zip(replication.clients.iter_mut())
     {
+        if !pace.due(tick.0, player.0) {
+            continue;
+        }
         replication.next_snapshot = replication.next_snapshot.wrapping_add(1).max(1);
         in_reach.clear();
         grid.for_each_within_indexed(*position, replication.radius_mm, |index, entry| {

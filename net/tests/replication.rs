@@ -11,7 +11,7 @@ use tessera_net::{
     codec::decode_server,
     delta::{View, apply},
     proto::server_message::Body,
-    replication::{AckBoard, Outgoing, ReplicationPlugin},
+    replication::{AckBoard, Outgoing, ReplicationPlugin, SnapshotPace},
 };
 use tessera_sim::{
     Input, PlayerId, SimWorld, WorldSpec, combat::components::Health, movement::Position,
@@ -424,4 +424,136 @@ fn who_is_in_reach_is_as_the_tick_ended_not_as_movement_left_it() {
     next_view_of_1(&mut world, &acks, &mut view);
     let back = seen(&world, &view, 3).expect("in view in the tick it revived");
     assert!(!back.dead);
+}
+
+/// A world told to thin its snapshots ([`SnapshotPace`], as an overloaded
+/// node does) sends each player one every 2nd or 4th tick, the players
+/// staggered over the ticks, each in the bytes of the ticks it covers, and
+/// every client still decodes its deltas and sees its avatar current; back
+/// at 1, everyone gets one every tick again.
+#[test]
+fn a_thinned_pace_staggers_players_and_keeps_their_deltas_and_bytes() {
+    let acks = AckBoard::default();
+    // 100 bytes a tick: a crowd of 40 walkers fills any budget.
+    let mut world = world(
+        7,
+        ReplicationPlugin {
+            radius_mm: 60_000,
+            max_entities: 24,
+            bytes_per_sec: 2_000,
+            acks: acks.clone(),
+            ..ReplicationPlugin::default()
+        },
+    );
+    let players = 1..=41u64;
+    for player in players.clone() {
+        world.push_input(
+            PlayerId(player),
+            Input::Join {
+                class: "warrior".into(),
+            },
+        );
+    }
+    world.step();
+    for player in players.clone() {
+        let entity = world
+            .world()
+            .resource::<PlayerIndex>()
+            .get(PlayerId(player))
+            .unwrap();
+        let offset = |k: u64| ((player * k) % 30) as i32 * 1_000 - 15_000;
+        *world.world_mut().get_mut::<Position>(entity).unwrap() = Position {
+            x: 100_000 + offset(7),
+            y: 100_000 + offset(13),
+        };
+    }
+    let mut clients: BTreeMap<u64, VecDeque<(u32, View)>> = BTreeMap::new();
+    for (every, ticks) in [(1u32, 10u64), (2, 20), (4, 20), (1, 10)] {
+        world.world_mut().resource_mut::<SnapshotPace>().every = every;
+        let pace = SnapshotPace { every };
+        let mut largest = 0;
+        let mut got: BTreeMap<u64, u64> = BTreeMap::new();
+        for _ in 0..ticks {
+            for player in players.clone() {
+                let dir = if (world.tick() + player) % 40 < 20 {
+                    1
+                } else {
+                    -1
+                };
+                world.push_input(
+                    PlayerId(player),
+                    Input::Move {
+                        seq: world.tick() as u32 + 1,
+                        dir_x: dir,
+                        dir_y: if player % 2 == 0 { 0 } else { dir },
+                    },
+                );
+            }
+            world.step();
+            world.drain_events();
+            let tick = world.tick();
+            let outgoing = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
+            let mut snapshots = BTreeMap::new();
+            for (player, _, bytes) in &outgoing {
+                if let Some(Body::Snapshot(snapshot)) = decode_server(bytes).unwrap().body {
+                    largest = largest.max(bytes.len());
+                    snapshots.insert(player.0, snapshot);
+                }
+            }
+            let due: Vec<u64> = players
+                .clone()
+                .filter(|p| pace.due(tick, PlayerId(*p)))
+                .collect();
+            assert_eq!(
+                snapshots.keys().copied().collect::<Vec<_>>(),
+                due,
+                "tick {tick}, every {every}: the players due"
+            );
+            assert!(
+                every == 1 || due.len() < 41 / every as usize + 2,
+                "tick {tick}: staggered, {} due",
+                due.len()
+            );
+            for (player, snapshot) in snapshots {
+                *got.entry(player).or_default() += 1;
+                let views = clients.entry(player).or_default();
+                let base = views
+                    .iter()
+                    .find(|(id, _)| *id == snapshot.baseline)
+                    .map(|(_, v)| v);
+                let view = apply(base, &snapshot)
+                    .unwrap_or_else(|e| panic!("tick {tick}: player {player}: {e}"));
+                let avatar = world
+                    .world()
+                    .resource::<PlayerIndex>()
+                    .get(PlayerId(player))
+                    .unwrap();
+                let now = *world.world().get::<Position>(avatar).unwrap();
+                let mine = tessera_net::delta::lookup(&view, snapshot.avatar).unwrap();
+                assert_eq!(
+                    (mine.x_dm, mine.y_dm),
+                    (now.x.div_euclid(100), now.y.div_euclid(100)),
+                    "tick {tick}: player {player}'s avatar is current"
+                );
+                acks.ack(PlayerId(player), snapshot.id);
+                views.push_back((snapshot.id, view));
+                if views.len() > 8 {
+                    views.pop_front();
+                }
+            }
+        }
+        assert!(
+            got.len() == 41 && got.values().all(|n| *n == ticks / u64::from(every)),
+            "every {every}: each player got one every {every} ticks: {got:?}"
+        );
+        // Within the budget of the ticks a snapshot covers, framing and
+        // all; a thinned one uses more than one tick's (the crowd's full
+        // view fits in two ticks' worth).
+        let budget = 100 * every as usize;
+        let least = if every == 1 { 80 } else { 101 };
+        assert!(
+            largest <= budget && largest >= least,
+            "every {every}: the largest snapshot was {largest} bytes of {budget}"
+        );
+    }
 }

@@ -6,8 +6,10 @@
 //! deadline is an *overrun*: it still runs (catching up), and is counted. Only
 //! a world more than [`SchedulerConfig::max_catch_up`] behind is re-anchored,
 //! and the ticks it gives up are counted as dropped and logged. A panic in
-//! one world's tick ends that world alone.
+//! one world's tick ends that world alone. A worker whose ticks keep
+//! starting late thins its worlds' snapshots ([`pacing`]).
 
+mod pacing;
 mod placement;
 mod worker;
 
@@ -103,6 +105,9 @@ pub struct SchedulerStats {
     pub panicked_worlds: AtomicU64,
     /// Total nanoseconds spent inside ticks.
     pub tick_nanos: AtomicU64,
+    /// Ticks of replicating worlds that sent snapshots to only some of
+    /// their players, the worker being overloaded ([`pacing`]).
+    pub thinned_ticks: AtomicU64,
     /// Tick durations (microseconds) per world kind.
     tick_durations: std::sync::Mutex<BTreeMap<String, Arc<Histogram>>>,
 }
@@ -139,6 +144,11 @@ pub struct SchedulerConfig {
     /// Inputs a world's inbox holds; also the most one tick takes, so a
     /// flood can neither grow memory nor stretch a tick without bound.
     pub inbox_capacity: usize,
+    /// Under overload, snapshots go to each player at most this many ticks
+    /// apart (1: never thinned; see [`pacing`]).
+    pub max_snapshot_every: u32,
+    /// How long the overload detector looks before it changes the pace.
+    pub pace_window: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -147,6 +157,8 @@ impl Default for SchedulerConfig {
             workers: 0,
             max_catch_up: Duration::from_secs(1),
             inbox_capacity: 65_536,
+            max_snapshot_every: 4,
+            pace_window: Duration::from_secs(1),
         }
     }
 }

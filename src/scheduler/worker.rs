@@ -6,11 +6,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tessera_net::replication::SnapshotPace;
 use tessera_sim::{InputEnvelope, SimWorld, TickReport, replay::ReplayHeader};
 
 use super::{
     BuildWorld, EndReason, INJECTED_CRASH, NodeEvent, SchedulerStats, TickEvent, WorldId,
     WorldOptions,
+    pacing::Pacer,
     placement::{Load, Meter},
 };
 use crate::replays::Recording;
@@ -63,6 +65,7 @@ pub(super) struct Worker {
     events: mpsc::Sender<NodeEvent>,
     load: Arc<Load>,
     meter: Meter,
+    pacer: Pacer,
     max_catch_up: Duration,
     inbox_capacity: usize,
     slots: Vec<Slot>,
@@ -94,6 +97,11 @@ impl Worker {
             events,
             load,
             meter: Meter::new(Instant::now()),
+            pacer: Pacer::new(
+                config.max_snapshot_every,
+                config.pace_window,
+                Instant::now(),
+            ),
             max_catch_up: config.max_catch_up,
             inbox_capacity: config.inbox_capacity.max(1),
             slots: Vec::new(),
@@ -231,6 +239,7 @@ impl Worker {
                 slot.ticks_since_anchor = 0;
             }
             let overrun = late_by >= slot.period;
+            let thinned = Self::pace(slot, self.pacer.every());
             match Self::tick(slot) {
                 Ok((elapsed, report)) => {
                     self.stats.ticks.fetch_add(1, Ordering::Relaxed);
@@ -240,8 +249,29 @@ impl Worker {
                     if overrun {
                         self.stats.overruns.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.meter.record(elapsed, Instant::now(), &self.load);
+                    if thinned {
+                        self.stats.thinned_ticks.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let now = Instant::now();
+                    self.meter.record(elapsed, now, &self.load);
                     let slot = &mut self.slots[index];
+                    if let Some(change) = self.pacer.observe(late_by, slot.period, now) {
+                        if change.every > change.from {
+                            tracing::warn!(
+                                worker = self.index,
+                                every = change.every,
+                                "ticks keep starting late: players get a snapshot every {} ticks",
+                                change.every
+                            );
+                        } else {
+                            tracing::info!(
+                                worker = self.index,
+                                every = change.every,
+                                "ticks on time again: players get a snapshot every {} ticks",
+                                change.every
+                            );
+                        }
+                    }
                     slot.durations.record(elapsed.as_micros() as u64);
                     slot.ticks_since_anchor += 1;
                     if slot.ticks_since_anchor >= 1 << 30 {
@@ -270,6 +300,18 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Sets the world's snapshot pace, if it replicates; whether it is
+    /// thinned.
+    fn pace(slot: &mut Slot, every: u32) -> bool {
+        let Some(mut pace) = slot.sim.world_mut().get_resource_mut::<SnapshotPace>() else {
+            return false;
+        };
+        if pace.every != every {
+            pace.every = every;
+        }
+        every > 1
     }
 
     /// Between two ticks: take a new tables version if there is one.
