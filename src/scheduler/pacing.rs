@@ -78,6 +78,11 @@ impl Pacer {
         period: Duration,
         now: Instant,
     ) -> Option<PaceChange> {
+        if self.ticks == 0 && now.saturating_duration_since(self.window_start) >= self.window {
+            // The first tick after a time with none (a worker with no
+            // worlds): a window of one tick would judge the worker by it.
+            self.window_start = now;
+        }
         self.ticks += 1;
         self.late += usize::from(late_by >= period / LATE_SHARE);
         if now.saturating_duration_since(self.window_start) < self.window {
@@ -190,6 +195,18 @@ mod tests {
         for _ in 0..FIRST_CALM_WINDOWS - 1 {
             assert_eq!(window(&mut pacer, &mut now, 0), 2);
         }
+        assert_eq!(window(&mut pacer, &mut now, 0), 1);
+    }
+
+    #[test]
+    fn a_late_tick_after_an_idle_time_is_not_a_window_of_its_own() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(4, WINDOW, start);
+        // A worker with no worlds for a minute, then a late first tick and
+        // a second on time.
+        let then = start + Duration::from_secs(60);
+        assert_eq!(pacer.observe(PERIOD, PERIOD, then), None);
+        let mut now = then;
         assert_eq!(window(&mut pacer, &mut now, 0), 1);
     }
 
