@@ -37,12 +37,12 @@ fn world(seed: u64, plugin: ReplicationPlugin) -> SimWorld {
     world
 }
 
-#[test]
-fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
-    let acks = AckBoard::default();
-    // 100 bytes a tick: far less than 40 moving wolves need.
+/// Players 1 to 41 in a world replicating views of 24 in 100 bytes a tick
+/// (far less than 40 moving players need), all within 15 m of (100, 100) m,
+/// away from the NPCs.
+fn crowd(seed: u64, acks: &AckBoard) -> SimWorld {
     let mut world = world(
-        3,
+        seed,
         ReplicationPlugin {
             radius_mm: 60_000,
             max_entities: 24,
@@ -51,8 +51,6 @@ fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
             ..ReplicationPlugin::default()
         },
     );
-    // The viewer and 40 other players, all within 15 m of (100, 100) m
-    // (away from the NPCs), all walking all the time.
     for player in 1..=41 {
         world.push_input(
             PlayerId(player),
@@ -74,6 +72,14 @@ fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
             y: 100_000 + offset(13),
         };
     }
+    world
+}
+
+#[test]
+fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
+    let acks = AckBoard::default();
+    // The viewer and 40 other players, all walking all the time.
+    let mut world = crowd(3, &acks);
     let me = world
         .world()
         .resource::<PlayerIndex>()
@@ -246,30 +252,43 @@ fn viewers_who_come_and_go_keep_their_own_baselines() {
             if tick == 16 && player == 5 {
                 views.clear();
             }
-            let base = views
-                .iter()
-                .find(|(id, _)| *id == snapshot.baseline)
-                .map(|(_, v)| v);
-            let view = apply(base, &snapshot)
-                .unwrap_or_else(|e| panic!("tick {tick}: player {player}: {e}"));
-            let avatar = world
-                .world()
-                .resource::<PlayerIndex>()
-                .get(PlayerId(player))
-                .unwrap();
-            let now = *world.world().get::<Position>(avatar).unwrap();
-            let mine = tessera_net::delta::lookup(&view, snapshot.avatar)
-                .unwrap_or_else(|| panic!("tick {tick}: player {player}'s avatar is in view"));
-            assert_eq!(mine.player, player, "tick {tick}: its own avatar");
-            assert_eq!(
-                (mine.x_dm, mine.y_dm),
-                (now.x.div_euclid(100), now.y.div_euclid(100)),
-                "tick {tick}: player {player}'s avatar is current"
-            );
+            let view = rebuilt_with_avatar_current(&world, views, tick, player, &snapshot);
             acks.ack(PlayerId(player), snapshot.id);
             views.push_back((snapshot.id, view));
         }
     }
+}
+
+/// `player`'s view after `snapshot`, rebuilt from the views its client
+/// kept; its own avatar is in it, where the world has it now.
+fn rebuilt_with_avatar_current(
+    world: &SimWorld,
+    views: &VecDeque<(u32, View)>,
+    tick: u64,
+    player: u64,
+    snapshot: &tessera_net::proto::Snapshot,
+) -> View {
+    let base = views
+        .iter()
+        .find(|(id, _)| *id == snapshot.baseline)
+        .map(|(_, v)| v);
+    let view =
+        apply(base, snapshot).unwrap_or_else(|e| panic!("tick {tick}: player {player}: {e}"));
+    let avatar = world
+        .world()
+        .resource::<PlayerIndex>()
+        .get(PlayerId(player))
+        .unwrap();
+    let now = *world.world().get::<Position>(avatar).unwrap();
+    let mine = tessera_net::delta::lookup(&view, snapshot.avatar)
+        .unwrap_or_else(|| panic!("tick {tick}: player {player}'s avatar is in view"));
+    assert_eq!(mine.player, player, "tick {tick}: its own avatar");
+    assert_eq!(
+        (mine.x_dm, mine.y_dm),
+        (now.x.div_euclid(100), now.y.div_euclid(100)),
+        "tick {tick}: player {player}'s avatar is current"
+    );
+    view
 }
 
 /// Changes made after movement, as a room's start (a teleport) or a
@@ -434,39 +453,8 @@ fn who_is_in_reach_is_as_the_tick_ended_not_as_movement_left_it() {
 #[test]
 fn a_thinned_pace_staggers_players_and_keeps_their_deltas_and_bytes() {
     let acks = AckBoard::default();
-    // 100 bytes a tick: a crowd of 40 walkers fills any budget.
-    let mut world = world(
-        7,
-        ReplicationPlugin {
-            radius_mm: 60_000,
-            max_entities: 24,
-            bytes_per_sec: 2_000,
-            acks: acks.clone(),
-            ..ReplicationPlugin::default()
-        },
-    );
+    let mut world = crowd(7, &acks);
     let players = 1..=41u64;
-    for player in players.clone() {
-        world.push_input(
-            PlayerId(player),
-            Input::Join {
-                class: "warrior".into(),
-            },
-        );
-    }
-    world.step();
-    for player in players.clone() {
-        let entity = world
-            .world()
-            .resource::<PlayerIndex>()
-            .get(PlayerId(player))
-            .unwrap();
-        let offset = |k: u64| ((player * k) % 30) as i32 * 1_000 - 15_000;
-        *world.world_mut().get_mut::<Position>(entity).unwrap() = Position {
-            x: 100_000 + offset(7),
-            y: 100_000 + offset(13),
-        };
-    }
     let mut clients: BTreeMap<u64, VecDeque<(u32, View)>> = BTreeMap::new();
     for (every, ticks) in [(1u32, 10u64), (2, 20), (4, 20), (1, 10)] {
         world.world_mut().resource_mut::<SnapshotPace>().every = every;
@@ -517,24 +505,7 @@ fn a_thinned_pace_staggers_players_and_keeps_their_deltas_and_bytes() {
             for (player, snapshot) in snapshots {
                 *got.entry(player).or_default() += 1;
                 let views = clients.entry(player).or_default();
-                let base = views
-                    .iter()
-                    .find(|(id, _)| *id == snapshot.baseline)
-                    .map(|(_, v)| v);
-                let view = apply(base, &snapshot)
-                    .unwrap_or_else(|e| panic!("tick {tick}: player {player}: {e}"));
-                let avatar = world
-                    .world()
-                    .resource::<PlayerIndex>()
-                    .get(PlayerId(player))
-                    .unwrap();
-                let now = *world.world().get::<Position>(avatar).unwrap();
-                let mine = tessera_net::delta::lookup(&view, snapshot.avatar).unwrap();
-                assert_eq!(
-                    (mine.x_dm, mine.y_dm),
-                    (now.x.div_euclid(100), now.y.div_euclid(100)),
-                    "tick {tick}: player {player}'s avatar is current"
-                );
+                let view = rebuilt_with_avatar_current(&world, views, tick, player, &snapshot);
                 acks.ack(PlayerId(player), snapshot.id);
                 views.push_back((snapshot.id, view));
                 if views.len() > 8 {
