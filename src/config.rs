@@ -61,7 +61,8 @@ pub struct NodeConfig {
     pub snapshot_bytes_per_sec: u64,
     /// When a worker's ticks keep starting late, its players get a
     /// snapshot every second tick, then down to one every this many
-    /// (1: never thinned; the world slows down instead).
+    /// (rounded down to a power of two, at most 16; 1: never thinned, the
+    /// world slows down instead).
     #[serde(default = "default_max_snapshot_interval_ticks")]
     pub max_snapshot_interval_ticks: u32,
     /// Netcode protocol id.

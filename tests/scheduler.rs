@@ -680,20 +680,22 @@ fn pace_until(seen: &mpsc::Receiver<u32>, wanted: u32) -> Vec<u32> {
 /// A worker whose ticks keep starting late thins its replicating worlds'
 /// snapshots, two ticks apart then four (its limit), and counts the
 /// thinned ticks; once ticks are on time again it comes back to every
-/// tick, a step at a time.
+/// tick, a step at a time (a stray relapse on a busy machine is allowed).
 #[test]
 fn an_overloaded_worker_thins_snapshots_and_comes_back_when_ticks_are_on_time() {
     let (scheduler, _events) = Scheduler::start(SchedulerConfig {
         workers: 1,
         max_snapshot_every: 4,
-        pace_window: Duration::from_millis(200),
+        pace_window: Duration::from_millis(500),
         ..Default::default()
     })
     .unwrap();
-    // 50 Hz, and 30 ms a tick: every tick starts later than the last.
-    let slow = Arc::new(AtomicU64::new(30));
+    // 10 Hz, and 150 ms a tick: every tick starts later than the last
+    // (late by half a period or more is 50 ms: far above a busy machine's
+    // jitter).
+    let slow = Arc::new(AtomicU64::new(150));
     let (tx, seen) = mpsc::channel();
-    let world = SimWorld::build(spec(1, 50), |app| {
+    let world = SimWorld::build(spec(1, 10), |app| {
         app.insert_resource(SlowTicks(slow.clone()))
             .insert_resource(PaceSeen(tx))
             .init_resource::<SnapshotPace>()
@@ -715,17 +717,14 @@ fn an_overloaded_worker_thins_snapshots_and_comes_back_when_ticks_are_on_time() 
     );
     assert!(shed.contains(&2), "{shed:?}");
     // It stays at its limit while the overload lasts.
-    for _ in 0..40 {
+    for _ in 0..15 {
         assert_eq!(seen.recv_timeout(Duration::from_secs(10)).unwrap(), 4);
     }
-    assert!(scheduler.stats().thinned_ticks.load(Ordering::Relaxed) >= 40);
+    assert!(scheduler.stats().thinned_ticks.load(Ordering::Relaxed) >= 15);
 
     slow.store(0, Ordering::Relaxed);
     let back = pace_until(&seen, 1);
-    assert!(
-        back.windows(2).all(|w| w[1] == w[0] || 2 * w[1] == w[0]),
-        "one step at a time: {back:?}"
-    );
-    assert!(back.contains(&2), "{back:?}");
+    let first_change = back.iter().find(|every| **every != 4);
+    assert_eq!(first_change, Some(&2), "a step at a time: {back:?}");
     scheduler.shutdown();
 }

@@ -1,4 +1,5 @@
-//! State sync inside a world: each tick, every player gets a snapshot of the
+//! State sync inside a world: each tick (or every few, [`SnapshotPace`],
+//! staggered over the players), every player gets a snapshot of the
 //! living entities within reach of their avatar (through the world's spatial
 //! grid), and the tick's events are turned into messages for the players they
 //! concern. Everything goes to [`Outgoing`], which the host drains after the
@@ -7,7 +8,7 @@
 //! A player's view is the nearest `max_entities` within reach; each
 //! snapshot is a delta against the last view the player acknowledged
 //! (see [`crate::delta`]), positions quantised to 10 cm, within
-//! `bytes_per_sec / tick_hz` bytes: the viewer and near changes first,
+//! `bytes_per_sec / tick_hz` bytes for each tick it covers: the viewer and near changes first,
 //! changes that had to wait gaining priority each tick.
 
 use bevy_app::{App, Plugin};

@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 const LATE_SHARE: u32 = 2;
 /// At least this share of a window's ticks late: snapshots are thinned.
 const SHED_SHARE: usize = 4;
+/// Less than this share late (a stray world build or reload, the OS's
+/// jitter): the window is calm.
+const CALM_SHARE: usize = 16;
+/// The most ticks between two snapshots (a power of two: the pace halves
+/// and doubles).
+const MAX_EVERY: u32 = 16;
 /// Calm windows needed before the rate goes back up, at first.
 const FIRST_CALM_WINDOWS: u32 = 5;
 /// The most calm windows ever needed.
@@ -36,6 +42,9 @@ pub(super) struct Pacer {
     late: usize,
     calm: u32,
     calm_needed: u32,
+    /// The window after a thinning is not judged: ticks behind their
+    /// deadlines since before it are still catching up.
+    settling: bool,
     /// Windows since the pace last went back up (`None`: not since it was
     /// first thinned).
     since_step_down: Option<u32>,
@@ -54,13 +63,15 @@ impl Pacer {
     pub fn new(max_every: u32, window: Duration, now: Instant) -> Self {
         Self {
             every: 1,
-            max_every: max_every.max(1),
+            // Rounded down to a power of two, so each step halves or doubles.
+            max_every: 1 << max_every.clamp(1, MAX_EVERY).ilog2(),
             window,
             window_start: now,
             ticks: 0,
             late: 0,
             calm: 0,
             calm_needed: FIRST_CALM_WINDOWS,
+            settling: false,
             since_step_down: None,
         }
     }
@@ -94,6 +105,9 @@ impl Pacer {
         self.window_start = now;
         self.since_step_down = self.since_step_down.map(|w| w.saturating_add(1));
         let from = self.every;
+        if std::mem::take(&mut self.settling) {
+            return None;
+        }
         if late * SHED_SHARE >= ticks {
             self.calm = 0;
             if self.since_step_down.is_some_and(|w| w <= RELAPSE_WINDOWS) {
@@ -101,7 +115,8 @@ impl Pacer {
                 self.since_step_down = None;
             }
             self.every = (self.every * 2).min(self.max_every);
-        } else if late == 0 {
+            self.settling = self.every != from;
+        } else if late * CALM_SHARE < ticks {
             self.calm += 1;
             if self.every > 1 && self.calm >= self.calm_needed {
                 self.every /= 2;
@@ -153,6 +168,12 @@ mod tests {
             "4 late ticks in 20 are noise"
         );
         assert_eq!(window(&mut pacer, &mut now, 5), 2, "a quarter late sheds");
+        assert_eq!(
+            window(&mut pacer, &mut now, 20),
+            2,
+            "the window after a thinning is not judged (the backlog drains)"
+        );
+        assert_eq!(window(&mut pacer, &mut now, 20), 4);
         assert_eq!(window(&mut pacer, &mut now, 20), 4);
         assert_eq!(window(&mut pacer, &mut now, 20), 4, "never past the limit");
 
@@ -161,27 +182,41 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_is_a_power_of_two_of_at_most_sixteen() {
+        let mut now = Instant::now();
+        for (asked, limit) in [(0, 1), (3, 2), (6, 4), (16, 16), (u32::MAX, 16)] {
+            let mut pacer = Pacer::new(asked, WINDOW, now);
+            for _ in 0..20 {
+                window(&mut pacer, &mut now, 20);
+            }
+            assert_eq!(pacer.every(), limit, "asked for {asked}");
+        }
+    }
+
+    #[test]
     fn the_rate_comes_back_after_calm_windows_and_later_each_time_it_was_too_soon() {
         let mut now = Instant::now();
         let mut pacer = Pacer::new(4, WINDOW, now);
         window(&mut pacer, &mut now, 20);
         assert_eq!(pacer.every(), 2);
-        // A window with a late tick is not calm.
+        assert_eq!(window(&mut pacer, &mut now, 0), 2, "settling: not counted");
+        // A window with a tenth of its ticks late is not calm.
         for _ in 0..FIRST_CALM_WINDOWS - 1 {
             assert_eq!(window(&mut pacer, &mut now, 0), 2);
         }
-        assert_eq!(window(&mut pacer, &mut now, 1), 2);
+        assert_eq!(window(&mut pacer, &mut now, 2), 2);
         for _ in 0..FIRST_CALM_WINDOWS - 1 {
             assert_eq!(window(&mut pacer, &mut now, 0), 2);
         }
         assert_eq!(
-            window(&mut pacer, &mut now, 0),
+            window(&mut pacer, &mut now, 1),
             1,
-            "five calm windows in a row"
+            "five calm windows in a row (one stray late tick in 20 is calm)"
         );
 
         // Overloaded again at once: twice the calm next time.
         assert_eq!(window(&mut pacer, &mut now, 20), 2);
+        assert_eq!(window(&mut pacer, &mut now, 0), 2, "settling");
         for _ in 0..2 * FIRST_CALM_WINDOWS - 1 {
             assert_eq!(window(&mut pacer, &mut now, 0), 2);
         }
@@ -192,6 +227,7 @@ mod tests {
             window(&mut pacer, &mut now, 0);
         }
         assert_eq!(window(&mut pacer, &mut now, 20), 2);
+        assert_eq!(window(&mut pacer, &mut now, 0), 2, "settling");
         for _ in 0..FIRST_CALM_WINDOWS - 1 {
             assert_eq!(window(&mut pacer, &mut now, 0), 2);
         }

@@ -78,7 +78,8 @@ type SentView = Vec<(u64, Known)>;
 pub struct Baselines {
     sent: VecDeque<(u32, SentView)>,
     acked: Option<u32>,
-    /// Ticks each entity has waited with an unsent change, sorted by id.
+    /// Snapshots each entity has waited through with an unsent change,
+    /// sorted by id.
     waiting: Vec<(u64, u32)>,
     /// Buffers reused from tick to tick (a viewer in a crowd is encoded 20
     /// times a second): the view dropped from `sent`, the old waiting list.
