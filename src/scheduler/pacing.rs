@@ -17,9 +17,6 @@ use std::time::{Duration, Instant};
 const LATE_SHARE: u32 = 2;
 /// At least this share of a window's ticks late: snapshots are thinned.
 const SHED_SHARE: usize = 4;
-/// Less than this share late (a stray world build or reload, the OS's
-/// jitter): the window is calm.
-const CALM_SHARE: usize = 16;
 /// The most ticks between two snapshots (a power of two: the pace halves
 /// and doubles).
 const MAX_EVERY: u32 = 16;
@@ -116,7 +113,10 @@ impl Pacer {
             }
             self.every = (self.every * 2).min(self.max_every);
             self.settling = self.every != from;
-        } else if late * CALM_SHARE < ticks {
+        } else if late == 0 {
+            // Not one late tick: a loaded run (3,000 roam100 bots) that took
+            // fewer than 1 in 16 as calm went back to every 2nd tick into
+            // the overload several times more (610 overruns against 22-31).
             self.calm += 1;
             if self.every > 1 && self.calm >= self.calm_needed {
                 self.every /= 2;
@@ -200,18 +200,18 @@ mod tests {
         window(&mut pacer, &mut now, 20);
         assert_eq!(pacer.every(), 2);
         assert_eq!(window(&mut pacer, &mut now, 0), 2, "settling: not counted");
-        // A window with a tenth of its ticks late is not calm.
+        // A window with a late tick is not calm.
         for _ in 0..FIRST_CALM_WINDOWS - 1 {
             assert_eq!(window(&mut pacer, &mut now, 0), 2);
         }
-        assert_eq!(window(&mut pacer, &mut now, 2), 2);
+        assert_eq!(window(&mut pacer, &mut now, 1), 2);
         for _ in 0..FIRST_CALM_WINDOWS - 1 {
             assert_eq!(window(&mut pacer, &mut now, 0), 2);
         }
         assert_eq!(
-            window(&mut pacer, &mut now, 1),
+            window(&mut pacer, &mut now, 0),
             1,
-            "five calm windows in a row (one stray late tick in 20 is calm)"
+            "five calm windows in a row"
         );
 
         // Overloaded again at once: twice the calm next time.
