@@ -7,9 +7,14 @@
 //! of each world placed since (a burst of new rooms would otherwise all
 //! land on the worker that was idle a second ago): what worlds of the same
 //! kind took per tick so far, at the new world's tick rate.
+//!
+//! A worker that thins its snapshots (see `pacing`) is overloaded whatever
+//! its tick time says: thinned ticks are cheaper, so by time alone it would
+//! look like the best place for the next room and sink deeper. It gets a
+//! new world only when every worker thins as much or more.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -23,6 +28,9 @@ pub(super) struct Load {
     busy_us: AtomicU64,
     /// Expected tick time per second of the worlds placed since then, µs.
     pending_us: AtomicU64,
+    /// Ticks between two snapshots the worker's worlds send (0 before the
+    /// worker first says: taken as 1).
+    snapshot_every: AtomicU32,
 }
 
 /// The least a world is taken to cost, µs of ticks per second (an empty
@@ -42,11 +50,17 @@ impl Load {
         self.worlds.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// The worker's snapshot pace changed to every `every` ticks.
+    pub fn paced(&self, every: u32) {
+        self.snapshot_every.store(every, Ordering::Relaxed);
+    }
+
     fn cost(&self) -> Cost {
         Cost {
             worlds: self.worlds.load(Ordering::Relaxed),
             busy_us: self.busy_us.load(Ordering::Relaxed),
             pending_us: self.pending_us.load(Ordering::Relaxed),
+            snapshot_every: self.snapshot_every.load(Ordering::Relaxed).max(1),
         }
     }
 }
@@ -57,6 +71,7 @@ pub(super) struct Cost {
     pub worlds: u64,
     pub busy_us: u64,
     pub pending_us: u64,
+    pub snapshot_every: u32,
 }
 
 /// What a new world is expected to cost per second: what worlds of its
@@ -68,21 +83,24 @@ pub(super) fn expected_us(mean_tick_us: Option<u64>, tick_hz: u16) -> u64 {
         .max(LEAST_WORLD_US)
 }
 
-/// The worker to place a new world on: the least tick time per second
-/// (measured, plus what was placed since; nothing for a worker without
-/// worlds, whatever it measured last), then the fewest worlds, then the
-/// lowest index. `None` without workers.
+/// The worker to place a new world on: the least thinned snapshots, then
+/// the least tick time per second (measured, plus what was placed since),
+/// then the fewest worlds, then the lowest index. A worker without worlds
+/// is free, whatever it measured or thinned last. `None` without workers.
 pub(super) fn least_loaded<'a>(loads: impl IntoIterator<Item = &'a Load>) -> Option<usize> {
     loads
         .into_iter()
         .map(Load::cost)
         .enumerate()
         .min_by_key(|(index, cost)| {
-            let estimate = match cost.worlds {
-                0 => 0,
-                _ => cost.busy_us.saturating_add(cost.pending_us),
+            let (every, estimate) = match cost.worlds {
+                0 => (1, 0),
+                _ => (
+                    cost.snapshot_every,
+                    cost.busy_us.saturating_add(cost.pending_us),
+                ),
             };
-            (estimate, cost.worlds, *index)
+            (every, estimate, cost.worlds, *index)
         })
         .map(|(index, _)| index)
 }
@@ -130,7 +148,14 @@ mod tests {
             worlds: worlds.into(),
             busy_us: busy_us.into(),
             pending_us: pending_us.into(),
+            snapshot_every: 0.into(),
         }
+    }
+
+    fn thinning(every: u32, worlds: u64, busy_us: u64) -> Load {
+        let load = load(worlds, busy_us, 0);
+        load.paced(every);
+        load
     }
 
     #[test]
@@ -167,6 +192,25 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_that_thins_snapshots_gets_a_new_world_only_when_all_thin_as_much() {
+        // Worker 0's ticks look cheap because they send a quarter of the
+        // snapshots: the busier worker 1 keeps pace and takes the world.
+        let loads = [thinning(4, 2, 300_000), load(6, 700_000, 0)];
+        assert_eq!(least_loaded(&loads), Some(1));
+        // Back to full pace, it is judged by its time again.
+        loads[0].paced(1);
+        assert_eq!(least_loaded(&loads), Some(0));
+        // All thinning: the one thinning least, then by time.
+        let loads = [thinning(4, 1, 100_000), thinning(2, 3, 900_000)];
+        assert_eq!(least_loaded(&loads), Some(1));
+        let loads = [thinning(2, 1, 800_000), thinning(2, 3, 600_000)];
+        assert_eq!(least_loaded(&loads), Some(1));
+        // A worker left without worlds is free, whatever it thinned last.
+        let loads = [load(1, 50_000, 0), thinning(4, 0, 900_000)];
+        assert_eq!(least_loaded(&loads), Some(1));
+    }
+
+    #[test]
     fn a_world_is_expected_to_cost_what_its_kind_did_at_its_rate() {
         assert_eq!(expected_us(Some(2_000), 20), 40_000);
         assert_eq!(expected_us(Some(10), 20), LEAST_WORLD_US, "at least");
@@ -189,7 +233,8 @@ mod tests {
             Cost {
                 worlds: 3,
                 busy_us: 0,
-                pending_us: 7_000
+                pending_us: 7_000,
+                snapshot_every: 1,
             },
             "not a second yet"
         );
@@ -204,7 +249,8 @@ mod tests {
             Cost {
                 worlds: 3,
                 busy_us: 125_000,
-                pending_us: 0
+                pending_us: 0,
+                snapshot_every: 1,
             }
         );
         // The next second starts from nothing.

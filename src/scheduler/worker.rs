@@ -256,6 +256,7 @@ impl Worker {
                     self.meter.record(elapsed, now, &self.load);
                     let slot = &mut self.slots[index];
                     if let Some(change) = self.pacer.observe(late_by, slot.period, now) {
+                        self.load.paced(change.every);
                         if change.every > change.from {
                             tracing::warn!(
                                 worker = self.index,
