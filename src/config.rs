@@ -56,7 +56,8 @@ pub struct NodeConfig {
     /// Most entities in one player's view (the nearest within 60 m).
     #[serde(default = "default_view_entities")]
     pub view_entities: usize,
-    /// Snapshot bytes per second per player (near and changed first).
+    /// Snapshot bytes per second per player (near and changed first); one
+    /// snapshot is at most one datagram (1,296 bytes), whatever this says.
     #[serde(default = "default_snapshot_bytes_per_sec")]
     pub snapshot_bytes_per_sec: u64,
     /// When a worker's ticks keep starting late, its players get a

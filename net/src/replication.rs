@@ -8,7 +8,8 @@
 //! A player's view is the nearest `max_entities` within reach; each
 //! snapshot is a delta against the last view the player acknowledged
 //! (see [`crate::delta`]), positions quantised to 10 cm, within
-//! `bytes_per_sec / tick_hz` bytes for each tick it covers: the viewer and near changes first,
+//! `bytes_per_sec / tick_hz` bytes for each tick it covers (at most one
+//! datagram's payload, [`MAX_DIRECT`]): the viewer and near changes first,
 //! changes that had to wait gaining priority each tick.
 
 use bevy_app::{App, Plugin};
@@ -32,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use crate::{
     delta::{Baselines, Candidate, Seen},
     proto,
-    transport::UNRELIABLE,
+    transport::{UNRELIABLE, packing::MAX_DIRECT},
 };
 
 mod events;
@@ -117,7 +118,8 @@ pub struct ReplicationPlugin {
     pub radius_mm: i32,
     /// Most entities in a player's view.
     pub max_entities: usize,
-    /// Snapshot bytes per second per player.
+    /// Snapshot bytes per second per player (a snapshot takes at most one
+    /// datagram, [`MAX_DIRECT`] bytes, whatever this allows).
     pub bytes_per_sec: u64,
     /// Where the net thread leaves acknowledgements.
     pub acks: AckBoard,
@@ -253,9 +255,13 @@ pub fn snapshots(
         }
     }
     let max_entities = replication.max_entities;
-    // A player's bytes per second, over the snapshots it gets in one.
+    // A player's bytes per second, over the snapshots it gets in one; never
+    // more than one datagram carries: a larger snapshot would go sliced,
+    // lost whole with any one slice (a thinned pace at a low tick rate, or
+    // a generous `bytes_per_sec`, would get there).
     let budget = (replication.bytes_per_sec * u64::from(pace.every.max(1))
-        / u64::from(spec.tick_hz.max(1))) as usize;
+        / u64::from(spec.tick_hz.max(1)))
+    .min(MAX_DIRECT as u64) as usize;
     let others = max_entities.saturating_sub(1);
     let grid: &SpatialGrid = if interest::is_current(&grid, &located) {
         &grid

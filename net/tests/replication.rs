@@ -12,6 +12,7 @@ use tessera_net::{
     delta::{View, apply},
     proto::server_message::Body,
     replication::{AckBoard, Outgoing, ReplicationPlugin, SnapshotPace},
+    transport::packing::MAX_DIRECT,
 };
 use tessera_sim::{
     Input, PlayerId, SimWorld, WorldSpec, combat::components::Health, movement::Position,
@@ -41,8 +42,9 @@ fn world(seed: u64, plugin: ReplicationPlugin) -> SimWorld {
 /// (far less than 40 moving players need), all within 15 m of (100, 100) m,
 /// away from the NPCs.
 fn crowd(seed: u64, acks: &AckBoard) -> SimWorld {
-    let mut world = world(
+    crowd_of(
         seed,
+        41,
         ReplicationPlugin {
             radius_mm: 60_000,
             max_entities: 24,
@@ -50,8 +52,14 @@ fn crowd(seed: u64, acks: &AckBoard) -> SimWorld {
             acks: acks.clone(),
             ..ReplicationPlugin::default()
         },
-    );
-    for player in 1..=41 {
+    )
+}
+
+/// Players 1 to `players` in a world replicating with `plugin`, all within
+/// 15 m of (100, 100) m, away from the NPCs.
+fn crowd_of(seed: u64, players: u64, plugin: ReplicationPlugin) -> SimWorld {
+    let mut world = world(seed, plugin);
+    for player in 1..=players {
         world.push_input(
             PlayerId(player),
             Input::Join {
@@ -60,7 +68,7 @@ fn crowd(seed: u64, acks: &AckBoard) -> SimWorld {
         );
     }
     world.step();
-    for player in 1..=41u64 {
+    for player in 1..=players {
         let entity = world
             .world()
             .resource::<PlayerIndex>()
@@ -527,4 +535,54 @@ fn a_thinned_pace_staggers_players_and_keeps_their_deltas_and_bytes() {
             "every {every}: the largest snapshot was {largest} bytes of {budget}"
         );
     }
+}
+
+/// A budget of more than a datagram a snapshot (a generous
+/// `bytes_per_sec`, or a thinned pace at a low tick rate) still sends each
+/// snapshot in one datagram: a sliced one is lost whole with any slice.
+/// What does not fit comes in the next ones.
+#[test]
+fn a_snapshot_never_outgrows_one_datagram_and_the_rest_follows() {
+    let acks = AckBoard::default();
+    // 5,000 bytes a tick, and 90 players whose full states take more than
+    // one datagram.
+    let mut world = crowd_of(
+        5,
+        90,
+        ReplicationPlugin {
+            radius_mm: 60_000,
+            max_entities: 100,
+            bytes_per_sec: 100_000,
+            acks: acks.clone(),
+            ..ReplicationPlugin::default()
+        },
+    );
+    let mut views: VecDeque<(u32, View)> = VecDeque::new();
+    let mut largest = 0;
+    for _ in 0..10 {
+        world.step();
+        world.drain_events();
+        let outgoing = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
+        let (bytes, snapshot) = outgoing
+            .iter()
+            .filter(|(player, ..)| *player == PlayerId(1))
+            .find_map(|(_, _, bytes)| match decode_server(bytes).unwrap().body {
+                Some(Body::Snapshot(snapshot)) => Some((bytes.len(), snapshot)),
+                _ => None,
+            })
+            .expect("a snapshot a tick");
+        largest = largest.max(bytes);
+        assert!(bytes <= MAX_DIRECT, "{bytes} bytes: more than a datagram");
+        let base = views
+            .iter()
+            .find(|(id, _)| *id == snapshot.baseline)
+            .map(|(_, v)| v);
+        let view = apply(base, &snapshot).expect("every baseline was kept");
+        acks.ack(PlayerId(1), snapshot.id);
+        views.push_back((snapshot.id, view));
+    }
+    assert!(largest > MAX_DIRECT - 100, "the cap was reached: {largest}");
+    let (_, view) = views.back().unwrap();
+    let players = view.iter().filter(|(_, seen)| seen.player != 0).count();
+    assert_eq!(players, 90, "everyone arrived over a few snapshots");
 }
