@@ -28,7 +28,15 @@ use crate::{arena::Assignment, play::ZoneHost, scheduler::WorldId};
 /// move to a zone's new world; shared by the event thread that hears of
 /// crashes, the task that restarts zones, and the net thread.
 #[derive(Clone, Default)]
-pub struct CrashedWorlds(Arc<Mutex<Crashes>>);
+pub struct CrashedWorlds(Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    crashes: Mutex<Crashes>,
+    /// Wakes the zone task at once: between a zone's crash and its new
+    /// world, its players' inputs have nowhere to go.
+    zone_crashed: tokio::sync::Notify,
+}
 
 /// A crashed zone's world, and the world that took its place.
 type Replaced = (Arc<dyn InputSink>, Arc<dyn InputSink>);
@@ -45,19 +53,28 @@ struct Crashes {
 
 impl CrashedWorlds {
     fn lock(&self) -> std::sync::MutexGuard<'_, Crashes> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.crashes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Notes that `world` crashed with the panic `message`.
     pub fn push(&self, world: WorldId, message: String) {
-        let mut crashes = self.lock();
-        crashes.rooms.push((world, message));
-        crashes.zones.push(world);
+        {
+            let mut crashes = self.lock();
+            crashes.rooms.push((world, message));
+            crashes.zones.push(world);
+        }
+        self.0.zone_crashed.notify_one();
     }
 
     /// The worlds that crashed since the last call, for the zone task.
     pub fn take_for_zones(&self) -> Vec<WorldId> {
         std::mem::take(&mut self.lock().zones)
+    }
+
+    /// Returns once a world crashed since the last return (at once if one
+    /// did meanwhile: the wake-up is kept), for the zone task.
+    pub async fn crashed(&self) {
+        self.0.zone_crashed.notified().await;
     }
 
     /// At the net thread's next poll, every player in `old` is moved to
@@ -167,5 +184,38 @@ impl ZoneHost {
             }
         }
         moves
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The zone task may be busy (starting a zone, syncing tables) when a
+    /// world crashes: the wake-up waits for it, and one wake-up covers
+    /// every crash noted before it looks.
+    #[tokio::test]
+    async fn a_crash_wakes_the_zone_task_even_if_noted_before_it_waits() {
+        let crashed = CrashedWorlds::default();
+        crashed.push(WorldId(3), "boom".into());
+        crashed.push(WorldId(4), "boom".into());
+        tokio::time::timeout(Duration::from_secs(10), crashed.crashed())
+            .await
+            .expect("woken by the crashes noted before");
+        assert_eq!(crashed.take_for_zones(), [WorldId(3), WorldId(4)]);
+        // Nothing new: no wake-up left over.
+        let idle = tokio::time::timeout(Duration::from_millis(50), crashed.crashed()).await;
+        assert!(idle.is_err(), "woken without a crash");
+        let waiter = tokio::spawn({
+            let crashed = crashed.clone();
+            async move { crashed.crashed().await }
+        });
+        crashed.push(WorldId(5), "boom".into());
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("woken by a crash while waiting")
+            .unwrap();
     }
 }

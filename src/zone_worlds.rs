@@ -113,8 +113,12 @@ impl ZoneWorlds {
     pub async fn follow(mut self) {
         let mut every = tokio::time::interval(FOLLOW_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let crashed = self.host.crashed.clone();
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                () = crashed.crashed() => {}
+            }
             if !self.restart_crashed() {
                 tracing::info!("the node is stopping: no longer starting crashed zones again");
                 return;
