@@ -10,7 +10,7 @@ use std::{
 use tessera_net::{
     codec::decode_server,
     delta::{View, apply},
-    proto::server_message::Body,
+    proto::{Snapshot, server_message::Body},
     replication::{AckBoard, Outgoing, ReplicationPlugin, SnapshotPace},
     transport::packing::MAX_DIRECT,
 };
@@ -112,18 +112,7 @@ fn a_crowded_view_stays_in_budget_and_every_entity_catches_up() {
             );
         }
         world.step();
-        // As the host does after every tick.
-        world.drain_events();
-        let outgoing = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
-        let (bytes, snapshot) = outgoing
-            .iter()
-            .filter(|(player, ..)| *player == PlayerId(1))
-            .filter_map(|(_, _, bytes)| match decode_server(bytes).unwrap().body {
-                Some(Body::Snapshot(snapshot)) => Some((bytes.len(), snapshot)),
-                _ => None,
-            })
-            .next_back()
-            .expect("one snapshot per tick for the viewer");
+        let (bytes, snapshot) = snapshot_of_1(&mut world);
         // The message as it goes out, framing and all.
         assert!(bytes <= 100, "over budget: {bytes} bytes");
         let base = views
@@ -329,20 +318,27 @@ fn apply_late_changes(
     }
 }
 
-/// Player 1's view after the snapshot of the tick just stepped, rebuilt
-/// from `view` (the client acknowledges every snapshot).
-fn next_view_of_1(world: &mut SimWorld, acks: &AckBoard, view: &mut Option<(u32, View)>) {
+/// Player 1's snapshot of the tick just stepped, and its size on the wire
+/// (the message as it goes out, framing and all); the world's output is
+/// drained as the host does after every tick.
+fn snapshot_of_1(world: &mut SimWorld) -> (usize, Snapshot) {
     world.drain_events();
     let outgoing = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
-    let snapshot = outgoing
+    outgoing
         .iter()
         .filter(|(to, ..)| *to == PlayerId(1))
         .filter_map(|(_, _, bytes)| match decode_server(bytes).unwrap().body {
-            Some(Body::Snapshot(snapshot)) => Some(snapshot),
+            Some(Body::Snapshot(snapshot)) => Some((bytes.len(), snapshot)),
             _ => None,
         })
         .next_back()
-        .expect("a snapshot for player 1");
+        .expect("a snapshot for player 1 every tick")
+}
+
+/// Player 1's view after the snapshot of the tick just stepped, rebuilt
+/// from `view` (the client acknowledges every snapshot).
+fn next_view_of_1(world: &mut SimWorld, acks: &AckBoard, view: &mut Option<(u32, View)>) {
+    let (_, snapshot) = snapshot_of_1(world);
     let base = view
         .as_ref()
         .filter(|(id, _)| *id == snapshot.baseline)
@@ -561,16 +557,7 @@ fn a_snapshot_never_outgrows_one_datagram_and_the_rest_follows() {
     let mut largest = 0;
     for _ in 0..10 {
         world.step();
-        world.drain_events();
-        let outgoing = std::mem::take(&mut world.world_mut().resource_mut::<Outgoing>().0);
-        let (bytes, snapshot) = outgoing
-            .iter()
-            .filter(|(player, ..)| *player == PlayerId(1))
-            .find_map(|(_, _, bytes)| match decode_server(bytes).unwrap().body {
-                Some(Body::Snapshot(snapshot)) => Some((bytes.len(), snapshot)),
-                _ => None,
-            })
-            .expect("a snapshot a tick");
+        let (bytes, snapshot) = snapshot_of_1(&mut world);
         largest = largest.max(bytes);
         assert!(bytes <= MAX_DIRECT, "{bytes} bytes: more than a datagram");
         let base = views
