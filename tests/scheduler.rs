@@ -728,3 +728,42 @@ fn an_overloaded_worker_thins_snapshots_and_comes_back_when_ticks_are_on_time() 
     assert_eq!(first_change, Some(&2), "a step at a time: {back:?}");
     scheduler.shutdown();
 }
+
+/// A worker left without worlds while thinning starts its next world at
+/// every tick: with nothing ticking, nothing would ever calm it down.
+#[test]
+fn a_worker_that_empties_while_thinning_starts_its_next_world_at_full_pace() {
+    let (scheduler, _events) = Scheduler::start(SchedulerConfig {
+        workers: 1,
+        max_snapshot_every: 4,
+        pace_window: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .unwrap();
+    let paced = |seed, stall_ms| {
+        let (tx, seen) = mpsc::channel();
+        let world = SimWorld::build(spec(seed, 10), |app| {
+            app.insert_resource(SlowTicks(Arc::new(AtomicU64::new(stall_ms))))
+                .insert_resource(PaceSeen(tx))
+                .init_resource::<SnapshotPace>()
+                .add_systems(
+                    TickSchedule,
+                    (slow_tick, report_pace)
+                        .chain()
+                        .in_set(TickSystems::Metrics),
+                );
+        })
+        .unwrap();
+        (world, seen)
+    };
+    let (slow, seen) = paced(1, 150);
+    let slow = scheduler.add_world(slow, WorldOptions::default()).unwrap();
+    pace_until(&seen, 4);
+    scheduler.end_world(slow.id);
+
+    let (next, seen) = paced(2, 0);
+    scheduler.add_world(next, WorldOptions::default()).unwrap();
+    let first = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(first, 1, "the next world's first tick is at full pace");
+    scheduler.shutdown();
+}

@@ -73,6 +73,12 @@ impl Pacer {
         }
     }
 
+    /// Starts over at every tick, with no history (a worker left without
+    /// worlds: whatever overloaded it is gone).
+    pub fn reset(&mut self, now: Instant) {
+        *self = Self::new(self.max_every, self.window, now);
+    }
+
     /// Ticks between two snapshots of one player, now.
     pub fn every(&self) -> u32 {
         self.every

@@ -400,6 +400,14 @@ impl Worker {
         }
         self.stats.worlds.fetch_sub(1, Ordering::Relaxed);
         self.load.ended();
+        if self.slots.is_empty() {
+            // Nothing ticks to calm it down: a kept pace would thin the
+            // next world's snapshots from its first tick, and rank this
+            // worker behind busier ones for new worlds, for as long as
+            // stepping back takes.
+            self.pacer.reset(Instant::now());
+            self.load.paced(1);
+        }
         tracing::info!(world = %id, last_tick, ?reason, "world ended");
         let _ = self.events.send(NodeEvent::WorldEnded {
             world: id,
