@@ -212,6 +212,9 @@ mod tests {
             let crashed = crashed.clone();
             async move { crashed.crashed().await }
         });
+        // The waiter waits before the crash comes (one thread: it runs now).
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "woken without a crash");
         crashed.push(WorldId(5), "boom".into());
         tokio::time::timeout(Duration::from_secs(10), waiter)
             .await

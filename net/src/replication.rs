@@ -65,8 +65,8 @@ pub struct Replication {
 
 /// Ticks between two snapshots of one player: 1, every tick. The host
 /// raises it when its workers cannot keep up (the simulation keeps its
-/// rate; players see the world less often, and in as many bytes a second,
-/// instead of the whole world slowing down). Players are staggered: with
+/// rate; players see the world less often, in as many bytes a second up
+/// to one datagram a snapshot, instead of the whole world slowing down). Players are staggered: with
 /// 2, half of them get one on even ticks and half on odd ones.
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotPace {
@@ -259,7 +259,9 @@ pub fn snapshots(
     // more than one datagram carries: a larger snapshot would go sliced,
     // lost whole with any one slice (a thinned pace at a low tick rate, or
     // a generous `bytes_per_sec`, would get there).
-    let budget = (replication.bytes_per_sec * u64::from(pace.every.max(1))
+    let budget = (replication
+        .bytes_per_sec
+        .saturating_mul(u64::from(pace.every.max(1)))
         / u64::from(spec.tick_hz.max(1)))
     .min(MAX_DIRECT as u64) as usize;
     let others = max_entities.saturating_sub(1);
