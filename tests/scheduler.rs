@@ -663,6 +663,38 @@ fn report_pace(pace: Res<SnapshotPace>, seen: Res<PaceSeen>) {
     let _ = seen.0.send(pace.every);
 }
 
+/// One worker thinning to every 4th tick at most, judging half-second
+/// windows.
+fn pacing_scheduler() -> Scheduler {
+    Scheduler::start(SchedulerConfig {
+        workers: 1,
+        max_snapshot_every: 4,
+        pace_window: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .unwrap()
+    .0
+}
+
+/// A 10 Hz replicating world whose ticks each take `slow` ms, and the
+/// snapshot pace each of its ticks ran at.
+fn paced_world(seed: u64, slow: Arc<AtomicU64>) -> (SimWorld, mpsc::Receiver<u32>) {
+    let (tx, seen) = mpsc::channel();
+    let world = SimWorld::build(spec(seed, 10), |app| {
+        app.insert_resource(SlowTicks(slow))
+            .insert_resource(PaceSeen(tx))
+            .init_resource::<SnapshotPace>()
+            .add_systems(
+                TickSchedule,
+                (slow_tick, report_pace)
+                    .chain()
+                    .in_set(TickSystems::Metrics),
+            );
+    })
+    .unwrap();
+    (world, seen)
+}
+
 /// Reads paces `seen` until one is `wanted`, returning those read.
 fn pace_until(seen: &mpsc::Receiver<u32>, wanted: u32) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -683,30 +715,12 @@ fn pace_until(seen: &mpsc::Receiver<u32>, wanted: u32) -> Vec<u32> {
 /// tick, a step at a time (a stray relapse on a busy machine is allowed).
 #[test]
 fn an_overloaded_worker_thins_snapshots_and_comes_back_when_ticks_are_on_time() {
-    let (scheduler, _events) = Scheduler::start(SchedulerConfig {
-        workers: 1,
-        max_snapshot_every: 4,
-        pace_window: Duration::from_millis(500),
-        ..Default::default()
-    })
-    .unwrap();
+    let scheduler = pacing_scheduler();
     // 10 Hz, and 150 ms a tick: every tick starts later than the last
     // (late by half a period or more is 50 ms: far above a busy machine's
     // jitter).
     let slow = Arc::new(AtomicU64::new(150));
-    let (tx, seen) = mpsc::channel();
-    let world = SimWorld::build(spec(1, 10), |app| {
-        app.insert_resource(SlowTicks(slow.clone()))
-            .insert_resource(PaceSeen(tx))
-            .init_resource::<SnapshotPace>()
-            .add_systems(
-                TickSchedule,
-                (slow_tick, report_pace)
-                    .chain()
-                    .in_set(TickSystems::Metrics),
-            );
-    })
-    .unwrap();
+    let (world, seen) = paced_world(1, slow.clone());
     scheduler.add_world(world, WorldOptions::default()).unwrap();
 
     let shed = pace_until(&seen, 4);
@@ -733,29 +747,8 @@ fn an_overloaded_worker_thins_snapshots_and_comes_back_when_ticks_are_on_time() 
 /// every tick: with nothing ticking, nothing would ever calm it down.
 #[test]
 fn a_worker_that_empties_while_thinning_starts_its_next_world_at_full_pace() {
-    let (scheduler, _events) = Scheduler::start(SchedulerConfig {
-        workers: 1,
-        max_snapshot_every: 4,
-        pace_window: Duration::from_millis(500),
-        ..Default::default()
-    })
-    .unwrap();
-    let paced = |seed, stall_ms| {
-        let (tx, seen) = mpsc::channel();
-        let world = SimWorld::build(spec(seed, 10), |app| {
-            app.insert_resource(SlowTicks(Arc::new(AtomicU64::new(stall_ms))))
-                .insert_resource(PaceSeen(tx))
-                .init_resource::<SnapshotPace>()
-                .add_systems(
-                    TickSchedule,
-                    (slow_tick, report_pace)
-                        .chain()
-                        .in_set(TickSystems::Metrics),
-                );
-        })
-        .unwrap();
-        (world, seen)
-    };
+    let scheduler = pacing_scheduler();
+    let paced = |seed, stall_ms| paced_world(seed, Arc::new(AtomicU64::new(stall_ms)));
     let (slow, seen) = paced(1, 150);
     let slow = scheduler.add_world(slow, WorldOptions::default()).unwrap();
     pace_until(&seen, 4);
