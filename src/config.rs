@@ -136,7 +136,25 @@ pub enum ConfigError {
         /// What the parser said (with line and column).
         source: Box<toml::de::Error>,
     },
+    /// A key's value parses but cannot work.
+    #[error("invalid config: {key} = {value}: {why}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        why: &'static str,
+    },
 }
+
+/// Most entities a player's view may hold: however many leave it at once,
+/// their ids fit in one snapshot datagram beside the viewer (ids below
+/// 2^28 take at most 4 bytes each on the wire).
+pub const MAX_VIEW_ENTITIES: usize = 256;
+
+/// Most netcode sockets a node opens (1,024 clients each).
+pub const MAX_UDP_SOCKETS: usize = 64;
 
 impl NodeConfig {
     /// Parses TOML text.
@@ -160,6 +178,61 @@ impl NodeConfig {
             source,
         })?;
         Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks what parsing cannot: values that would start a node which
+    /// fails later or quietly does something else (a zero interval, a view
+    /// without even the player's own avatar, sockets past the last port).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, value: impl ToString, why: &'static str) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                value: value.to_string(),
+                why,
+            }
+        }
+        if !(1..=MAX_UDP_SOCKETS).contains(&self.udp_sockets) {
+            return Err(invalid("udp_sockets", self.udp_sockets, "must be 1 to 64"));
+        }
+        let port = usize::from(self.udp.port());
+        if port != 0 && port + self.udp_sockets - 1 > usize::from(u16::MAX) {
+            return Err(invalid(
+                "udp_sockets",
+                self.udp_sockets,
+                "the sockets take consecutive ports from `udp`, past 65535",
+            ));
+        }
+        if !(1..=MAX_VIEW_ENTITIES).contains(&self.view_entities) {
+            return Err(invalid(
+                "view_entities",
+                self.view_entities,
+                "must be 1 (the player's own avatar) to 256 (what leaves a view at once must fit one datagram)",
+            ));
+        }
+        let nonzero = [
+            ("snapshot_bytes_per_sec", self.snapshot_bytes_per_sec),
+            (
+                "max_snapshot_interval_ticks",
+                u64::from(self.max_snapshot_interval_ticks),
+            ),
+            ("connect_token_secs", self.connect_token_secs),
+            ("session_ttl_secs", self.session_ttl_secs),
+            ("flush_interval_ms", self.flush_interval_ms),
+            ("max_pending_players", self.max_pending_players as u64),
+        ];
+        for (key, value) in nonzero {
+            if value == 0 {
+                return Err(invalid(key, value, "must be at least 1"));
+            }
+        }
+        if self.store == StoreKind::Mongodb && self.mongodb_uri.is_empty() {
+            return Err(invalid(
+                "mongodb_uri",
+                "\"\"",
+                "store = \"mongodb\" needs a connection string",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -190,6 +263,72 @@ mod tests {
             .map(|line| format!("{line}\n"))
             .collect();
         assert_eq!(NodeConfig::parse(&without, "old.toml").unwrap(), config);
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused_by_name() {
+        let defaults = NodeConfig::defaults().unwrap();
+        defaults.validate().unwrap();
+        let refused = |change: &dyn Fn(&mut NodeConfig)| {
+            let mut config = defaults.clone();
+            change(&mut config);
+            match config.validate() {
+                Err(ConfigError::Invalid { key, .. }) => key,
+                other => panic!("accepted: {other:?}"),
+            }
+        };
+        assert_eq!(refused(&|c| c.udp_sockets = 0), "udp_sockets");
+        assert_eq!(refused(&|c| c.udp_sockets = 65), "udp_sockets");
+        assert_eq!(
+            refused(&|c| {
+                c.udp = "127.0.0.1:65535".parse().unwrap();
+                c.udp_sockets = 2;
+            }),
+            "udp_sockets"
+        );
+        assert_eq!(refused(&|c| c.view_entities = 0), "view_entities");
+        assert_eq!(refused(&|c| c.view_entities = 257), "view_entities");
+        assert_eq!(
+            refused(&|c| c.snapshot_bytes_per_sec = 0),
+            "snapshot_bytes_per_sec"
+        );
+        assert_eq!(
+            refused(&|c| c.max_snapshot_interval_ticks = 0),
+            "max_snapshot_interval_ticks"
+        );
+        assert_eq!(refused(&|c| c.connect_token_secs = 0), "connect_token_secs");
+        assert_eq!(refused(&|c| c.session_ttl_secs = 0), "session_ttl_secs");
+        assert_eq!(refused(&|c| c.flush_interval_ms = 0), "flush_interval_ms");
+        assert_eq!(
+            refused(&|c| c.max_pending_players = 0),
+            "max_pending_players"
+        );
+        assert_eq!(
+            refused(&|c| {
+                c.store = StoreKind::Mongodb;
+                c.mongodb_uri.clear();
+            }),
+            "mongodb_uri"
+        );
+        // The edges that work.
+        let mut edges = defaults.clone();
+        edges.udp = "127.0.0.1:65535".parse().unwrap();
+        edges.udp_sockets = 1;
+        edges.view_entities = MAX_VIEW_ENTITIES;
+        edges.reconnect_grace_ms = 0;
+        edges.tables_poll_ms = 0;
+        edges.validate().unwrap();
+        edges.udp = "0.0.0.0:0".parse().unwrap();
+        edges.udp_sockets = MAX_UDP_SOCKETS;
+        edges.view_entities = 1;
+        edges.validate().unwrap();
+        let mut config = defaults.clone();
+        config.view_entities = 0;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("view_entities = 0") && error.contains("1 (the player's own avatar)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ use crate::{
 
 /// Runs a node until SIGINT or SIGTERM, then stops cleanly.
 pub async fn serve(config: NodeConfig, signals: Signals) -> anyhow::Result<()> {
+    config.validate()?;
     let (shutdown, mut reloads) = signals.split();
     let dir = &config.tables_dir;
     let tables = TablesHandle::load(dir, LoadOptions::default()).map_err(|report| {

@@ -152,6 +152,18 @@ fn bad_config_or_tables_refuse_to_start_with_the_reason() {
         "{stderr}"
     );
 
+    // Parses, but cannot work: refused before anything starts.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["--http", "127.0.0.1:0", "--view-entities", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid config: view_entities = 0"),
+        "{stderr}"
+    );
+
     write_tables(dir.path(), "plenty".into());
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["--http", "127.0.0.1:0", "--tables"])
