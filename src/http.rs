@@ -261,9 +261,7 @@ async fn admit(state: &HttpState, player: tessera_sim::PlayerId) -> Result<Login
     {
         state
             .profiles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(player, progress);
+            .insert(player, progress, std::time::Instant::now());
     }
     Ok(reply)
 }
@@ -294,6 +292,7 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
         "workers": state.workers,
         "udp": state.udp.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "clients": state.net.connected.load(Ordering::Relaxed),
+        "joins_waiting": state.profiles.len(),
         "store": {
             "outage": state.store.outage.load(Ordering::Relaxed) == 1,
             "pending_players": state.store.pending.load(Ordering::Relaxed),

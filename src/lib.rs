@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod node;
 pub mod persist;
 pub mod play;
+pub mod profiles;
 pub mod replay_cmd;
 pub mod replays;
 pub mod rooms;

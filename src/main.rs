@@ -85,6 +85,9 @@ struct ServeArgs {
     /// Netcode sockets, on consecutive ports from --udp (1,024 clients each).
     #[arg(long, env = "TESSERA_UDP_SOCKETS")]
     udp_sockets: Option<usize>,
+    /// Seconds a connect token from /v1/login stays valid.
+    #[arg(long, env = "TESSERA_CONNECT_TOKEN_SECS")]
+    connect_token_secs: Option<u64>,
     /// Most entities in one player's view.
     #[arg(long, env = "TESSERA_VIEW_ENTITIES")]
     view_entities: Option<usize>,
@@ -138,6 +141,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(sockets) = args.udp_sockets {
         config.udp_sockets = sockets;
+    }
+    if let Some(secs) = args.connect_token_secs {
+        config.connect_token_secs = secs;
     }
     if let Some(view) = args.view_entities {
         config.view_entities = view;

@@ -156,6 +156,8 @@ async fn start_and_serve(
     let chaos = crate::chaos::Chaos::from_env(scheduler.clone())?;
     let mut host = ZoneHost::default();
     host.crashed = crashed;
+    host.profiles_unused_for =
+        Duration::from_secs(config.connect_token_secs) + crate::profiles::LATE_CONNECT;
     let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone(), config)?;
     let _ = host
         .arena

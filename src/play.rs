@@ -14,8 +14,9 @@ use tessera_net::{
     service::{Host, InputSink, Limits, NetService},
     transport::{BufferSizes, MAX_BUFFER_BYTES, NetcodeKeys, ServerSocket},
 };
-use tessera_sim::{Input, InputEnvelope, PlayerId, SimWorld, input::SavedProgress};
+use tessera_sim::{Input, InputEnvelope, PlayerId, SimWorld};
 
+pub use crate::profiles::Profiles;
 use crate::{
     config::NodeConfig,
     scheduler::{AfterTick, WorldHandle},
@@ -43,9 +44,6 @@ impl InputSink for ZoneSink {
         self.acks.ack(player, id);
     }
 }
-
-/// Progress loaded at login, waiting for the player's `Join`.
-pub type Profiles = Arc<std::sync::Mutex<std::collections::BTreeMap<PlayerId, SavedProgress>>>;
 
 /// Teams as the zones last announced them, by member (a team leader
 /// queues the whole team).
@@ -79,6 +77,9 @@ pub struct ZoneHost {
     pub(crate) limits: crate::lobby::Limits,
     /// Loaded progress by player.
     pub profiles: Profiles,
+    /// How long loaded progress waits for a player who is not here (a
+    /// connect token's life, and a little): see [`Profiles::expire`].
+    pub profiles_unused_for: std::time::Duration,
     /// Frame-sync rooms, made on demand (set once the net thread runs).
     pub rooms: Arc<std::sync::OnceLock<Arc<std::sync::Mutex<crate::rooms::Rooms>>>>,
     /// Matchmaking and state-sync rooms (set once the net thread runs).
@@ -250,17 +251,23 @@ impl Host for ZoneHost {
         }
     }
 
+    fn sweep(&mut self, present: &dyn Fn(PlayerId) -> bool) {
+        let gone =
+            self.profiles
+                .expire(std::time::Instant::now(), self.profiles_unused_for, present);
+        if gone > 0 {
+            tracing::debug!(
+                gone,
+                "forgot progress loaded for players who never joined and are not here"
+            );
+        }
+    }
+
     fn adapt_join(&mut self, player: PlayerId, input: Input) -> Input {
         // Read, not taken: a join the world refuses (full, inbox full) must
         // still restore on the next try. The entry goes when the world
         // welcomes the player (see `consume_profiles`).
-        let saved = self
-            .profiles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&player)
-            .cloned();
-        match saved {
+        match self.profiles.get(player) {
             Some(progress) => Input::JoinSaved(Box::new(progress)),
             None => input,
         }
@@ -423,12 +430,7 @@ pub fn consume_profiles(sim: &SimWorld, profiles: &Profiles) {
             _ => None,
         })
         .collect();
-    if !joined.is_empty() {
-        let mut profiles = profiles.lock().unwrap_or_else(|p| p.into_inner());
-        for player in joined {
-            profiles.remove(&player);
-        }
-    }
+    profiles.consume(&joined);
 }
 
 /// After each tick, hands the world's replication output to the net thread.

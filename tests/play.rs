@@ -438,6 +438,59 @@ fn a_refused_join_keeps_the_saved_progress_for_the_next_try() {
 }
 
 #[test]
+fn progress_loaded_at_login_waits_for_a_connected_player_but_not_for_one_who_never_came() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tables_spawning_at(dir.path(), "100:100");
+    let node = start(&[
+        "--tables",
+        dir.path().to_str().unwrap(),
+        "--connect-token-secs",
+        "1",
+    ]);
+    let mut first = join(&node, "lingering", "cleric");
+    walk_and_settle(&mut first, (1, 0), 40);
+    let saved_x = first.entity(first.avatar().unwrap()).unwrap().x_dm;
+    first.send(Body::Leave(proto::Empty {}));
+    first.pump().unwrap();
+    first.disconnect();
+    wait_ready(&node, "the first connection to go", |r| r["clients"] == 0);
+
+    // A login whose client never connects: its progress is loaded, then
+    // forgotten once the token (1 s) cannot bring anyone any more.
+    login(&node.http, "lingering").unwrap();
+    assert_eq!(ready(&node)["joins_waiting"], 1);
+    wait_ready(&node, "the unused progress to go", |r| {
+        r["joins_waiting"] == 0
+    });
+
+    // A client that connects and takes its time to join keeps it, however
+    // long: without it their join would start them afresh.
+    let again = login(&node.http, "lingering").unwrap();
+    let mut slow = Session::connect(&again, WAIT).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    slow.pump().unwrap();
+    assert_eq!(ready(&node)["joins_waiting"], 1);
+    slow.send(Body::Join(proto::JoinWorld {
+        class: "warrior".into(),
+        world: String::new(),
+    }));
+    assert!(
+        slow.pump_until(WAIT, |s| s.welcome.is_some() && s.snapshot.is_some())
+            .unwrap()
+    );
+    let me = slow.entity(slow.avatar().unwrap()).unwrap();
+    assert!(
+        (me.x_dm - saved_x).abs() <= 2,
+        "restored at {}, saved {saved_x}",
+        me.x_dm
+    );
+    assert_eq!(me.max_hp, 950, "still a cleric");
+    wait_ready(&node, "the used progress to go", |r| {
+        r["joins_waiting"] == 0
+    });
+}
+
+#[test]
 fn rejoining_after_leaving_needs_a_new_login() {
     let (_dir, node) = meeting_node();
     let mut player = join(&node, "in-and-out", "warrior");

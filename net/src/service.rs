@@ -112,6 +112,11 @@ pub trait Host: Send + 'static {
     /// good): forget what was kept for them.
     fn departed(&mut self, _player: PlayerId) {}
 
+    /// About once a second: lets the host forget what it keeps for players
+    /// until they arrive (e.g. progress loaded at login) once they are not
+    /// `present`: neither connected nor within their reconnect grace.
+    fn sweep(&mut self, _present: &dyn Fn(PlayerId) -> bool) {}
+
     /// Lets the host complete a player's `Join` (e.g. with saved progress).
     fn adapt_join(&mut self, _player: PlayerId, input: Input) -> Input {
         input

@@ -186,11 +186,9 @@ impl ZoneWorlds {
             };
             self.restarts.started(new, &kind);
             // Progress first: the net thread's join reads it.
-            {
-                let mut profiles = self.host.profiles.lock().unwrap_or_else(|p| p.into_inner());
-                for (player, kept) in progress.present.iter().chain(&progress.parked) {
-                    profiles.insert(*player, kept.clone());
-                }
+            let now = Instant::now();
+            for (player, kept) in progress.present.iter().chain(&progress.parked) {
+                self.host.profiles.insert(*player, kept.clone(), now);
             }
             // The net thread moves whoever its connections had in the old
             // world (a player who was switching to a room as it crashed is

@@ -81,6 +81,9 @@ const FULL_FLUSH: Duration = Duration::from_millis(100);
 const PASS: Duration = Duration::from_millis(1);
 const IDLE_PASS: Duration = Duration::from_millis(10);
 
+/// How often the host may forget what it keeps for players who are gone.
+const SWEEP: Duration = Duration::from_secs(1);
+
 /// How long a kicked client has to read why.
 const KICK_GRACE: Duration = Duration::from_millis(250);
 
@@ -133,6 +136,7 @@ impl<H: Host> Loop<H> {
         let mut events = Vec::new();
         let mut messages = Vec::new();
         let mut next_full_flush = Instant::now();
+        let mut next_sweep = Instant::now() + SWEEP;
         while !stop.load(Ordering::Relaxed) {
             for socket in 0..self.sockets.len() {
                 events.clear();
@@ -194,6 +198,12 @@ impl<H: Host> Loop<H> {
             });
             for player in departed {
                 self.host.departed(player);
+            }
+            if now >= next_sweep {
+                let (players, away) = (&self.players, &self.away);
+                self.host
+                    .sweep(&|player| players.contains_key(&player) || away.contains_key(&player));
+                next_sweep = now + SWEEP;
             }
             let sockets = &mut self.sockets;
             self.closing.retain(|(at, socket, client)| {
