@@ -29,6 +29,8 @@ pub struct HttpState {
     pub stats: Arc<SchedulerStats>,
     /// Worker threads.
     pub workers: usize,
+    /// The scheduler (its workers' snapshot paces).
+    pub scheduler: Arc<crate::scheduler::Scheduler>,
     /// The node's tables.
     pub tables: TablesHandle,
     /// Issues connect tokens.
@@ -307,6 +309,7 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
         "overruns": s.overruns.load(Ordering::Relaxed),
         "dropped_ticks": s.dropped_ticks.load(Ordering::Relaxed),
         "panicked_worlds": s.panicked_worlds.load(Ordering::Relaxed),
+        "snapshot_every": state.scheduler.snapshot_intervals(),
     }));
     (status, body)
 }

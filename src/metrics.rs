@@ -203,6 +203,13 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "Datagrams the kernel dropped because a node socket's receive buffer was full (udp_receive_buffer_bytes, net.core.rmem_max).",
         n.udp_dropped(),
     );
+    out.push_str("# HELP tessera_snapshot_interval_ticks Ticks between a player's snapshots, by worker (1: every tick; more: the worker is overloaded and thins them).\n# TYPE tessera_snapshot_interval_ticks gauge\n");
+    for (worker, every) in state.scheduler.snapshot_intervals().iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "tessera_snapshot_interval_ticks{{worker=\"{worker}\"}} {every}"
+        );
+    }
     let kinds = s.tick_histograms();
     if !kinds.is_empty() {
         out.push_str("# HELP tessera_tick_duration_seconds Time inside one world tick, by world kind.\n# TYPE tessera_tick_duration_seconds histogram\n");

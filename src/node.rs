@@ -231,6 +231,7 @@ async fn start_and_serve(
     let app = router(HttpState {
         stats: scheduler.stats(),
         workers: scheduler.worker_count(),
+        scheduler: scheduler.clone(),
         tables: tables.clone(),
         login: Arc::new(LoginService::new(
             keys,

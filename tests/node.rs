@@ -29,9 +29,23 @@ fn the_node_ticks_its_zone_worlds_and_stops_on_sigterm() {
         second["ticks"].as_u64() > first["ticks"].as_u64(),
         "ticks advance: {first} then {second}"
     );
+    // Each worker's snapshot pace (1 unless this machine is so busy that
+    // the worker thins: then 2 or 4, the default limit).
+    let paces = second["snapshot_every"].as_array().unwrap();
+    assert_eq!(paces.len(), 2, "one per worker: {second}");
+    assert!(
+        paces
+            .iter()
+            .all(|p| [1, 2, 4].contains(&p.as_u64().unwrap())),
+        "{second}"
+    );
     let (status, metrics) = get(&node.http, "/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("tessera_ticks_total "), "{metrics}");
+    for worker in 0..2 {
+        let gauge = format!("tessera_snapshot_interval_ticks{{worker=\"{worker}\"}} ");
+        assert!(metrics.contains(&gauge), "no {gauge}in {metrics}");
+    }
     let dropped = metrics
         .lines()
         .find_map(|l| l.strip_prefix("tessera_net_udp_receive_dropped_total "))

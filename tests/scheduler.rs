@@ -735,11 +735,14 @@ fn an_overloaded_worker_thins_snapshots_and_comes_back_when_ticks_are_on_time() 
         assert_eq!(seen.recv_timeout(Duration::from_secs(10)).unwrap(), 4);
     }
     assert!(scheduler.stats().thinned_ticks.load(Ordering::Relaxed) >= 15);
+    // Placement sees the pace the worlds run at (it ranks this worker by it).
+    assert_eq!(scheduler.snapshot_intervals(), [4]);
 
     slow.store(0, Ordering::Relaxed);
     let back = pace_until(&seen, 1);
     let first_change = back.iter().find(|every| **every != 4);
     assert_eq!(first_change, Some(&2), "a step at a time: {back:?}");
+    assert_eq!(scheduler.snapshot_intervals(), [1]);
     scheduler.shutdown();
 }
 
@@ -753,6 +756,17 @@ fn a_worker_that_empties_while_thinning_starts_its_next_world_at_full_pace() {
     let slow = scheduler.add_world(slow, WorldOptions::default()).unwrap();
     pace_until(&seen, 4);
     scheduler.end_world(slow.id);
+    // Placement reads the fresh pace (else new worlds would go to busier
+    // workers first).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scheduler.snapshot_intervals() != [1] {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            scheduler.snapshot_intervals()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     let (next, seen) = paced(2, 0);
     scheduler.add_world(next, WorldOptions::default()).unwrap();

@@ -304,6 +304,15 @@ impl Scheduler {
         ))
     }
 
+    /// Each worker's snapshot pace as placement sees it: a snapshot every
+    /// this many ticks (1: every tick; more: the worker is overloaded).
+    pub fn snapshot_intervals(&self) -> Vec<u32> {
+        self.loads
+            .iter()
+            .map(|load| load.snapshot_every())
+            .collect()
+    }
+
     /// Number of worker threads.
     pub fn worker_count(&self) -> usize {
         self.workers.len()

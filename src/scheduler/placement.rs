@@ -55,12 +55,17 @@ impl Load {
         self.snapshot_every.store(every, Ordering::Relaxed);
     }
 
+    /// The worker's snapshot pace: every this many ticks.
+    pub fn snapshot_every(&self) -> u32 {
+        self.snapshot_every.load(Ordering::Relaxed).max(1)
+    }
+
     fn cost(&self) -> Cost {
         Cost {
             worlds: self.worlds.load(Ordering::Relaxed),
             busy_us: self.busy_us.load(Ordering::Relaxed),
             pending_us: self.pending_us.load(Ordering::Relaxed),
-            snapshot_every: self.snapshot_every.load(Ordering::Relaxed).max(1),
+            snapshot_every: self.snapshot_every(),
         }
     }
 }

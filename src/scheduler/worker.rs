@@ -108,6 +108,12 @@ impl Worker {
         }
     }
 
+    /// Placement ranks a thinning worker by its pace (its thinned ticks
+    /// look cheap): the pacer's is the one pace, published after each change.
+    fn publish_pace(&self) {
+        self.load.paced(self.pacer.every());
+    }
+
     pub fn run(mut self) {
         let _span = tracing::info_span!("worker", index = self.index).entered();
         loop {
@@ -254,9 +260,9 @@ impl Worker {
                     }
                     let now = Instant::now();
                     self.meter.record(elapsed, now, &self.load);
-                    let slot = &mut self.slots[index];
-                    if let Some(change) = self.pacer.observe(late_by, slot.period, now) {
-                        self.load.paced(change.every);
+                    let period = self.slots[index].period;
+                    if let Some(change) = self.pacer.observe(late_by, period, now) {
+                        self.publish_pace();
                         if change.every > change.from {
                             tracing::warn!(
                                 worker = self.index,
@@ -273,6 +279,7 @@ impl Worker {
                             );
                         }
                     }
+                    let slot = &mut self.slots[index];
                     slot.durations.record(elapsed.as_micros() as u64);
                     slot.ticks_since_anchor += 1;
                     if slot.ticks_since_anchor >= 1 << 30 {
@@ -406,7 +413,7 @@ impl Worker {
             // worker behind busier ones for new worlds, for as long as
             // stepping back takes.
             self.pacer.reset(Instant::now());
-            self.load.paced(1);
+            self.publish_pace();
         }
         tracing::info!(world = %id, last_tick, ?reason, "world ended");
         let _ = self.events.send(NodeEvent::WorldEnded {
