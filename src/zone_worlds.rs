@@ -4,11 +4,7 @@
 //! node restarts; a reload that changes or removes its row says so instead
 //! of pretending to apply it.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, atomic::AtomicU64},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tessera_net::{
@@ -32,7 +28,7 @@ use crate::{
     persist,
     play::{self, ZoneHost},
     replays::ReplaySink,
-    scheduler::{Scheduler, WorldId, WorldOptions},
+    scheduler::{Scheduler, ThisWorld, WorldId, WorldOptions},
     zones::{persistent_zones, spec_for},
 };
 
@@ -213,8 +209,6 @@ impl ZoneWorlds {
             app.add_plugins((replication, PersistencePlugin));
         })
         .with_context(|| format!("world {kind}"))?;
-        // Known once the scheduler has the world; its first tick comes after.
-        let world_id = Arc::new(AtomicU64::new(0));
         let capture = persist::CaptureTicks::new(
             persist::capture_ticks(
                 tick_hz,
@@ -230,17 +224,17 @@ impl ZoneWorlds {
                 (self.flusher.sender(), capture),
                 self.host.profiles.clone(),
                 self.host.teams.clone(),
-                self.presence.clone().map(|tx| (tx, world_id.clone())),
+                self.presence.clone(),
             )),
             at_end: Some({
                 let to_store = self.flusher.sender();
                 let evacuees = self.restarts.evacuees();
-                let world_id = world_id.clone();
                 Box::new(move |sim: &mut SimWorld| {
                     persist::hand_over_all(sim, &to_store);
                     // For a restart, if this end is a crash.
-                    let world = WorldId(world_id.load(std::sync::atomic::Ordering::Relaxed));
-                    evacuees.keep(world, tessera_sim::players::players_progress(sim.world()));
+                    if let Some(world) = ThisWorld::of(sim) {
+                        evacuees.keep(world, tessera_sim::players::players_progress(sim.world()));
+                    }
                 })
             }),
             ..Default::default()
@@ -253,7 +247,6 @@ impl ZoneWorlds {
             options.driver = Some(Box::new(move |tick| driver.inputs_for(tick)));
         }
         let handle = self.scheduler.add_world(sim, options)?;
-        world_id.store(handle.id.0, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(world = %handle.id, %kind, tick_hz, bots = config.bots, "world started");
         let id = handle.id;
         let sink: Arc<dyn InputSink> = Arc::new(play::ZoneSink {
@@ -285,7 +278,7 @@ fn after_tick(
     (to_store, capture): (ChangeSender, persist::CaptureTicks),
     profiles: play::Profiles,
     teams: play::Teams,
-    presence: Option<(tokio::sync::mpsc::UnboundedSender<Presence>, Arc<AtomicU64>)>,
+    presence: Option<tokio::sync::mpsc::UnboundedSender<Presence>>,
 ) -> crate::scheduler::AfterTick {
     let mut forward = play::forward_output(to_net);
     Box::new(move |sim: &mut SimWorld| {
@@ -294,10 +287,11 @@ fn after_tick(
         // release their route, and the flush must find the leaver's last
         // parts (captured as the avatar went) already queued ahead of it.
         persist::hand_over(sim, &to_store, capture);
-        if let Some((tx, world)) = &presence {
+        if let Some(tx) = &presence
+            && let Some(world) = ThisWorld::of(sim)
+        {
             let events = sim.world().resource::<tessera_sim::Outbox>().events();
-            let world = world.load(std::sync::atomic::Ordering::Relaxed);
-            for event in presence_events(events, world) {
+            for event in presence_events(events, world.0) {
                 let _ = tx.send(event);
             }
         }

@@ -13,7 +13,8 @@ use std::{
 
 use bevy_ecs::{resource::Resource, schedule::IntoScheduleConfigs, system::Res};
 use tessera::scheduler::{
-    CrashError, EndReason, NodeEvent, Scheduler, SchedulerConfig, TickEvent, WorldId, WorldOptions,
+    CrashError, EndReason, NodeEvent, Scheduler, SchedulerConfig, ThisWorld, TickEvent, WorldId,
+    WorldOptions,
 };
 use tessera_net::replication::SnapshotPace;
 use tessera_sim::{SimWorld, Tick, TickSchedule, TickSystems, WorldSpec, driver::RandomInputs};
@@ -125,7 +126,7 @@ fn a_panicking_world_ends_alone_and_the_others_keep_ticking() {
             bad,
             WorldOptions {
                 at_end: Some(Box::new(move |sim: &mut SimWorld| {
-                    let _ = ended_tx.send(sim.tick());
+                    let _ = ended_tx.send((sim.tick(), ThisWorld::of(sim)));
                 })),
                 ..WorldOptions::default()
             },
@@ -156,11 +157,12 @@ fn a_panicking_world_ends_alone_and_the_others_keep_ticking() {
         }
         other => panic!("unexpected event {other:?}"),
     }
+    let (last_tick, this) = ended.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(
-        ended.recv_timeout(Duration::from_secs(10)).unwrap(),
-        20,
+        last_tick, 20,
         "a panicked world's end hook still runs, on the world as it panicked"
     );
+    assert_eq!(this, Some(bad.id), "and knows which world it was");
     // The good world, on the same worker thread, keeps going well past that.
     let ticks = collect(&rx, 1, 100, Duration::from_secs(20));
     assert!(ticks[&good.id].len() >= 100);

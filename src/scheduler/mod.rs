@@ -198,6 +198,20 @@ pub struct WorldOptions {
 /// See [`WorldOptions::after_tick`].
 pub type AfterTick = Box<dyn FnMut(&mut SimWorld) + Send>;
 
+/// The world's id, put in it by its worker before its first tick, for the
+/// hooks to read: an id kept from `add_world`'s answer can come too late
+/// (the worker may tick the world, and it may crash, before the caller
+/// stores it). No system reads it; it is neither hashed nor recorded.
+#[derive(bevy_ecs::resource::Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThisWorld(pub WorldId);
+
+impl ThisWorld {
+    /// The id of `sim`, if a scheduler runs it.
+    pub fn of(sim: &SimWorld) -> Option<WorldId> {
+        sim.world().get_resource::<Self>().map(|this| this.0)
+    }
+}
+
 /// The way into a running world.
 #[derive(Clone, Debug)]
 pub struct WorldHandle {

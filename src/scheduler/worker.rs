@@ -184,6 +184,7 @@ impl Worker {
                 if recording.is_some() {
                     sim.start_recording();
                 }
+                sim.world_mut().insert_resource(super::ThisWorld(id));
                 let period = Duration::from_nanos(sim.spec().tick_period_nanos());
                 self.slots.push(Slot {
                     id,
