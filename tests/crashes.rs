@@ -12,22 +12,6 @@ use tessera_net::proto::{self, room_command::Kind};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The fault injection key the test nodes are started with.
-const CHAOS_KEY: &str = "crash-test-chaos-key";
-
-/// Asks the node to crash `world`; the status and the body.
-fn crash(node: &Node, world: u64, key: Option<&str>) -> (u16, serde_json::Value) {
-    let bearer = key.map(|key| format!("Bearer {key}"));
-    let headers: Vec<(&str, &str)> = bearer
-        .iter()
-        .map(|value| ("Authorization", value.as_str()))
-        .collect();
-    let body = format!(r#"{{"world": {world}}}"#);
-    let (status, _, reply) =
-        post_json_with_headers(&node.http, "/v1/chaos/crash-world", &body, &headers);
-    (status, reply)
-}
-
 /// Whether `session` was told that `room` closed.
 fn told_closed(session: &Session, room: u64) -> bool {
     session.events.iter().any(
@@ -163,22 +147,6 @@ fn players_of_a_crashed_room_are_told_and_sent_back_to_their_zone() {
     );
     assert!(!told_closed(&bystander, state_room.room));
     assert_eq!(ready(&node)["panicked_worlds"], 2);
-}
-
-/// A node on tables whose `starter` zone spawns at (100, 100) m and whose
-/// arena takes two, with fault injection on.
-fn chaos_node(dir: &std::path::Path) -> Node {
-    write_tables_with_zones(
-        dir,
-        &[
-            ("starter", ZONE_SPAWNS, "100:100".into()),
-            ("arena", ZONE_CAPACITY, 2i64.into()),
-        ],
-    );
-    start_with_env(
-        &["--tables", dir.to_str().unwrap()],
-        &[("TESSERA_CHAOS_KEY", CHAOS_KEY)],
-    )
 }
 
 /// Where `session`'s avatar stands, decimetres.

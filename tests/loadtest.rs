@@ -104,6 +104,46 @@ fn arena_bots_are_matched_and_their_rooms_finish() {
     assert_swings_wait_for_the_cooldown(&report, 4);
 }
 
+/// A room that crashes under the bots shows in the report, and its bots
+/// stay (sent back to their zone, they queue again).
+#[test]
+fn bots_whose_room_crashes_report_it_and_stay_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = chaos_node(dir.path());
+    let mut config = config(&node, Scenario::Arena);
+    config.bots = 2;
+    config.duration = Duration::from_secs(12);
+    let load = std::thread::spawn(move || run(&config, |_, _| {}));
+    // Rooms' world ids follow the zone's (1); the first that answers 202
+    // is a running room with both bots in it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let crashed = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no room to crash: {}",
+            ready(&node)
+        );
+        if let Some(world) = (2..6).find(|world| crash(&node, *world, Some(CHAOS_KEY)).0 == 202) {
+            break world;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let report = load.join().unwrap().expect("the load test runs");
+    assert_eq!(report.connected, 2, "{:?}", report.failed);
+    assert_eq!(
+        report.errors.get("room closed by the node").copied(),
+        Some(2),
+        "both bots of room {crashed} were told: {:?}",
+        report.errors
+    );
+    assert_eq!(
+        report.failed.values().sum::<u64>(),
+        0,
+        "{:?}",
+        report.failed
+    );
+}
+
 /// A studio's own tables: the bots learn `slash` from their welcome, so a
 /// longer cooldown than the shipped one draws no refusals either (with the
 /// shipped 20 ticks, about every other swing came too soon).

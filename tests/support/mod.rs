@@ -511,3 +511,35 @@ pub fn queue_command(kind: &str) -> tessera_net::proto::room_command::Kind {
         class: String::new(),
     })
 }
+
+/// The fault injection key the test nodes are started with.
+pub const CHAOS_KEY: &str = "crash-test-chaos-key";
+
+/// Asks the node to crash `world`; the status and the body.
+pub fn crash(node: &Node, world: u64, key: Option<&str>) -> (u16, serde_json::Value) {
+    let bearer = key.map(|key| format!("Bearer {key}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|value| ("Authorization", value.as_str()))
+        .collect();
+    let body = format!(r#"{{"world": {world}}}"#);
+    let (status, _, reply) =
+        post_json_with_headers(&node.http, "/v1/chaos/crash-world", &body, &headers);
+    (status, reply)
+}
+
+/// A node on tables whose `starter` zone spawns at (100, 100) m and whose
+/// arena takes two, with fault injection on.
+pub fn chaos_node(dir: &std::path::Path) -> Node {
+    write_tables_with_zones(
+        dir,
+        &[
+            ("starter", ZONE_SPAWNS, "100:100".into()),
+            ("arena", ZONE_CAPACITY, 2i64.into()),
+        ],
+    );
+    start_with_env(
+        &["--tables", dir.to_str().unwrap()],
+        &[("TESSERA_CHAOS_KEY", CHAOS_KEY)],
+    )
+}
