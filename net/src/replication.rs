@@ -24,7 +24,7 @@ use tessera_sim::{
     movement::{LastInputSeq, Position},
     npc::Npc,
     players::Player,
-    spatial::{SpatialGrid, distance_sq},
+    spatial::SpatialGrid,
     world::Tick,
 };
 
@@ -292,18 +292,15 @@ pub fn snapshots(
             continue;
         }
         replication.next_snapshot = replication.next_snapshot.wrapping_add(1).max(1);
-        in_reach.clear();
-        grid.for_each_within_indexed(*position, replication.radius_mm, |index, entry| {
-            if entry.id != *id {
-                in_reach.push((distance_sq(entry.position, *position), entry.id.0, index));
-            }
-        });
-        // Only the nearest `others` need ordering: a partial selection, not
-        // a sort of everything in reach (hundreds in a crowd).
-        if in_reach.len() > others {
-            in_reach.select_nth_unstable_by_key(others, |(d, id, _)| (*d, *id));
-            in_reach.truncate(others);
-        }
+        // The nearest `others`, read from the cells around the viewer
+        // outwards: in a crowd, a few cells rather than every one in reach.
+        grid.nearest_k_within(
+            *position,
+            replication.radius_mm,
+            others,
+            |entry| entry.id != *id,
+            &mut in_reach,
+        );
         // No sort: the encoder orders the view by its own priority.
         candidates.clear();
         candidates.push(Candidate {

@@ -155,6 +155,100 @@ impl SpatialGrid {
         }
     }
 
+    /// The `k` entries within `radius` of `center` that `accept` takes and
+    /// that are nearest to it (by distance, ties to the lower id: the same
+    /// `k` a scan of every entry in reach would pick), into `out` as
+    /// (distance², id, index in [`Self::entries`]), in no order. Cells are
+    /// read in square rings around the center's, and the walk stops once
+    /// the next ring lies farther than the `k`-th nearest found so far: in
+    /// a crowd it reads the few cells around the center, not every cell the
+    /// radius covers, and picks among those.
+    pub fn nearest_k_within(
+        &self,
+        center: Position,
+        radius: i32,
+        k: usize,
+        mut accept: impl FnMut(&GridEntry) -> bool,
+        out: &mut Vec<(i64, u64, usize)>,
+    ) {
+        out.clear();
+        if k == 0 {
+            return;
+        }
+        let r2 = i64::from(radius.max(0)).pow(2);
+        let (x0, y0) = self.cell_of(Position {
+            x: center.x.saturating_sub(radius),
+            y: center.y.saturating_sub(radius),
+        });
+        let (x1, y1) = self.cell_of(Position {
+            x: center.x.saturating_add(radius),
+            y: center.y.saturating_add(radius),
+        });
+        let (cx, cy) = self.cell_of(center);
+        let cell = i64::from(self.cell_mm);
+        // Anything in ring r is at least (r - 1) cells and this far away
+        // (0 for a center outside the grid, whose cell is the edge's).
+        let edge = [
+            i64::from(center.x) - i64::from(cx) * cell,
+            (i64::from(cx) + 1) * cell - i64::from(center.x),
+            i64::from(center.y) - i64::from(cy) * cell,
+            (i64::from(cy) + 1) * cell - i64::from(center.y),
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(0)
+        .max(0);
+        let mut read = |from: u32, to: u32, out: &mut Vec<(i64, u64, usize)>| {
+            for index in from as usize..to as usize {
+                let entry = &self.entries[index];
+                let d = distance_sq(entry.position, center);
+                if d <= r2 && accept(entry) {
+                    out.push((d, entry.id.0, index));
+                }
+            }
+        };
+        let span = |y: i32, from_x: i32, to_x: i32| {
+            let row = y * self.columns;
+            (
+                self.starts[(row + from_x) as usize],
+                self.starts[(row + to_x) as usize + 1],
+            )
+        };
+        let rings = (cx - x0).max(x1 - cx).max(cy - y0).max(y1 - cy);
+        for ring in 0..=rings {
+            if ring > 0 && out.len() >= k {
+                keep_nearest(out, k);
+                let farthest = out.iter().map(|(d, ..)| *d).max().unwrap_or(0);
+                let near = (i64::from(ring) - 1) * cell + edge;
+                // Strictly farther: one as near with a lower id would win.
+                if near * near > farthest {
+                    break;
+                }
+            }
+            let (left, right) = ((cx - ring).max(x0), (cx + ring).min(x1));
+            // The ring's top and bottom rows whole, then its two columns
+            // between them (ring 0: the center's cell alone).
+            for y in [cy - ring, cy + ring] {
+                if (y0..=y1).contains(&y) {
+                    let (from, to) = span(y, left, right);
+                    read(from, to, out);
+                }
+                if ring == 0 {
+                    break;
+                }
+            }
+            for y in (cy - ring + 1).max(y0)..=(cy + ring - 1).min(y1) {
+                for x in [cx - ring, cx + ring] {
+                    if (x0..=x1).contains(&x) {
+                        let (from, to) = span(y, x, x);
+                        read(from, to, out);
+                    }
+                }
+            }
+        }
+        keep_nearest(out, k);
+    }
+
     /// The nearest entry within `radius` that `accept` takes; ties go to the lowest `SimId`.
     pub fn nearest(
         &self,
@@ -173,6 +267,14 @@ impl SpatialGrid {
             }
         });
         best.map(|(_, _, entry)| entry)
+    }
+}
+
+/// Keeps the `k` nearest of `found` (by distance, then id).
+fn keep_nearest(found: &mut Vec<(i64, u64, usize)>, k: usize) {
+    if found.len() > k {
+        found.select_nth_unstable_by_key(k - 1, |(d, id, _)| (*d, *id));
+        found.truncate(k);
     }
 }
 
@@ -255,6 +357,73 @@ mod tests {
                 .min_by_key(|e| (distance_sq(e.position, center), e.id))
                 .map(|e| e.id);
             assert_eq!(nearest, brute);
+        }
+    }
+
+    /// What `nearest_k_within` must find: a scan of everything in reach,
+    /// the `k` smallest by (distance, id).
+    fn brute_k(items: &[GridEntry], center: Position, radius: i32, k: usize) -> Vec<u64> {
+        let mut all: Vec<(i64, u64)> = items
+            .iter()
+            .filter(|e| e.id.0 % 3 != 0 && within(e.position, center, i64::from(radius)))
+            .map(|e| (distance_sq(e.position, center), e.id.0))
+            .collect();
+        all.sort_unstable();
+        all.truncate(k);
+        let mut ids: Vec<u64> = all.into_iter().map(|(_, id)| id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    proptest::proptest! {
+        /// Crowds (everyone in a few cells, many at equal distances) and
+        /// scattered worlds, centers inside and outside the grid, any `k`.
+        #[test]
+        fn the_k_nearest_are_those_a_full_scan_picks(
+            seed in 0u64..1_000,
+            crowd in 0i32..3,
+            cell in 1_000i32..12_000,
+            k in 0usize..80,
+            radius in 0i32..70_000,
+        ) {
+            let mut rng = SimRng::from_seed(seed);
+            let (width, height) = (120_000, 90_000);
+            // A crowd stands on a coarse lattice: ties of distance abound.
+            let spread = [120_000, 20_000, 3_000][crowd as usize];
+            let step = if crowd == 2 { 500 } else { 1 };
+            let items: Vec<GridEntry> = (1..=600)
+                .map(|i| {
+                    let x = 50_000 + rng.range_i32(0, spread / step) * step - spread / 2;
+                    let y = 40_000 + rng.range_i32(0, spread / step) * step - spread / 2;
+                    entry(i, x.clamp(0, width), y.clamp(0, height))
+                })
+                .collect();
+            // In the lattice crowd, cells and centers sit on the lattice
+            // too, so entries lie exactly on a ring's nearest edge.
+            let cell = if crowd == 2 { (cell / step).max(2) * step } else { cell };
+            let mut grid = SpatialGrid::new(width, height, cell);
+            grid.rebuild(items.iter().copied());
+            let mut out = Vec::new();
+            for _ in 0..10 {
+                let center = if crowd == 2 {
+                    let mut near = |mid: i32| mid + rng.range_i32(-8, 9) * step;
+                    Position { x: near(50_000), y: near(40_000) }
+                } else {
+                    Position {
+                        x: rng.range_i32(-10_000, width + 10_000),
+                        y: rng.range_i32(-10_000, height + 10_000),
+                    }
+                };
+                grid.nearest_k_within(center, radius, k, |e| e.id.0 % 3 != 0, &mut out);
+                for (d, id, index) in &out {
+                    let entry = grid.entries()[*index];
+                    proptest::prop_assert_eq!(entry.id.0, *id);
+                    proptest::prop_assert_eq!(distance_sq(entry.position, center), *d);
+                }
+                let mut found: Vec<u64> = out.iter().map(|(_, id, _)| *id).collect();
+                found.sort_unstable();
+                proptest::prop_assert_eq!(found, brute_k(&items, center, radius, k));
+            }
         }
     }
 }
