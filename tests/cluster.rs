@@ -100,7 +100,10 @@ fn a_player_moving_to_another_node_is_handed_over_with_their_progress() {
     assert!(
         nodes
             .iter()
-            .any(|n| n.http == a.http && n.udp == [a.udp.clone()])
+            .any(|n| n.http == a.http && n.udp == [a.udp.clone()]),
+        "node-a logged http {} and udp {}; the registry has {nodes:?}",
+        a.http,
+        a.udp
     );
 
     // Play on A: presence and route say A.
