@@ -27,9 +27,7 @@ use crate::{
 pub struct HttpState {
     /// Scheduler counters.
     pub stats: Arc<SchedulerStats>,
-    /// Worker threads.
-    pub workers: usize,
-    /// The scheduler (its workers' snapshot paces).
+    /// The scheduler (its workers and their snapshot paces).
     pub scheduler: Arc<crate::scheduler::Scheduler>,
     /// The node's tables.
     pub tables: TablesHandle,
@@ -291,7 +289,7 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
             "last_reload_error": reload_error,
         },
         "ready": ready,
-        "workers": state.workers,
+        "workers": state.scheduler.worker_count(),
         "udp": state.udp.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "clients": state.net.connected.load(Ordering::Relaxed),
         "joins_waiting": state.profiles.len(),

@@ -157,7 +157,7 @@ async fn start_and_serve(
     let mut host = ZoneHost::default();
     host.crashed = crashed;
     host.profiles_unused_for =
-        Duration::from_secs(config.connect_token_secs) + crate::profiles::LATE_CONNECT;
+        Some(Duration::from_secs(config.connect_token_secs) + crate::profiles::LATE_CONNECT);
     let (net, udp) = play::start_net(play::bind_sockets(config, &keys)?, host.clone(), config)?;
     let _ = host
         .arena
@@ -230,7 +230,6 @@ async fn start_and_serve(
     };
     let app = router(HttpState {
         stats: scheduler.stats(),
-        workers: scheduler.worker_count(),
         scheduler: scheduler.clone(),
         tables: tables.clone(),
         login: Arc::new(LoginService::new(

@@ -79,7 +79,8 @@ pub struct ZoneHost {
     pub profiles: Profiles,
     /// How long loaded progress waits for a player who is not here (a
     /// connect token's life, and a little): see [`Profiles::expire`].
-    pub profiles_unused_for: std::time::Duration,
+    /// `None`: until it is used.
+    pub profiles_unused_for: Option<std::time::Duration>,
     /// Frame-sync rooms, made on demand (set once the net thread runs).
     pub rooms: Arc<std::sync::OnceLock<Arc<std::sync::Mutex<crate::rooms::Rooms>>>>,
     /// Matchmaking and state-sync rooms (set once the net thread runs).
@@ -252,9 +253,12 @@ impl Host for ZoneHost {
     }
 
     fn sweep(&mut self, present: &dyn Fn(PlayerId) -> bool) {
-        let gone =
-            self.profiles
-                .expire(std::time::Instant::now(), self.profiles_unused_for, present);
+        let Some(unused_for) = self.profiles_unused_for else {
+            return;
+        };
+        let gone = self
+            .profiles
+            .expire(std::time::Instant::now(), unused_for, present);
         if gone > 0 {
             tracing::debug!(
                 gone,
