@@ -62,6 +62,19 @@ impl SpatialGrid {
         }
     }
 
+    /// The first and last cells (column, row) of the square around a
+    /// circle of `radius` at `center`.
+    fn cells_around(&self, center: Position, radius: i32) -> ((i32, i32), (i32, i32)) {
+        let corner = |by: i32| Position {
+            x: center.x.saturating_add(by),
+            y: center.y.saturating_add(by),
+        };
+        (
+            self.cell_of(corner(radius.saturating_neg())),
+            self.cell_of(corner(radius)),
+        )
+    }
+
     fn cell_of(&self, p: Position) -> (i32, i32) {
         (
             (p.x / self.cell_mm).clamp(0, self.columns - 1),
@@ -132,14 +145,7 @@ impl SpatialGrid {
         mut f: impl FnMut(usize, &GridEntry),
     ) {
         let r = i64::from(radius.max(0));
-        let (x0, y0) = self.cell_of(Position {
-            x: center.x.saturating_sub(radius),
-            y: center.y.saturating_sub(radius),
-        });
-        let (x1, y1) = self.cell_of(Position {
-            x: center.x.saturating_add(radius),
-            y: center.y.saturating_add(radius),
-        });
+        let ((x0, y0), (x1, y1)) = self.cells_around(center, radius);
         for cy in y0..=y1 {
             let row = cy * self.columns;
             let (from, to) = (
@@ -176,14 +182,7 @@ impl SpatialGrid {
             return;
         }
         let r2 = i64::from(radius.max(0)).pow(2);
-        let (x0, y0) = self.cell_of(Position {
-            x: center.x.saturating_sub(radius),
-            y: center.y.saturating_sub(radius),
-        });
-        let (x1, y1) = self.cell_of(Position {
-            x: center.x.saturating_add(radius),
-            y: center.y.saturating_add(radius),
-        });
+        let ((x0, y0), (x1, y1)) = self.cells_around(center, radius);
         let (cx, cy) = self.cell_of(center);
         let cell = i64::from(self.cell_mm);
         // Anything in ring r is at least (r - 1) cells and this far away
