@@ -4,7 +4,7 @@
 //! node restarts; a reload that changes or removes its row says so instead
 //! of pretending to apply it.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use anyhow::Context;
 use tessera_net::{
@@ -32,10 +32,6 @@ use crate::{
     zones::{persistent_zones, spec_for},
 };
 
-/// How often the tables are checked for a new version (a reload is
-/// already a second's poll or a SIGHUP away: this adds little).
-const FOLLOW_EVERY: Duration = Duration::from_millis(250);
-
 /// Starts zone worlds and hands them to the net thread's [`ZoneHost`].
 pub struct ZoneWorlds {
     config: NodeConfig,
@@ -53,6 +49,8 @@ pub struct ZoneWorlds {
     restarts: restart::Restarts,
     /// The tables version last looked at, and what it was warned about.
     seen_version: u64,
+    /// Woken by each tables swap (a stored wake-up if none is waiting).
+    tables_changed: Arc<tokio::sync::Notify>,
 }
 
 /// What is needed to start zones besides the node's config.
@@ -78,7 +76,13 @@ pub struct Wiring {
 impl ZoneWorlds {
     /// Nothing started yet.
     pub fn new(config: &NodeConfig, wiring: Wiring) -> Self {
+        // Registered before the zones start: a reload from here on wakes
+        // `follow`, even one that lands before it runs.
+        let tables_changed = Arc::new(tokio::sync::Notify::new());
+        let wake = tables_changed.clone();
+        wiring.tables.on_change(move || wake.notify_one());
         Self {
+            tables_changed,
             config: config.clone(),
             seen_version: wiring.tables.version(),
             scheduler: wiring.scheduler,
@@ -106,14 +110,14 @@ impl ZoneWorlds {
 
     /// Follows the tables for as long as the node runs: a new `zone` row
     /// starts a world; a changed or removed one is reported.
+    /// It wakes only when a world crashed or the tables changed.
     pub async fn follow(mut self) {
-        let mut every = tokio::time::interval(FOLLOW_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let crashed = self.host.crashed.clone();
+        let tables_changed = self.tables_changed.clone();
         loop {
             tokio::select! {
-                _ = every.tick() => {}
                 () = crashed.crashed() => {}
+                () = tables_changed.notified() => {}
             }
             if !self.restart_crashed() {
                 tracing::info!("the node is stopping: no longer starting crashed zones again");
@@ -212,7 +216,7 @@ impl ZoneWorlds {
         let capture = persist::CaptureTicks::new(
             persist::capture_ticks(
                 tick_hz,
-                Duration::from_millis(config.flush_interval_ms.max(1)),
+                std::time::Duration::from_millis(config.flush_interval_ms.max(1)),
             ),
             index,
         );

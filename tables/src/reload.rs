@@ -44,7 +44,12 @@ struct Shared {
     /// watcher reloads when they differ, so a save that lands during a load
     /// is never mistaken for what was loaded.
     loaded_from: Mutex<Fingerprint>,
+    /// Called after each swap (see [`TablesHandle::on_change`]).
+    listeners: Mutex<Vec<Listener>>,
 }
+
+/// Told that new tables were swapped in.
+type Listener = Box<dyn Fn() + Send + Sync>;
 
 /// Loads, turning a panic anywhere in the loader (a calamine bug on a
 /// hostile file) into a report instead of a dead thread.
@@ -100,6 +105,7 @@ impl TablesHandle {
                 last_error: Mutex::new(None),
                 reloading: Mutex::new(()),
                 loaded_from: Mutex::new(loaded_from),
+                listeners: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -121,6 +127,19 @@ impl TablesHandle {
     /// Bumped by every successful swap; compare to notice a new version.
     pub fn version(&self) -> u64 {
         self.shared.version.load(Ordering::Acquire)
+    }
+
+    /// Calls `listener` after every reload that swaps in new tables (on the
+    /// reloading thread, once the new version is readable): whoever follows
+    /// the tables wakes on a change instead of polling for one. It must
+    /// return quickly (wake a task, set a flag); listeners stay for the
+    /// handle's life.
+    pub fn on_change(&self, listener: impl Fn() + Send + Sync + 'static) {
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(listener));
     }
 
     /// The last refused reload, cleared by the next successful one.
@@ -167,6 +186,15 @@ impl TablesHandle {
                         .unwrap_or_else(|p| p.into_inner()) = Arc::new(tables);
                     self.shared.version.fetch_add(1, Ordering::AcqRel);
                     tracing::info!(%old, %new, "tables reloaded");
+                    for listener in self
+                        .shared
+                        .listeners
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                    {
+                        listener();
+                    }
                 } else {
                     tracing::debug!(hash = %new, "tables reloaded without changes");
                 }

@@ -73,3 +73,36 @@ fn an_explicit_reload_reports_and_unchanged_content_is_not_a_new_version() {
     assert_eq!(handle.current().hash(), hash);
     assert_eq!(handle.last_error().unwrap().report, report);
 }
+
+#[test]
+fn listeners_hear_of_each_swap_and_of_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    write_game(dir.path(), |_, _| {});
+    let handle = TablesHandle::load(dir.path(), LoadOptions::default()).unwrap();
+    let heard = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen_version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let (heard, seen_version, observed) = (heard.clone(), seen_version.clone(), handle.clone());
+        handle.on_change(move || {
+            heard.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            seen_version.store(observed.version(), std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    let heard = || heard.load(std::sync::atomic::Ordering::SeqCst);
+
+    handle.reload().unwrap();
+    assert_eq!(heard(), 0, "the same content is no change");
+
+    write_game(dir.path(), |_, sheets| set(sheets, "npcs", 2, "hp", "lots"));
+    handle.reload().unwrap_err();
+    assert_eq!(heard(), 0, "a refused reload is no change");
+
+    write_game(dir.path(), |_, sheets| set(sheets, "npcs", 2, "hp", 450i64));
+    handle.reload().unwrap();
+    assert_eq!(heard(), 1);
+    assert_eq!(
+        seen_version.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the listener runs once the new version is readable"
+    );
+}
