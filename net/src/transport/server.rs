@@ -32,6 +32,19 @@ use super::{
 /// keep-alive and renet's 300 ms resend times.
 const WALK_EVERY: Duration = Duration::from_millis(50);
 
+/// A client sent a datagram this recently needs no keep-alive yet
+/// (netcode sends one after 250 ms of nothing).
+const SENT_LATELY: Duration = Duration::from_millis(150);
+
+/// A client heard from this recently is far from netcode's timeout
+/// (15 s in our tokens).
+const HEARD_LATELY: Duration = Duration::from_secs(1);
+
+/// Every this many walks, every connection is walked, however busy: a
+/// mistake in the clocks above can delay a keep-alive or a timeout by at
+/// most this many walks.
+const FULL_WALK_EVERY: u32 = 20;
+
 /// Unreliable messages kept for a client between flushes; the oldest go
 /// first (a newer snapshot or input supersedes them).
 const MAX_QUEUED: usize = 64;
@@ -67,6 +80,25 @@ struct Peer {
     /// per-datagram and per-message checks need no lookup in renet's map
     /// of connections (a cache miss each, at thousands of clients).
     dropped: bool,
+    /// When a datagram last went to it, and when one last came from it
+    /// (clocks read at the start of the flush or read: never later than
+    /// the truth).
+    last_sent: Option<Instant>,
+    last_heard: Option<Instant>,
+}
+
+impl Peer {
+    /// Whether netcode can have nothing to do for this connection at
+    /// `now`: no keep-alive due and no timeout near. renetcode finds a
+    /// client by a linear scan over its slots, so walking every one of a
+    /// socket's thousand clients twenty times a second costs a million
+    /// slot reads a second, nearly all for nothing.
+    fn busy(&self, now: Instant) -> bool {
+        let lately = |at: Option<Instant>, within: Duration| {
+            at.is_some_and(|at| now.saturating_duration_since(at) < within)
+        };
+        lately(self.last_sent, SENT_LATELY) && lately(self.last_heard, HEARD_LATELY)
+    }
 }
 
 /// The parts a received packet touches (apart from netcode, which lends
@@ -77,6 +109,9 @@ struct Io {
     out: SendBatch,
     server: RenetServer,
     peers: HashMap<ClientId, Peer>,
+    /// When the current read started (the time a datagram read in it is
+    /// taken to have come).
+    read_at: Instant,
     /// Clients with packets read since their messages were last taken.
     active: Vec<ClientId>,
     /// Each reliable channel and its memory ([`super::reliable_memory`]).
@@ -130,6 +165,7 @@ impl Io {
         let Some(peer) = self.peers.get_mut(&client).filter(|peer| !peer.dropped) else {
             return;
         };
+        peer.last_heard = Some(self.read_at);
         let entries = match unpack(payload) {
             Ok(entries) => entries,
             Err(error) => {
@@ -187,14 +223,19 @@ fn bounded_push(waiting: &mut Vec<Vec<u8>>, bytes: Vec<u8>) {
     waiting.push(bytes);
 }
 
-/// Encrypts `client`'s payloads into datagrams in `out`.
+/// Encrypts `client`'s payloads into datagrams in `out`; `sent` says
+/// whether any was.
 fn emitter<'a>(
     netcode: &'a mut NetcodeServer,
     out: &'a mut SendBatch,
     client: ClientId,
+    sent: &'a mut bool,
 ) -> impl FnMut(&[u8]) + 'a {
     move |payload| match netcode.generate_payload_packet(client, payload) {
-        Ok((addr, datagram)) => out.push(addr, datagram),
+        Ok((addr, datagram)) => {
+            out.push(addr, datagram);
+            *sent = true;
+        }
         Err(error) => tracing::debug!(client, %error, "cannot encrypt a packet"),
     }
 }
@@ -212,6 +253,9 @@ pub struct ServerSocket {
     packer: Packer,
     last_update: Instant,
     last_walk: Instant,
+    /// Walks so far, and the clients the current one visits.
+    walks: u32,
+    walking: Vec<ClientId>,
     /// Datagrams the last [`ServerSocket::receive`] read.
     last_read: usize,
 }
@@ -255,6 +299,7 @@ impl ServerSocket {
                 out: SendBatch::default(),
                 server: RenetServer::new(channels),
                 peers: HashMap::new(),
+                read_at: now,
                 active: Vec::new(),
                 reliable_memory,
                 answerer: None,
@@ -268,6 +313,8 @@ impl ServerSocket {
             packer: Packer::default(),
             last_update: now,
             last_walk: now,
+            walks: 0,
+            walking: Vec::new(),
             last_read: 0,
         })
     }
@@ -304,15 +351,15 @@ impl ServerSocket {
         self.drops.total()
     }
 
-    /// Connected clients.
+    /// Connected clients (counting those being disconnected).
     pub fn connected(&self) -> usize {
-        self.io.server.connected_clients()
+        self.io.peers.len()
     }
 
     /// Nobody is connected and the last read found nothing (not even a
     /// handshake): the socket can be read less often.
     pub fn idle(&self) -> bool {
-        self.last_read == 0 && self.connected() == 0
+        self.last_read == 0 && self.io.peers.is_empty()
     }
 
     /// Receives what arrived: connection events into `events`, messages
@@ -325,10 +372,11 @@ impl ServerSocket {
         per_client: usize,
     ) -> Result<(), TransportError> {
         let now = Instant::now();
+        self.io.read_at = now;
         self.netcode.update(now - self.last_update);
         self.last_update = now;
         if now >= self.last_walk + WALK_EVERY {
-            self.walk(now - self.last_walk, messages);
+            self.walk(now - self.last_walk, now, messages);
             self.last_walk = now;
         }
         self.last_read = 0;
@@ -441,13 +489,29 @@ impl ServerSocket {
     }
 
     /// Advances every connection's clocks: renet's (resends) and netcode's
-    /// (timeouts, keep-alives), and completes disconnections.
-    fn walk(&mut self, elapsed: Duration, messages: &mut Messages) {
+    /// (timeouts, keep-alives) where it may have something to do (see
+    /// [`Peer::busy`]), and completes disconnections.
+    fn walk(&mut self, elapsed: Duration, now: Instant, messages: &mut Messages) {
         self.io.server.update(elapsed);
-        for client in self.netcode.clients_id() {
+        self.walks = self.walks.wrapping_add(1);
+        let mut walking = std::mem::take(&mut self.walking);
+        walking.clear();
+        if self.walks.is_multiple_of(FULL_WALK_EVERY) {
+            walking.extend(self.netcode.clients_id_iter());
+        } else {
+            walking.extend(
+                self.io
+                    .peers
+                    .iter()
+                    .filter(|(_, peer)| !peer.busy(now))
+                    .map(|(client, _)| *client),
+            );
+        }
+        for &client in &walking {
             let result = self.netcode.update_client(client);
             self.io.handle(result, messages);
         }
+        self.walking = walking;
         for client in self.io.server.disconnections_id() {
             let result = self.netcode.disconnect(client);
             self.io.handle(result, messages);
@@ -559,7 +623,8 @@ impl ServerSocket {
             peer.replies.clear();
             return;
         }
-        let mut emit = emitter(&mut self.netcode, &mut self.io.out, client);
+        let mut sent = false;
+        let mut emit = emitter(&mut self.netcode, &mut self.io.out, client, &mut sent);
         self.packer.flush(
             &mut peer.gate,
             now,
@@ -567,6 +632,10 @@ impl ServerSocket {
             peer.replies.drain(..).chain(peer.queued.drain(..)),
             &mut emit,
         );
+        drop(emit);
+        if sent {
+            peer.last_sent = Some(now);
+        }
     }
 
     /// Builds the datagrams of `client`'s replies alone (sent by
@@ -579,14 +648,15 @@ impl ServerSocket {
             peer.replies.clear();
             return;
         }
-        let mut emit = emitter(&mut self.netcode, &mut self.io.out, client);
-        self.packer.flush(
-            &mut peer.gate,
-            Instant::now(),
-            &[],
-            peer.replies.drain(..),
-            &mut emit,
-        );
+        let now = Instant::now();
+        let mut sent = false;
+        let mut emit = emitter(&mut self.netcode, &mut self.io.out, client, &mut sent);
+        self.packer
+            .flush(&mut peer.gate, now, &[], peer.replies.drain(..), &mut emit);
+        drop(emit);
+        if sent {
+            peer.last_sent = Some(now);
+        }
     }
 }
 
@@ -618,6 +688,55 @@ pub(super) mod tests {
         }
         assert!(client.is_connected());
         (client, connected.expect("a connection event"))
+    }
+
+    /// A connection is left out of the walk only while netcode surely has
+    /// nothing to do for it: something went to it within the keep-alive
+    /// margin and something came from it well within the timeout.
+    #[test]
+    fn only_a_connection_quiet_either_way_is_walked() {
+        let now = Instant::now();
+        let ago = |ms: u64| Some(now - Duration::from_millis(ms));
+        let peer = |sent, heard| Peer {
+            last_sent: sent,
+            last_heard: heard,
+            ..Peer::default()
+        };
+        assert!(peer(ago(100), ago(500)).busy(now));
+        assert!(!peer(None, None).busy(now), "new: owed its keep-alives");
+        assert!(
+            !peer(ago(200), ago(500)).busy(now),
+            "a keep-alive may be due"
+        );
+        assert!(!peer(ago(100), ago(1_500)).busy(now), "quiet: may time out");
+        assert!(!peer(None, ago(10)).busy(now));
+        assert!(!peer(ago(10), None).busy(now));
+    }
+
+    /// Over real UDP: a flush that sends to a client, and a read that hears
+    /// from it, are what marks it busy; a client nothing went to is walked.
+    #[test]
+    fn sends_and_reads_mark_a_connection_busy() {
+        let keys = NetcodeKeys::random(7);
+        let mut server =
+            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
+        let (mut client, connected) = connect(&mut server, &keys);
+        let (mut events, mut messages) = (Vec::new(), Vec::new());
+        client.send(UNRELIABLE, b"move".to_vec());
+        client.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while messages.is_empty() && Instant::now() < deadline {
+            server.receive(&mut events, &mut messages, 64).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let peer = &server.io.peers[&connected];
+        assert!(peer.last_heard.is_some(), "heard");
+        assert!(!peer.busy(Instant::now()), "nothing sent since connecting");
+
+        server.send(connected, UNRELIABLE, b"snapshot".to_vec());
+        server.flush_client(connected);
+        server.transmit();
+        assert!(server.io.peers[&connected].busy(Instant::now()));
     }
 
     /// A socket with nobody connected is idle (read less often) until a
