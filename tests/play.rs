@@ -444,8 +444,10 @@ fn progress_loaded_at_login_waits_for_a_connected_player_but_not_for_one_who_nev
     let node = start(&[
         "--tables",
         dir.path().to_str().unwrap(),
+        // Token timestamps are whole seconds, so a 1 s token can expire
+        // on the node a moment after it is issued: 2 s leaves at least one.
         "--connect-token-secs",
-        "1",
+        "2",
     ]);
     let mut first = join(&node, "lingering", "cleric");
     walk_and_settle(&mut first, (1, 0), 40);
@@ -456,7 +458,7 @@ fn progress_loaded_at_login_waits_for_a_connected_player_but_not_for_one_who_nev
     wait_ready(&node, "the first connection to go", |r| r["clients"] == 0);
 
     // A login whose client never connects: its progress is loaded, then
-    // forgotten once the token (1 s) cannot bring anyone any more.
+    // forgotten once the token (2 s) cannot bring anyone any more.
     login(&node.http, "lingering").unwrap();
     assert_eq!(ready(&node)["joins_waiting"], 1);
     wait_ready(&node, "the unused progress to go", |r| {
@@ -467,7 +469,7 @@ fn progress_loaded_at_login_waits_for_a_connected_player_but_not_for_one_who_nev
     // long: without it their join would start them afresh.
     let again = login(&node.http, "lingering").unwrap();
     let mut slow = Session::connect(&again, WAIT).unwrap();
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(6));
     slow.pump().unwrap();
     assert_eq!(ready(&node)["joins_waiting"], 1);
     slow.send(Body::Join(proto::JoinWorld {
