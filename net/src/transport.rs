@@ -18,6 +18,7 @@ mod client;
 pub mod packing;
 mod poll;
 mod server;
+mod shards;
 mod worker;
 
 pub use buffers::{BufferSizes, Dropped, MAX_BUFFER_BYTES};

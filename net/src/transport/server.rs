@@ -1,4 +1,5 @@
-//! One netcode server on one UDP socket, with renet's channels inside.
+//! A netcode server on one UDP socket (split into shards, [`super::shards`]),
+//! with renet's channels inside.
 //!
 //! renetcode is driven directly (not through renet_netcode's transport) so
 //! that datagrams are built per client: renet's packets and small
@@ -14,6 +15,7 @@ use std::{
 use renet::{ConnectionConfig, RenetServer, ServerEvent};
 use renet_netcode::{ServerAuthentication, ServerConfig};
 use renetcode::{NetcodeServer, ServerResult};
+
 use tessera_sim::PlayerId;
 
 use super::{
@@ -22,7 +24,9 @@ use super::{
     batch::{RecvBatch, SendBatch},
     buffers::{self, BufferSizes, DropTracker, Dropped},
     packing::{AckGate, Entry, MAX_DIRECT, Packer, unpack},
-    player_of, unix_now,
+    player_of,
+    shards::{Admission, Refusal, Shard, Shards},
+    unix_now,
 };
 
 /// How often every connection is walked (netcode timeouts and
@@ -85,6 +89,8 @@ struct Peer {
     /// the truth).
     last_sent: Option<Instant>,
     last_heard: Option<Instant>,
+    /// The netcode server it is connected through.
+    shard: Shard,
 }
 
 impl Peer {
@@ -109,6 +115,8 @@ struct Io {
     out: SendBatch,
     server: RenetServer,
     peers: HashMap<ClientId, Peer>,
+    /// The socket's checks on new connections, across its shards.
+    admission: Admission,
     /// When the current read started (the time a datagram read in it is
     /// taken to have come).
     read_at: Instant,
@@ -127,9 +135,16 @@ impl Io {
         self.out.push(addr, payload);
     }
 
-    /// Does what a netcode result asks for: replies, payloads for renet or
-    /// the application, connections and disconnections.
-    fn handle(&mut self, result: ServerResult<'_, '_>, messages: &mut Messages) {
+    /// Does what a netcode result of `shard` asks for: replies, payloads
+    /// for renet or the application, connections and disconnections. A
+    /// connection the socket refuses is returned, for the caller to
+    /// disconnect in its shard.
+    fn handle(
+        &mut self,
+        result: ServerResult<'_, '_>,
+        shard: Shard,
+        messages: &mut Messages,
+    ) -> Option<(ClientId, Refusal)> {
         match result {
             ServerResult::None => {}
             ServerResult::PacketToSend { payload, addr } => self.send(payload, addr),
@@ -142,8 +157,21 @@ impl Io {
                 payload,
                 ..
             } => {
+                let already = self.peers.contains_key(&client_id);
+                if let Err(refusal) =
+                    self.admission
+                        .admit(client_id, addr, self.peers.len(), already)
+                {
+                    return Some((client_id, refusal));
+                }
                 self.server.add_connection(client_id);
-                self.peers.insert(client_id, Peer::default());
+                self.peers.insert(
+                    client_id,
+                    Peer {
+                        shard,
+                        ..Peer::default()
+                    },
+                );
                 self.send(payload, addr);
             }
             ServerResult::ClientDisconnected {
@@ -158,6 +186,7 @@ impl Io {
                 }
             }
         }
+        None
     }
 
     fn payload(&mut self, client: ClientId, payload: &[u8], messages: &mut Messages) {
@@ -223,6 +252,20 @@ fn bounded_push(waiting: &mut Vec<Vec<u8>>, bytes: Vec<u8>) {
     waiting.push(bytes);
 }
 
+/// Disconnects a connection the socket refused in the shard that accepted
+/// it; it was never a peer, so only its goodbye goes out.
+fn refuse(netcode: &mut Shards, io: &mut Io, shard: Shard, client: ClientId, why: Refusal) {
+    tracing::debug!(client, ?why, "connection refused");
+    if let ServerResult::ClientDisconnected {
+        addr,
+        payload: Some(payload),
+        ..
+    } = netcode.server(shard).disconnect(client)
+    {
+        io.send(payload, addr);
+    }
+}
+
 /// Encrypts `client`'s payloads into datagrams in `out`; `sent` says
 /// whether any was.
 fn emitter<'a>(
@@ -240,9 +283,9 @@ fn emitter<'a>(
     }
 }
 
-/// One netcode server on one UDP socket.
+/// A netcode server on one UDP socket.
 pub struct ServerSocket {
-    netcode: NetcodeServer,
+    netcode: Shards,
     io: Io,
     bound: SocketAddr,
     incoming: RecvBatch,
@@ -255,7 +298,7 @@ pub struct ServerSocket {
     last_walk: Instant,
     /// Walks so far, and the clients the current one visits.
     walks: u32,
-    walking: Vec<ClientId>,
+    walking: Vec<(Shard, ClientId)>,
     /// Datagrams the last [`ServerSocket::receive`] read.
     last_read: usize,
 }
@@ -275,9 +318,10 @@ impl ServerSocket {
         let socket = UdpSocket::bind(addr)?;
         let bound = socket.local_addr()?;
         let local = public_ip.map_or(bound, |ip| SocketAddr::new(ip, bound.port()));
-        let config = ServerConfig {
+        let max_clients = max_clients.clamp(1, MAX_CLIENTS_PER_SOCKET);
+        let config = |capacity| ServerConfig {
             current_time: unix_now(),
-            max_clients: max_clients.clamp(1, MAX_CLIENTS_PER_SOCKET),
+            max_clients: capacity,
             protocol_id: keys.protocol_id,
             public_addresses: vec![local],
             authentication: ServerAuthentication::Secure {
@@ -293,12 +337,13 @@ impl ServerSocket {
         let channels = ConnectionConfig::default();
         let reliable_memory = super::reliable_memory(&channels.server_channels_config);
         Ok(Self {
-            netcode: NetcodeServer::new(config),
+            netcode: Shards::new(max_clients, config),
             io: Io {
                 socket,
                 out: SendBatch::default(),
                 server: RenetServer::new(channels),
                 peers: HashMap::new(),
+                admission: Admission::new(max_clients),
                 read_at: now,
                 active: Vec::new(),
                 reliable_memory,
@@ -392,8 +437,10 @@ impl ServerSocket {
             self.last_read += read;
             for index in 0..read {
                 if let Some((addr, datagram)) = self.incoming.get(index) {
-                    let result = self.netcode.process_packet(addr, datagram);
-                    self.io.handle(result, messages);
+                    let (shard, result) = self.netcode.process_packet(addr, datagram);
+                    if let Some((client, why)) = self.io.handle(result, shard, messages) {
+                        refuse(&mut self.netcode, &mut self.io, shard, client, why);
+                    }
                 }
             }
             if let Some(counter) = self.incoming.drops() {
@@ -407,8 +454,10 @@ impl ServerSocket {
         while let Some(event) = self.io.server.get_event() {
             match event {
                 ServerEvent::ClientConnected { client_id } => {
+                    let shard = self.io.peers.get(&client_id).map_or(0, |peer| peer.shard);
                     let player = self
                         .netcode
+                        .server(shard)
                         .user_data(client_id)
                         .map(|d| player_of(&d))
                         .unwrap_or(PlayerId(0));
@@ -497,24 +546,28 @@ impl ServerSocket {
         let mut walking = std::mem::take(&mut self.walking);
         walking.clear();
         if self.walks.is_multiple_of(FULL_WALK_EVERY) {
-            walking.extend(self.netcode.clients_id_iter());
+            walking.extend(self.netcode.clients());
         } else {
             walking.extend(
                 self.io
                     .peers
                     .iter()
                     .filter(|(_, peer)| !peer.busy(now))
-                    .map(|(client, _)| *client),
+                    .map(|(client, peer)| (peer.shard, *client)),
             );
         }
-        for &client in &walking {
-            let result = self.netcode.update_client(client);
-            self.io.handle(result, messages);
+        for &(shard, client) in &walking {
+            let result = self.netcode.server(shard).update_client(client);
+            self.io.handle(result, shard, messages);
         }
         self.walking = walking;
         for client in self.io.server.disconnections_id() {
-            let result = self.netcode.disconnect(client);
-            self.io.handle(result, messages);
+            // renet knows only peers; one gone already has nothing left.
+            let Some(shard) = self.io.peers.get(&client).map(|peer| peer.shard) else {
+                continue;
+            };
+            let result = self.netcode.server(shard).disconnect(client);
+            self.io.handle(result, shard, messages);
         }
     }
 
@@ -553,9 +606,9 @@ impl ServerSocket {
     /// Disconnects everyone at once (shutdown).
     pub fn disconnect_all(&mut self) {
         let mut ignored = Vec::new();
-        for client in self.netcode.clients_id() {
-            let result = self.netcode.disconnect(client);
-            self.io.handle(result, &mut ignored);
+        for (shard, client) in self.netcode.clients() {
+            let result = self.netcode.server(shard).disconnect(client);
+            self.io.handle(result, shard, &mut ignored);
         }
         self.transmit();
     }
@@ -624,7 +677,12 @@ impl ServerSocket {
             return;
         }
         let mut sent = false;
-        let mut emit = emitter(&mut self.netcode, &mut self.io.out, client, &mut sent);
+        let mut emit = emitter(
+            self.netcode.server(peer.shard),
+            &mut self.io.out,
+            client,
+            &mut sent,
+        );
         self.packer.flush(
             &mut peer.gate,
             now,
@@ -650,7 +708,12 @@ impl ServerSocket {
         }
         let now = Instant::now();
         let mut sent = false;
-        let mut emit = emitter(&mut self.netcode, &mut self.io.out, client, &mut sent);
+        let mut emit = emitter(
+            self.netcode.server(peer.shard),
+            &mut self.io.out,
+            client,
+            &mut sent,
+        );
         self.packer
             .flush(&mut peer.gate, now, &[], peer.replies.drain(..), &mut emit);
         drop(emit);
@@ -661,211 +724,4 @@ impl ServerSocket {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-pub(super) mod tests {
-    use super::*;
-
-    /// A client connected to `server` over loopback, and its id there.
-    pub(in crate::transport) fn connect(
-        server: &mut ServerSocket,
-        keys: &NetcodeKeys,
-    ) -> (super::super::ClientSocket, ClientId) {
-        let token = keys
-            .connect_token(1, PlayerId(9), server.local_addr(), 30)
-            .unwrap();
-        let mut client = super::super::ClientSocket::connect(&token).unwrap();
-        let (mut events, mut messages) = (Vec::new(), Vec::new());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut connected = None;
-        while (connected.is_none() || !client.is_connected()) && Instant::now() < deadline {
-            client.update().unwrap();
-            client.flush().unwrap();
-            server.receive(&mut events, &mut messages, 64).unwrap();
-            connected = connected.or(events.iter().find_map(|event| match event {
-                TransportEvent::Connected { client, .. } => Some(*client),
-                _ => None,
-            }));
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(client.is_connected());
-        (client, connected.expect("a connection event"))
-    }
-
-    /// A connection is left out of the walk only while netcode surely has
-    /// nothing to do for it: something went to it within the keep-alive
-    /// margin and something came from it well within the timeout.
-    #[test]
-    fn only_a_connection_quiet_either_way_is_walked() {
-        let now = Instant::now();
-        let ago = |ms: u64| Some(now - Duration::from_millis(ms));
-        let peer = |sent, heard| Peer {
-            last_sent: sent,
-            last_heard: heard,
-            ..Peer::default()
-        };
-        assert!(peer(ago(100), ago(500)).busy(now));
-        assert!(!peer(None, None).busy(now), "new: owed its keep-alives");
-        assert!(
-            !peer(ago(200), ago(500)).busy(now),
-            "a keep-alive may be due"
-        );
-        assert!(!peer(ago(100), ago(1_500)).busy(now), "quiet: may time out");
-        assert!(!peer(None, ago(10)).busy(now));
-        assert!(!peer(ago(10), None).busy(now));
-    }
-
-    /// Over real UDP: a flush that sends to a client, and a read that hears
-    /// from it, are what marks it busy; a client nothing went to is walked.
-    #[test]
-    fn sends_and_reads_mark_a_connection_busy() {
-        let keys = NetcodeKeys::random(7);
-        let mut server =
-            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
-        let (mut client, connected) = connect(&mut server, &keys);
-        let (mut events, mut messages) = (Vec::new(), Vec::new());
-        client.send(UNRELIABLE, b"move".to_vec());
-        client.flush().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while messages.is_empty() && Instant::now() < deadline {
-            server.receive(&mut events, &mut messages, 64).unwrap();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let peer = &server.io.peers[&connected];
-        assert!(peer.last_heard.is_some(), "heard");
-        assert!(!peer.busy(Instant::now()), "nothing sent since connecting");
-
-        server.send(connected, UNRELIABLE, b"snapshot".to_vec());
-        server.flush_client(connected);
-        server.transmit();
-        assert!(server.io.peers[&connected].busy(Instant::now()));
-    }
-
-    /// A socket with nobody connected is idle (read less often) until a
-    /// datagram comes, and again once a read finds nothing.
-    #[test]
-    fn a_socket_is_idle_until_a_datagram_comes() {
-        let keys = NetcodeKeys::random(7);
-        let mut server =
-            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
-        let (mut events, mut messages) = (Vec::new(), Vec::new());
-        assert!(server.idle(), "new");
-        server.receive(&mut events, &mut messages, 64).unwrap();
-        assert!(server.idle(), "nothing came");
-        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sender.send_to(&[0xee; 40], server.bound_addr()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while server.idle() && Instant::now() < deadline {
-            server.receive(&mut events, &mut messages, 64).unwrap();
-        }
-        assert!(!server.idle(), "a datagram (a handshake, say) was read");
-        server.receive(&mut events, &mut messages, 64).unwrap();
-        assert!(server.idle(), "and nothing since");
-    }
-
-    /// Over real UDP: what the answerer answers goes back from the read
-    /// that found it, with nobody flushing, and is counted as an event,
-    /// not passed on; everything else is passed on as before. The read
-    /// sends the answer alone: what the net loop queued for the client
-    /// waits for its flush. Once the client is not to be answered, its
-    /// pings are passed on like the rest.
-    #[test]
-    fn a_socket_answers_what_its_answerer_answers_in_the_same_read() {
-        let keys = NetcodeKeys::random(7);
-        let mut server =
-            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
-        server.answer_with(|bytes| {
-            bytes
-                .starts_with(b"ping")
-                .then(|| [b"pong", &bytes[4..]].concat())
-        });
-        let (mut client, connected) = connect(&mut server, &keys);
-        let (mut events, mut messages) = (Vec::new(), Vec::new());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        // Half a tick's sends, not flushed yet.
-        server.send(connected, UNRELIABLE, b"snapshot".to_vec());
-        client.send(UNRELIABLE, b"ping-42".to_vec());
-        client.send(UNRELIABLE, b"move".to_vec());
-        client.flush().unwrap();
-        let mut pong = None;
-        while pong.is_none() && Instant::now() < deadline {
-            server.receive(&mut events, &mut messages, 64).unwrap();
-            client.update().unwrap();
-            pong = client.receive(UNRELIABLE);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(pong.as_deref(), Some(&b"pong-42"[..]));
-        assert_eq!(client.receive(UNRELIABLE), None, "the snapshot waits");
-        server.flush_client(connected);
-        server.transmit();
-        let mut snapshot = None;
-        while snapshot.is_none() && Instant::now() < deadline {
-            client.update().unwrap();
-            snapshot = client.receive(UNRELIABLE);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(snapshot.as_deref(), Some(&b"snapshot"[..]));
-        assert_eq!(
-            events,
-            vec![TransportEvent::Answered {
-                client: connected,
-                bytes: 7
-            }]
-        );
-        let passed: Vec<_> = messages
-            .iter()
-            .filter(|(_, channel, _)| *channel == UNRELIABLE)
-            .map(|(client, _, bytes)| (*client, bytes.to_vec()))
-            .collect();
-        assert_eq!(passed, vec![(connected, b"move".to_vec())]);
-
-        server.stop_answering(connected);
-        events.clear();
-        messages.clear();
-        client.send(UNRELIABLE, b"ping-43".to_vec());
-        client.flush().unwrap();
-        while messages.is_empty() && Instant::now() < deadline {
-            server.receive(&mut events, &mut messages, 64).unwrap();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let passed: Vec<_> = messages
-            .iter()
-            .map(|(_, _, bytes)| bytes.to_vec())
-            .collect();
-        assert_eq!(passed, vec![b"ping-43".to_vec()]);
-        assert!(events.is_empty(), "{events:?}");
-    }
-
-    /// Over real UDP: datagrams the kernel drops while the socket's buffer
-    /// is full are counted once a later datagram is read.
-    #[test]
-    fn the_datagrams_the_kernel_dropped_are_counted() {
-        let keys = NetcodeKeys::random(7);
-        let mut server =
-            ServerSocket::bind("127.0.0.1:0".parse().unwrap(), None, &keys, 4).unwrap();
-        let dropped = server.dropped();
-        let tiny = BufferSizes {
-            receive: 4096,
-            send: 4096,
-        };
-        assert!(server.resize_buffers(tiny).unwrap().receive <= 8192);
-        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sent = 500;
-        // Not netcode: the server reads them and ignores them.
-        for _ in 0..sent {
-            sender.send_to(&[0xee; 200], server.bound_addr()).unwrap();
-        }
-        let (mut events, mut messages) = (Vec::new(), Vec::new());
-        server.receive(&mut events, &mut messages, 64).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while dropped.get() == 0 && Instant::now() < deadline {
-            sender.send_to(&[0xee; 200], server.bound_addr()).unwrap();
-            server.receive(&mut events, &mut messages, 64).unwrap();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(
-            dropped.get() > 0 && dropped.get() < sent,
-            "{} dropped",
-            dropped.get()
-        );
-        assert!(events.is_empty() && messages.is_empty());
-    }
-}
+pub(super) mod tests;
