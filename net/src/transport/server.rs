@@ -266,6 +266,24 @@ fn refuse(netcode: &mut Shards, io: &mut Io, shard: Shard, client: ClientId, why
     }
 }
 
+/// Packs a client's renet packets and messages into datagrams, encrypted
+/// in its shard, into the send batch; notes when something went.
+fn pack(
+    (netcode, out, packer): (&mut Shards, &mut SendBatch, &mut Packer),
+    (client, shard, gate, last_sent): (ClientId, Shard, &mut AckGate, &mut Option<Instant>),
+    now: Instant,
+    packets: &[Vec<u8>],
+    messages: impl IntoIterator<Item = Vec<u8>>,
+) {
+    let mut sent = false;
+    let mut emit = emitter(netcode.server(shard), out, client, &mut sent);
+    packer.flush(gate, now, packets, messages, &mut emit);
+    drop(emit);
+    if sent {
+        *last_sent = Some(now);
+    }
+}
+
 /// Encrypts `client`'s payloads into datagrams in `out`; `sent` says
 /// whether any was.
 fn emitter<'a>(
@@ -676,24 +694,13 @@ impl ServerSocket {
             peer.replies.clear();
             return;
         }
-        let mut sent = false;
-        let mut emit = emitter(
-            self.netcode.server(peer.shard),
-            &mut self.io.out,
-            client,
-            &mut sent,
-        );
-        self.packer.flush(
-            &mut peer.gate,
+        pack(
+            (&mut self.netcode, &mut self.io.out, &mut self.packer),
+            (client, peer.shard, &mut peer.gate, &mut peer.last_sent),
             now,
             &packets,
             peer.replies.drain(..).chain(peer.queued.drain(..)),
-            &mut emit,
         );
-        drop(emit);
-        if sent {
-            peer.last_sent = Some(now);
-        }
     }
 
     /// Builds the datagrams of `client`'s replies alone (sent by
@@ -706,20 +713,13 @@ impl ServerSocket {
             peer.replies.clear();
             return;
         }
-        let now = Instant::now();
-        let mut sent = false;
-        let mut emit = emitter(
-            self.netcode.server(peer.shard),
-            &mut self.io.out,
-            client,
-            &mut sent,
+        pack(
+            (&mut self.netcode, &mut self.io.out, &mut self.packer),
+            (client, peer.shard, &mut peer.gate, &mut peer.last_sent),
+            Instant::now(),
+            &[],
+            peer.replies.drain(..),
         );
-        self.packer
-            .flush(&mut peer.gate, now, &[], peer.replies.drain(..), &mut emit);
-        drop(emit);
-        if sent {
-            peer.last_sent = Some(now);
-        }
     }
 }
 
